@@ -1,0 +1,77 @@
+"""The embedded broker: one process, no Redis, state in memory."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+from gateway.broker.base import Broker, Envelope, Step, encode_event, parse_event_id
+from gateway.config import Settings
+from gateway.model import CallState
+
+
+class MemoryBroker(Broker):
+    """Everything in dictionaries; atomic because nothing awaits mid-update."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings.history_size, settings.stream_buffer)
+        self._ttl = settings.call_ttl_seconds
+        # Ids carry the process's start time, so a browser resuming with an
+        # id from before a restart is seen to have a gap, not a match.
+        self._epoch = int(time.time() * 1000)
+        # One counter for the process, not one per user: ids then order the
+        # same way whichever user's history they come from.
+        self._seq = 0
+        self._trimmed: dict[str, tuple[int, int]] = {}
+        self._history: dict[str, deque[Envelope]] = {}
+        self._calls: dict[tuple[str, str], tuple[CallState, float]] = {}
+        self._next_sweep = 0.0
+
+    async def ping(self) -> bool:
+        return True
+
+    async def transact(self, user_id: str, call_key: str, step: Step) -> list[Envelope]:
+        now = time.monotonic()
+        self._sweep(now)
+        key = (user_id, call_key)
+        held = self._calls.get(key)
+        state, events = step(held[0] if held else None)
+        if state is not None:
+            self._calls[key] = (state, now + self._ttl)
+        if not events:
+            return []
+        assert state is not None
+        history = self._history.setdefault(user_id, deque(maxlen=self.history_size))
+        out: list[Envelope] = []
+        for event in events:
+            self._seq += 1
+            envelope = Envelope(f"{self._epoch}-{self._seq}", encode_event(state, event))
+            if len(history) == history.maxlen:
+                self._trimmed[user_id] = parse_event_id(history[0].id) or (0, 0)
+            history.append(envelope)
+            self._deliver(user_id, envelope)
+            out.append(envelope)
+        return out
+
+    async def get_call(self, user_id: str, call_key: str) -> CallState | None:
+        held = self._calls.get((user_id, call_key))
+        if held is None or held[1] < time.monotonic():
+            return None
+        return held[0]
+
+    async def _replay(self, user_id: str, after: tuple[int, int]) -> tuple[list[Envelope], bool]:
+        history = list(self._history.get(user_id, ()))
+        if after[0] != self._epoch or after[1] > self._seq:
+            # From before a restart, or from no history of ours at all.
+            return history, True
+        newer = [e for e in history if (parse_event_id(e.id) or (0, 0)) > after]
+        trimmed = self._trimmed.get(user_id)
+        return newer, trimmed is not None and trimmed > after
+
+    def _sweep(self, now: float) -> None:
+        # Expired calls are dropped at most once a minute, in one pass.
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + 60
+        for key in [k for k, (_, expires) in self._calls.items() if expires < now]:
+            del self._calls[key]

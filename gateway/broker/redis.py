@@ -1,0 +1,264 @@
+"""The Redis broker: state, history and fan-out shared by many instances.
+
+- A call's state is a string key, advanced by compare-and-set in a Lua
+  script that also appends the emitted events to the user's stream (the
+  history) and publishes them, so state and events change together or not
+  at all.
+- History is a Redis stream per user, trimmed to about ``history_size``;
+  its ids are the SSE event ids.
+- Live fan-out uses ONE pub/sub connection per process, subscribed to the
+  channel of each user that has a stream open here. A connection per
+  stream would exhaust Redis and the process at a few thousand streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
+
+from gateway.broker.base import (
+    Broker,
+    BrokerUnavailable,
+    Conflict,
+    Envelope,
+    Step,
+    encode_event,
+    parse_event_id,
+)
+from gateway.config import Settings
+from gateway.model import CallState
+
+log = logging.getLogger("gateway.broker.redis")
+
+# KEYS: state, history. ARGV: expected state ("" = none), new state ("" =
+# unchanged), ttl, history length, channel, event JSON...
+_ADVANCE = """
+local current = redis.call('GET', KEYS[1])
+if current == false then current = '' end
+if current ~= ARGV[1] then return {'conflict'} end
+if ARGV[2] ~= '' then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) end
+local out = {'ok'}
+for i = 6, #ARGV do
+  local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'd', ARGV[i])
+  redis.call('PUBLISH', ARGV[5], id .. ' ' .. ARGV[i])
+  out[#out + 1] = id
+end
+if #out > 1 then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
+return out
+"""
+
+_MAX_RETRIES = 20
+
+
+class RedisBroker(Broker):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings.history_size, settings.stream_buffer)
+        assert settings.redis_url
+        self._url = settings.redis_url
+        self._prefix = settings.key_prefix
+        self._ttl = settings.call_ttl_seconds
+        self._redis: aioredis.Redis = aioredis.Redis.from_url(
+            self._url, decode_responses=True, socket_connect_timeout=2, socket_timeout=5
+        )
+        self._advance = self._redis.register_script(_ADVANCE)
+        self._pubsub: PubSub | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._confirmed: dict[str, asyncio.Future[None]] = {}
+        self._sub_lock = asyncio.Lock()
+        self._healthy = False
+        self._stopping = False
+
+    # -- keys --------------------------------------------------------------
+    # The user id in braces is a cluster hash tag: a user's keys share a slot.
+    def _state_key(self, user_id: str, call_key: str) -> str:
+        return f"{self._prefix}:{{{user_id}}}:call:{call_key}"
+
+    def _history_key(self, user_id: str) -> str:
+        return f"{self._prefix}:{{{user_id}}}:history"
+
+    def _channel(self, user_id: str) -> str:
+        return f"{self._prefix}:live:{user_id}"
+
+    # -- lifecycle ---------------------------------------------------------
+    async def start(self) -> None:
+        self._stopping = False
+        self._listener = asyncio.create_task(self._listen_forever(), name="redis-pubsub")
+
+    async def close(self) -> None:
+        self._stopping = True
+        await super().close()
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        if self._pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self._redis.aclose()
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping()) and self._healthy
+        except (RedisError, OSError):
+            return False
+
+    # -- state -------------------------------------------------------------
+    async def transact(self, user_id: str, call_key: str, step: Step) -> list[Envelope]:
+        state_key = self._state_key(user_id, call_key)
+        try:
+            for _ in range(_MAX_RETRIES):
+                raw = await self._redis.get(state_key)
+                current = None if raw is None else CallState.from_dict(json.loads(raw))
+                new, events = step(current)
+                new_raw = "" if new is None else json.dumps(new.to_dict(), separators=(",", ":"))
+                if new_raw == (raw or "") and not events:
+                    return []
+                payloads = [encode_event(new, e) for e in events] if new is not None else []
+                result: list[str] = await self._advance(
+                    keys=[state_key, self._history_key(user_id)],
+                    args=[
+                        raw or "",
+                        new_raw,
+                        self._ttl,
+                        self.history_size,
+                        self._channel(user_id),
+                        *payloads,
+                    ],
+                )
+                if result[0] == "ok":
+                    return [Envelope(i, p) for i, p in zip(result[1:], payloads, strict=True)]
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(f"redis: {exc}") from exc
+        raise Conflict(f"call {call_key} kept changing; gave up after {_MAX_RETRIES} tries")
+
+    async def get_call(self, user_id: str, call_key: str) -> CallState | None:
+        try:
+            raw = await self._redis.get(self._state_key(user_id, call_key))
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(f"redis: {exc}") from exc
+        return None if raw is None else CallState.from_dict(json.loads(raw))
+
+    # -- history -----------------------------------------------------------
+    async def _replay(self, user_id: str, after: tuple[int, int]) -> tuple[list[Envelope], bool]:
+        start = f"{after[0]}-{after[1]}"
+        try:
+            # Inclusive of ``after``: if that entry is still there, nothing
+            # between it and now can have been trimmed.
+            found = await self._redis.xrange(self._history_key(user_id), min=start, max="+")
+            rows = [(str(i), dict(f or {})) for i, f in found or []]
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(f"redis: {exc}") from exc
+        gap = not rows or rows[0][0] != start
+        if gap and not rows:
+            # Nothing newer and the entry itself is gone: a gap only if
+            # anything was ever trimmed (or Redis lost its data).
+            gap = await self._lost_since(user_id, after)
+        envelopes = [Envelope(i, str(fields["d"])) for i, fields in rows if i != start]
+        return envelopes, gap
+
+    async def _lost_since(self, user_id: str, after: tuple[int, int]) -> bool:
+        try:
+            info: dict[str, Any] = await self._redis.xinfo_stream(self._history_key(user_id))
+        except (RedisError, OSError):
+            return True
+        last = parse_event_id(str(info.get("last-generated-id", "")))
+        return last is None or last != after
+
+    # -- live fan-out --------------------------------------------------------
+    async def _listen(self, user_id: str, first: bool) -> None:
+        channel = self._channel(user_id)
+        # SUBSCRIBE and UNSUBSCRIBE go out one at a time, in the order they
+        # are decided, so Redis never ends up unsubscribed from a channel a
+        # stream here still needs.
+        async with self._sub_lock:
+            pending = self._confirmed.get(channel)
+            if pending is None:
+                if self._pubsub is None or not self._healthy:
+                    raise BrokerUnavailable("redis pub/sub is not connected")
+                pending = asyncio.get_running_loop().create_future()
+                self._confirmed[channel] = pending
+                try:
+                    await self._pubsub.subscribe(channel)
+                except (RedisError, OSError) as exc:
+                    self._confirmed.pop(channel, None)
+                    raise BrokerUnavailable(f"redis: {exc}") from exc
+        # Replay must not start before live delivery is on, or events
+        # published in between would be in neither.
+        try:
+            await asyncio.wait_for(asyncio.shield(pending), 5)
+        except TimeoutError as exc:
+            raise BrokerUnavailable("redis did not confirm the subscription") from exc
+
+    def _unlisten(self, user_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._drop_channel(user_id))
+        task.add_done_callback(_ignore_result)
+
+    async def _drop_channel(self, user_id: str) -> None:
+        async with self._sub_lock:
+            if user_id in self._local:
+                return
+            channel = self._channel(user_id)
+            self._confirmed.pop(channel, None)
+            if self._pubsub is not None and self._healthy:
+                await self._pubsub.unsubscribe(channel)
+
+    async def _listen_forever(self) -> None:
+        delay = 0.1
+        live_prefix = f"{self._prefix}:live:"
+        while not self._stopping:
+            pubsub = self._redis.pubsub()
+            try:
+                # A control channel opens the connection before any stream
+                # needs it.
+                await pubsub.subscribe(f"{self._prefix}:control")
+                self._pubsub = pubsub
+                self._healthy = True
+                delay = 0.1
+                log.info("redis pub/sub connected")
+                while True:
+                    message = await pubsub.get_message(timeout=30)
+                    if message is None:
+                        await pubsub.ping()
+                        continue
+                    kind = message["type"]
+                    channel = message["channel"]
+                    if kind == "message" and channel.startswith(live_prefix):
+                        event_id, _, data = message["data"].partition(" ")
+                        self._deliver(channel[len(live_prefix) :], Envelope(event_id, data))
+                    elif kind == "subscribe":
+                        future = self._confirmed.get(channel)
+                        if future is not None and not future.done():
+                            future.set_result(None)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                if self._stopping:
+                    return
+                log.warning("redis pub/sub lost (%s); streams here will resume from history", exc)
+            self._healthy = False
+            self._pubsub = None
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            # Live events sent while the connection was down are lost to
+            # this process; its streams are closed so that their clients
+            # reconnect and replay them from history.
+            for future in self._confirmed.values():
+                if not future.done():
+                    future.set_exception(BrokerUnavailable("redis pub/sub lost"))
+                    future.exception()
+            self._confirmed.clear()
+            self.close_streams("broker-reconnect")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _ignore_result(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("unsubscribe failed: %s", task.exception())

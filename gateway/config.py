@@ -1,0 +1,204 @@
+"""Settings from the environment (``GATEWAY_*``) and an optional TOML file.
+
+Everything is validated at start-up, and every problem is reported at once
+with the variable's name, so a misconfigured deployment fails loudly before
+it accepts a single connection.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_FRAME_ANCESTORS = (
+    "https://app.hubspot.com",
+    "https://app-eu1.hubspot.com",
+    "https://app-na2.hubspot.com",
+    "https://app.hubspotqa.com",
+)
+
+
+class ConfigError(ValueError):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    redis_url: str | None = None
+    users_file: Path = Path("var/users.json")
+    secret: str = ""
+    ingest_secret: str = ""
+    public_url: str = ""
+    default_region: str = "US"
+    frame_ancestors: tuple[str, ...] = DEFAULT_FRAME_ANCESTORS
+    history_size: int = 500
+    stream_buffer: int = 256
+    heartbeat_seconds: float = 15.0
+    retry_ms: int = 2000
+    call_ttl_seconds: int = 86400
+    token_ttl_seconds: int = 900
+    ticket_ttl_seconds: int = 60
+    replay_window_seconds: int = 300
+    max_body_bytes: int = 65536
+    key_prefix: str = "gw"
+    web_dir: Path = Path(__file__).resolve().parent.parent / "web"
+    dev: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def broker_kind(self) -> str:
+        return "redis" if self.redis_url else "memory"
+
+
+def _int(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if not lo <= value <= hi:
+            raise ValueError(f"must be between {lo} and {hi}")
+        return value
+
+    return parse
+
+
+def _float(lo: float, hi: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = float(raw)
+        if not lo <= value <= hi:
+            raise ValueError(f"must be between {lo} and {hi}")
+        return value
+
+    return parse
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _redis_url(raw: str) -> str | None:
+    if not raw:
+        return None
+    if urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    return raw
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(part for part in raw.replace(",", " ").split() if part)
+    for origin in origins:
+        if origin == "*" or not urlsplit(origin).scheme:
+            raise ValueError(f"{origin!r} is not an origin like https://app.hubspot.com")
+    return origins
+
+
+def _url(raw: str) -> str:
+    if raw and urlsplit(raw).scheme not in ("http", "https"):
+        raise ValueError("must be an http(s) URL")
+    return raw.rstrip("/")
+
+
+def _region(raw: str) -> str:
+    if len(raw) != 2 or not raw.isalpha():
+        raise ValueError("must be a two-letter region code such as US or DE")
+    return raw.upper()
+
+
+def _secret(raw: str) -> str:
+    if raw and len(raw) < 16:
+        raise ValueError("must be at least 16 characters")
+    return raw
+
+
+PARSERS: dict[str, Callable[[str], Any]] = {
+    "host": str,
+    "port": _int(0, 65535),
+    "redis_url": _redis_url,
+    "users_file": Path,
+    "secret": _secret,
+    "ingest_secret": _secret,
+    "public_url": _url,
+    "default_region": _region,
+    "frame_ancestors": _origins,
+    "history_size": _int(10, 100_000),
+    "stream_buffer": _int(8, 100_000),
+    "heartbeat_seconds": _float(0.05, 300),
+    "retry_ms": _int(100, 600_000),
+    "call_ttl_seconds": _int(60, 30 * 86400),
+    "token_ttl_seconds": _int(60, 86400),
+    "ticket_ttl_seconds": _int(5, 600),
+    "replay_window_seconds": _int(10, 3600),
+    "max_body_bytes": _int(1024, 10 * 1024 * 1024),
+    "key_prefix": str,
+    "web_dir": Path,
+    "dev": _bool,
+}
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Settings from a TOML file (``GATEWAY_CONFIG``), then the environment.
+
+    Unknown ``GATEWAY_*`` names and unknown file keys are errors: a typo in
+    a variable name should not silently fall back to a default. A TOML table
+    (``[sip]``, ``[twilio]`` …) is kept whole in ``extra`` for the source that
+    owns it.
+    """
+    env = os.environ if env is None else env
+    raw: dict[str, str] = {}
+    extra: dict[str, Any] = {}
+    problems: list[str] = []
+    config_file = env.get("GATEWAY_CONFIG")
+    if config_file:
+        try:
+            data = tomllib.loads(Path(config_file).read_text("utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError([f"GATEWAY_CONFIG={config_file}: {exc}"]) from None
+        for key, value in data.items():
+            if isinstance(value, dict):
+                extra[key] = value
+            elif key in PARSERS:
+                raw[key] = " ".join(value) if isinstance(value, list) else str(value)
+            else:
+                problems.append(f"{config_file}: unknown setting {key!r}")
+    for name, value in env.items():
+        if not name.startswith("GATEWAY_") or name == "GATEWAY_CONFIG":
+            continue
+        key = name.removeprefix("GATEWAY_").lower()
+        if key in PARSERS:
+            raw[key] = value
+        elif "__" not in key:
+            problems.append(f"{name}: unknown setting")
+    values: dict[str, Any] = {}
+    for key, text in raw.items():
+        try:
+            values[key] = PARSERS[key](text)
+        except ValueError as exc:
+            problems.append(f"GATEWAY_{key.upper()}={text!r}: {exc}")
+    values.update(overrides or {})
+    settings = Settings(**values, extra=extra)
+    if settings.redis_url and not settings.secret:
+        problems.append(
+            "GATEWAY_SECRET: required with GATEWAY_REDIS_URL, so that every instance "
+            "accepts the tokens the others issue"
+        )
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def setting_names() -> list[str]:
+    return [f.name for f in fields(Settings) if f.name != "extra"]

@@ -1,0 +1,192 @@
+"""The user directory: who the gateway's users are and how calls find them.
+
+Kept in one JSON file so that the command line, the operator and every
+gateway instance (through a shared volume) see the same users; instances
+reload it when it changes on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.numbers import to_e164
+
+_AOR = re.compile(r"^\s*<?\s*(sips?):([^@>;\s]+)@([^>;:\s]+)(?::\d+)?", re.IGNORECASE)
+_LOGIN = re.compile(r"^[A-Za-z0-9._@+-]{1,64}$")
+
+
+class DirectoryError(ValueError):
+    """A user entry or a directory file that cannot be accepted."""
+
+
+def normalise_aor(raw: str) -> str | None:
+    """``sip:user@host`` with the scheme and host lower-cased, no port or params.
+
+    SIP compares the user part case-sensitively and the host not at all.
+    """
+    match = _AOR.match(raw)
+    if not match:
+        return None
+    scheme, user, host = match.groups()
+    return f"{scheme.lower()}:{user}@{host.lower()}"
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    login: str
+    tenant: int
+    password_hash: str
+    hubspot_user_id: int | None = None
+    display_name: str = ""
+    aors: tuple[str, ...] = field(default=())
+    numbers: tuple[str, ...] = field(default=())
+
+    def public(self) -> dict[str, Any]:
+        """What the user's own browser may see about the user."""
+        return {
+            "id": self.id,
+            "login": self.login,
+            "displayName": self.display_name or self.login,
+            "portalId": self.tenant,
+            "hubspotUserId": self.hubspot_user_id,
+            "numbers": list(self.numbers),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["aors"] = list(self.aors)
+        data["numbers"] = list(self.numbers)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], default_region: str) -> User:
+        try:
+            login = str(data["login"])
+            if not _LOGIN.match(login):
+                raise DirectoryError(f"login {login!r} must be 1-64 of A-Z a-z 0-9 . _ @ + -")
+            aors: list[str] = []
+            for raw in data.get("aors", []):
+                aor = normalise_aor(str(raw))
+                if aor is None:
+                    raise DirectoryError(f"user {login}: {raw!r} is not a sip: address of record")
+                aors.append(aor)
+            numbers = tuple(
+                n for n in (to_e164(str(raw), default_region) for raw in data.get("numbers", [])) if n
+            )
+            hubspot = data.get("hubspot_user_id")
+            return cls(
+                id=str(data.get("id") or login),
+                login=login,
+                tenant=int(data["tenant"]),
+                password_hash=str(data["password_hash"]),
+                hubspot_user_id=None if hubspot in (None, "") else int(hubspot),
+                display_name=str(data.get("display_name", "")),
+                aors=tuple(aors),
+                numbers=numbers,
+            )
+        except KeyError as exc:
+            raise DirectoryError(f"user entry is missing {exc.args[0]!r}") from None
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, DirectoryError):
+                raise
+            raise DirectoryError(f"user entry is invalid: {exc}") from None
+
+
+class Directory:
+    """Users indexed by id, login, address of record and phone number."""
+
+    def __init__(self, users: Iterable[User] = (), default_region: str = "US") -> None:
+        self.default_region = default_region
+        self._by_id: dict[str, User] = {}
+        self._by_login: dict[str, User] = {}
+        self._by_aor: dict[str, User] = {}
+        self._by_number: dict[str, User] = {}
+        for user in users:
+            self.add(user)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __iter__(self) -> Any:
+        return iter(sorted(self._by_id.values(), key=lambda u: u.login))
+
+    def add(self, user: User) -> None:
+        if user.id in self._by_id or user.login in self._by_login:
+            raise DirectoryError(f"user {user.login} already exists")
+        for aor in user.aors:
+            if aor in self._by_aor:
+                raise DirectoryError(f"{aor} already belongs to {self._by_aor[aor].login}")
+        for number in user.numbers:
+            if number in self._by_number:
+                raise DirectoryError(f"{number} already belongs to {self._by_number[number].login}")
+        self._by_id[user.id] = user
+        self._by_login[user.login] = user
+        self._by_aor.update({aor: user for aor in user.aors})
+        self._by_number.update({number: user for number in user.numbers})
+
+    def remove(self, login: str) -> User:
+        user = self._by_login.get(login)
+        if user is None:
+            raise DirectoryError(f"no user {login}")
+        del self._by_id[user.id], self._by_login[login]
+        for aor in user.aors:
+            del self._by_aor[aor]
+        for number in user.numbers:
+            del self._by_number[number]
+        return user
+
+    def replace(self, user: User) -> None:
+        self.remove(user.login)
+        self.add(user)
+
+    def by_id(self, user_id: str) -> User | None:
+        return self._by_id.get(user_id)
+
+    def by_login(self, login: str) -> User | None:
+        return self._by_login.get(login)
+
+    def by_aor(self, raw: str) -> User | None:
+        aor = normalise_aor(raw)
+        return None if aor is None else self._by_aor.get(aor)
+
+    def by_number(self, raw: str) -> User | None:
+        number = to_e164(raw, self.default_region)
+        return None if number is None else self._by_number.get(number)
+
+    # -- file --------------------------------------------------------------
+    @classmethod
+    def load(cls, path: Path, default_region: str = "US") -> Directory:
+        try:
+            data = json.loads(path.read_text("utf-8"))
+        except FileNotFoundError:
+            return cls(default_region=default_region)
+        except json.JSONDecodeError as exc:
+            raise DirectoryError(f"{path}: not valid JSON ({exc})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("users"), list):
+            raise DirectoryError(f'{path}: expected {{"users": [...]}}')
+        return cls(
+            (User.from_json(entry, default_region) for entry in data["users"]),
+            default_region=default_region,
+        )
+
+    def save(self, path: Path) -> None:
+        """Write atomically, so a reader never sees half a file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        body = json.dumps({"users": [u.to_json() for u in self]}, indent=2) + "\n"
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(body)
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

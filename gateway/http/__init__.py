@@ -1,0 +1,1 @@
+"""The HTTP side: Starlette routes, SSE, auth, health and metrics."""

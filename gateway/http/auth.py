@@ -1,0 +1,142 @@
+"""Login and credentials for the iframe's user.
+
+The SDK tells the page a portal id and a HubSpot user id, but anyone can
+claim those; identity comes from the gateway's own login, and the HubSpot
+ids the page reports must agree with the logged-in user's.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from gateway.directory import User
+from gateway.http.errors import ApiError, read_body
+from gateway.passwords import verify_password
+from gateway.runtime import Gateway
+from gateway.tokens import TokenError
+
+# Spend the same KDF time on unknown logins, so timing does not tell which
+# logins exist.
+_DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+
+
+def gateway_of(request: Request) -> Gateway:
+    gw: Gateway = request.app.state.gateway
+    return gw
+
+
+def current_user(request: Request, gw: Gateway, kind: str = "session") -> User:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "missing bearer token", "no-token")
+    return _user_for(gw, token.strip(), kind)
+
+
+def _user_for(gw: Gateway, token: str, kind: str) -> User:
+    try:
+        claims = gw.signer.verify(token, kind, int(time.time()))
+    except TokenError as exc:
+        raise ApiError(401, str(exc), "bad-token") from None
+    user = gw.directory.by_id(claims.user_id)
+    if user is None:
+        raise ApiError(401, "user no longer exists", "unknown-user")
+    return user
+
+
+def user_from_ticket(gw: Gateway, ticket: str) -> User:
+    return _user_for(gw, ticket, "ticket")
+
+
+async def _json_body(request: Request, gw: Gateway) -> dict[str, Any]:
+    body = await read_body(request, 4096)
+    try:
+        data = json.loads(body or b"{}")
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ApiError(400, "body is not JSON", "bad-json") from None
+    if not isinstance(data, dict):
+        raise ApiError(422, "body must be a JSON object", "bad-json")
+    return data
+
+
+def _optional_id(data: dict[str, Any], name: str) -> int | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ApiError(422, f"{name} must be a number", "bad-field")
+
+
+def check_hubspot_identity(user: User, portal_id: int | None, hubspot_user_id: int | None) -> None:
+    if portal_id is not None and portal_id != user.tenant:
+        raise ApiError(403, "this HubSpot portal is not the user's", "portal-mismatch")
+    if (
+        hubspot_user_id is not None
+        and user.hubspot_user_id is not None
+        and hubspot_user_id != user.hubspot_user_id
+    ):
+        raise ApiError(403, "this HubSpot user is not the gateway user", "hubspot-user-mismatch")
+
+
+def _session(gw: Gateway, user: User) -> dict[str, Any]:
+    ttl = gw.settings.token_ttl_seconds
+    return {
+        "token": gw.signer.issue(user.id, "session", int(time.time()), ttl),
+        "expiresIn": ttl,
+        "user": user.public(),
+    }
+
+
+async def login(request: Request) -> JSONResponse:
+    gw = gateway_of(request)
+    data = await _json_body(request, gw)
+    name, password = data.get("login"), data.get("password")
+    if not isinstance(name, str) or not isinstance(password, str) or not name or not password:
+        raise ApiError(422, "login and password are required", "bad-field")
+    portal_id = _optional_id(data, "portalId")
+    hubspot_user_id = _optional_id(data, "hubspotUserId")
+    user = gw.directory.by_login(name)
+    encoded = user.password_hash if user else _DUMMY_HASH
+    # scrypt takes tens of milliseconds: off the event loop.
+    ok = await run_in_threadpool(verify_password, password[:1024], encoded)
+    if user is None or not ok:
+        raise ApiError(401, "wrong login or password", "bad-password")
+    check_hubspot_identity(user, portal_id, hubspot_user_id)
+    return JSONResponse(_session(gw, user))
+
+
+async def refresh(request: Request) -> JSONResponse:
+    gw = gateway_of(request)
+    return JSONResponse(_session(gw, current_user(request, gw)))
+
+
+async def me(request: Request) -> JSONResponse:
+    gw = gateway_of(request)
+    return JSONResponse(current_user(request, gw).public())
+
+
+async def stream_ticket(request: Request) -> JSONResponse:
+    """A one-minute credential for EventSource, which cannot send headers."""
+    gw = gateway_of(request)
+    user = current_user(request, gw)
+    ttl = gw.settings.ticket_ttl_seconds
+    ticket = gw.signer.issue(user.id, "ticket", int(time.time()), ttl)
+    return JSONResponse({"ticket": ticket, "expiresIn": ttl})
+
+
+routes = [
+    Route("/api/login", login, methods=["POST"]),
+    Route("/api/session/refresh", refresh, methods=["POST"]),
+    Route("/api/me", me, methods=["GET"]),
+    Route("/api/stream-ticket", stream_ticket, methods=["POST"]),
+]

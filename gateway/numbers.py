@@ -1,0 +1,37 @@
+"""Phone numbers to E.164, so HubSpot's caller-ID matching finds the record."""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+_SIP_URI = re.compile(r"^(?:sips?|tel):([^@;>]+)", re.IGNORECASE)
+_VISUAL_SEPARATORS = re.compile(r"[\s().\-/]")
+
+
+def to_e164(raw: str | None, default_region: str = "US") -> str | None:
+    """A dialled or presented number in E.164, or the input cleaned up.
+
+    Internal extensions ("1001") and anonymous callers have no E.164 form;
+    they are passed through (stripped of URI syntax) rather than dropped, so
+    the call is still logged with what the PBX said.
+    """
+    if raw is None:
+        return None
+    text = raw.strip()
+    match = _SIP_URI.match(text)
+    if match:
+        text = match.group(1)
+    if not text:
+        return None
+    candidate = _VISUAL_SEPARATORS.sub("", text)
+    if candidate.startswith("00"):
+        candidate = "+" + candidate[2:]
+    try:
+        parsed = phonenumbers.parse(candidate, None if candidate.startswith("+") else default_region)
+    except phonenumbers.NumberParseException:
+        return candidate
+    if not phonenumbers.is_possible_number(parsed):
+        return candidate
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

@@ -1,0 +1,1 @@
+"""Telephony sources: each turns what it hears into model signals."""

@@ -1,0 +1,63 @@
+"""Short-lived signed credentials: session tokens and one-minute stream tickets.
+
+Stateless (HMAC over a small JSON claim), so any instance sharing the secret
+accepts what any other issued, and nothing has to be stored or looked up.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+
+
+class TokenError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Claims:
+    user_id: str
+    kind: str
+    expires_at: int
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class TokenSigner:
+    def __init__(self, secret: str) -> None:
+        self._key = hashlib.sha256(b"gateway-token\0" + secret.encode()).digest()
+
+    def _mac(self, body: str) -> str:
+        return _b64(hmac.new(self._key, body.encode("ascii"), hashlib.sha256).digest())
+
+    def issue(self, user_id: str, kind: str, now: int, ttl: int) -> str:
+        claims = {"sub": user_id, "knd": kind, "exp": now + ttl}
+        body = _b64(json.dumps(claims, separators=(",", ":")).encode())
+        return f"v1.{body}.{self._mac(body)}"
+
+    def verify(self, token: str, kind: str, now: int) -> Claims:
+        try:
+            version, body, mac = token.split(".")
+        except ValueError:
+            raise TokenError("malformed token") from None
+        if version != "v1" or not hmac.compare_digest(mac, self._mac(body)):
+            raise TokenError("bad token signature")
+        try:
+            claims = json.loads(_unb64(body))
+            result = Claims(str(claims["sub"]), str(claims["knd"]), int(claims["exp"]))
+        except (ValueError, KeyError, TypeError):
+            raise TokenError("malformed token") from None
+        if result.kind != kind:
+            raise TokenError(f"a {result.kind} token cannot be used here")
+        if result.expires_at <= now:
+            raise TokenError("token expired")
+        return result

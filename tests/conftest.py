@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import Client, make_settings, running_gateway
+from tests.servers import RedisServer
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[Client]:
+    """A gateway on the embedded (memory) broker, served by uvicorn on loopback."""
+    async with running_gateway(make_settings(tmp_path)) as client:
+        yield client

@@ -1,0 +1,273 @@
+"""The call model: signals in, SDK events out, whatever the order."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.model import (
+    EVENT_ORDER,
+    CallState,
+    Direction,
+    EndStatus,
+    EngagementConflict,
+    Phase,
+    Signal,
+    advance,
+    attach_engagement,
+    normalise_end_status,
+)
+
+
+def sig(phase: Phase, at: int, *, direction: Direction = Direction.INBOUND, **kw: object) -> Signal:
+    return Signal(source="t", call_id="c1", user_id="u1", direction=direction, phase=phase, at_ms=at, **kw)  # type: ignore[arg-type]
+
+
+def run(signals: list[Signal]) -> tuple[CallState, list[tuple[str, dict[str, object]]]]:
+    state: CallState | None = None
+    out: list[tuple[str, dict[str, object]]] = []
+    for s in signals:
+        state, events = advance(state, s)
+        out.extend((e.type, e.payload) for e in events)
+    assert state is not None
+    return state, out
+
+
+def types(events: list[tuple[str, dict[str, object]]]) -> list[str]:
+    return [t for t, _ in events]
+
+
+def test_inbound_call_emits_ringing_answered_ended_completed_in_order() -> None:
+    _, events = run(
+        [
+            sig(Phase.RINGING, 1000, from_number="+15555550199", to_number="+15555550101"),
+            sig(Phase.ANSWERED, 3000),
+            sig(Phase.ENDED, 63000, end_status=EndStatus.COMPLETED),
+        ]
+    )
+    assert types(events) == ["incomingCall", "callAnswered", "callEnded", "callCompleted"]
+
+
+def test_incoming_call_payload_matches_the_sdk_type() -> None:
+    _, events = run([sig(Phase.RINGING, 1000, from_number="+15555550199", to_number="+15555550101")])
+    assert events == [
+        (
+            "incomingCall",
+            {
+                "externalCallId": "t:c1",
+                "fromNumber": "+15555550199",
+                "toNumber": "+15555550101",
+                "callStartTime": 1000,
+                "createEngagement": True,
+            },
+        )
+    ]
+
+
+def test_outbound_call_starts_with_outgoing_call() -> None:
+    _, events = run([sig(Phase.RINGING, 1, direction=Direction.OUTBOUND, to_number="+15555550199")])
+    assert types(events) == ["outgoingCall"]
+
+
+def test_call_completed_carries_engagement_properties_with_duration_in_ms() -> None:
+    _state, events = run(
+        [
+            sig(Phase.RINGING, 1000, from_number="+15555550199", to_number="+15555550101"),
+            sig(Phase.ANSWERED, 3000),
+            sig(Phase.ENDED, 63500),
+        ]
+    )
+    completed = dict(events)["callCompleted"]
+    assert completed["engagementProperties"] == {
+        "hs_timestamp": 1000,
+        "hs_call_duration": "60500",
+        "hs_call_direction": "INBOUND",
+        "hs_call_status": "COMPLETED",
+        "hs_call_title": "Inbound call from +15555550199",
+        "hs_call_from_number": "+15555550199",
+        "hs_call_to_number": "+15555550101",
+    }
+    assert dict(events)["callEnded"] == {"externalCallId": "t:c1", "callEndStatus": "COMPLETED"}
+
+
+def test_source_reported_duration_wins_over_timestamps() -> None:
+    _, events = run(
+        [sig(Phase.RINGING, 0), sig(Phase.ENDED, 90000, end_status=EndStatus.COMPLETED, duration_ms=42000)]
+    )
+    props = dict(events)["callCompleted"]["engagementProperties"]
+    assert props["hs_call_duration"] == "42000"  # type: ignore[index]
+
+
+def test_engagement_id_is_carried_in_ended_and_completed() -> None:
+    state, _ = run([sig(Phase.RINGING, 0)])
+    state = attach_engagement(state, 777)
+    state, events = advance(state, sig(Phase.ENDED, 5000))
+    by_type = {e.type: e.payload for e in events}
+    assert by_type["callEnded"]["engagementId"] == 777
+    assert by_type["callCompleted"]["engagementId"] == 777
+
+
+def test_a_second_engagement_id_for_the_same_call_is_refused() -> None:
+    state, _ = run([sig(Phase.RINGING, 0)])
+    state = attach_engagement(state, 1)
+    assert attach_engagement(state, 1).engagement_id == 1
+    with pytest.raises(EngagementConflict):
+        attach_engagement(state, 2)
+
+
+def test_duplicate_signals_emit_nothing_more() -> None:
+    ring = sig(Phase.RINGING, 0)
+    state, first = advance(None, ring)
+    state, again = advance(state, ring)
+    assert types([(e.type, e.payload) for e in first]) == ["incomingCall"]
+    assert again == []
+
+
+def test_end_before_ring_still_emits_a_complete_valid_sequence() -> None:
+    _, events = run([sig(Phase.ENDED, 5000, end_status=EndStatus.BUSY), sig(Phase.RINGING, 1000)])
+    assert types(events) == ["incomingCall", "callEnded", "callCompleted"]
+
+
+def test_answer_arriving_after_the_end_emits_nothing() -> None:
+    _, events = run([sig(Phase.RINGING, 0), sig(Phase.ENDED, 9000), sig(Phase.ANSWERED, 2000)])
+    assert "callAnswered" not in types(events)
+
+
+def test_transfer_is_reported_as_a_transfer_before_the_end() -> None:
+    _, events = run([sig(Phase.RINGING, 0), sig(Phase.ANSWERED, 1), sig(Phase.ENDED, 2, transferred=True)])
+    assert types(events)[-3:] == ["callTransferred", "callEnded", "callCompleted"]
+
+
+@pytest.mark.parametrize(
+    ("direction", "answered", "proposed", "expected"),
+    [
+        (Direction.INBOUND, True, EndStatus.COMPLETED, EndStatus.COMPLETED),
+        (Direction.INBOUND, True, None, EndStatus.COMPLETED),
+        (Direction.INBOUND, True, EndStatus.CANCELED, EndStatus.COMPLETED),
+        (Direction.INBOUND, True, EndStatus.FAILED, EndStatus.FAILED),
+        (Direction.INBOUND, False, EndStatus.CANCELED, EndStatus.MISSED),
+        (Direction.INBOUND, False, EndStatus.NO_ANSWER, EndStatus.MISSED),
+        (Direction.INBOUND, False, EndStatus.COMPLETED, EndStatus.MISSED),
+        (Direction.INBOUND, False, None, EndStatus.MISSED),
+        (Direction.INBOUND, False, EndStatus.BUSY, EndStatus.BUSY),
+        (Direction.INBOUND, False, EndStatus.REJECTED, EndStatus.REJECTED),
+        (Direction.INBOUND, False, EndStatus.FAILED, EndStatus.FAILED),
+        (Direction.OUTBOUND, False, EndStatus.CANCELED, EndStatus.CANCELED),
+        (Direction.OUTBOUND, False, None, EndStatus.CANCELED),
+        (Direction.OUTBOUND, False, EndStatus.COMPLETED, EndStatus.CANCELED),
+        (Direction.OUTBOUND, False, EndStatus.NO_ANSWER, EndStatus.NO_ANSWER),
+        (Direction.OUTBOUND, False, EndStatus.BUSY, EndStatus.BUSY),
+        (Direction.OUTBOUND, False, EndStatus.REJECTED, EndStatus.REJECTED),
+        (Direction.OUTBOUND, False, EndStatus.FAILED, EndStatus.FAILED),
+        (Direction.OUTBOUND, False, EndStatus.MISSED, EndStatus.CANCELED),
+    ],
+)
+def test_end_status_is_made_consistent_with_the_call(
+    direction: Direction, answered: bool, proposed: EndStatus | None, expected: EndStatus
+) -> None:
+    assert normalise_end_status(direction, answered, proposed) is expected
+
+
+@pytest.mark.parametrize(
+    ("status", "hs_status"),
+    [(EndStatus.REJECTED, "BUSY"), (EndStatus.BUSY, "BUSY"), (EndStatus.FAILED, "FAILED")],
+)
+def test_hs_call_status_uses_only_hubspots_values(status: EndStatus, hs_status: str) -> None:
+    _, events = run([sig(Phase.RINGING, 0), sig(Phase.ENDED, 1, end_status=status)])
+    props = dict(events)["callCompleted"]["engagementProperties"]
+    assert props["hs_call_status"] == hs_status  # type: ignore[index]
+
+
+def test_missed_call_is_logged_as_no_answer_in_hubspot() -> None:
+    _, events = run([sig(Phase.RINGING, 0), sig(Phase.ENDED, 1, end_status=EndStatus.CANCELED)])
+    assert dict(events)["callEnded"]["callEndStatus"] == "MISSED"
+    props = dict(events)["callCompleted"]["engagementProperties"]
+    assert props["hs_call_status"] == "NO_ANSWER"  # type: ignore[index]
+
+
+def test_state_survives_a_round_trip_through_its_dict_form() -> None:
+    state, _ = run(
+        [
+            sig(Phase.RINGING, 5, from_number="+1", remote_name="Ann"),
+            sig(Phase.ENDED, 9, end_status=EndStatus.BUSY, sip_code=486),
+        ]
+    )
+    assert CallState.from_dict(state.to_dict()) == state
+
+
+def test_signal_for_another_call_is_refused() -> None:
+    state, _ = run([sig(Phase.RINGING, 0)])
+    other = Signal("t", "c2", "u1", Direction.INBOUND, Phase.ENDED, 1)
+    with pytest.raises(ValueError):
+        advance(state, other)
+
+
+# -- properties -------------------------------------------------------------
+
+phases = st.sampled_from(list(Phase))
+statuses = st.none() | st.sampled_from(list(EndStatus))
+numbers = st.none() | st.sampled_from(["+15555550100", "+15555550199", "1001"])
+signals = st.builds(
+    Signal,
+    source=st.just("t"),
+    call_id=st.just("c1"),
+    user_id=st.just("u1"),
+    direction=st.sampled_from(list(Direction)),
+    phase=phases,
+    at_ms=st.integers(0, 100_000),
+    from_number=numbers,
+    to_number=numbers,
+    remote_name=st.none() | st.sampled_from(["Ann", "Bo"]),
+    end_status=statuses,
+    sip_code=st.none() | st.sampled_from([200, 486, 487, 603]),
+    duration_ms=st.none() | st.integers(0, 10_000),
+    transferred=st.booleans(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(signals, min_size=1, max_size=8), st.randoms(use_true_random=False), st.data())
+def test_any_duplication_or_reordering_ends_in_the_same_facts(
+    batch: list[Signal], rnd: object, data: st.DataObject
+) -> None:
+    reference, _ = run(batch)
+    shuffled = data.draw(st.permutations(batch + data.draw(st.lists(st.sampled_from(batch), max_size=6))))
+    other, _ = run(list(shuffled))
+    assert other.facts() == reference.facts()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(signals, min_size=1, max_size=12))
+def test_events_are_never_repeated_and_always_in_sdk_order(batch: list[Signal]) -> None:
+    state, events = run(batch)
+    emitted = types(events)
+    assert len(emitted) == len(set(emitted))
+    positions = [EVENT_ORDER.index(t) for t in emitted]
+    assert positions == sorted(positions)
+    assert emitted[0] in ("incomingCall", "outgoingCall")
+    assert "incomingCall" not in emitted or "outgoingCall" not in emitted
+    if state.is_ended:
+        assert emitted[-2:] == ["callEnded", "callCompleted"]
+    assert list(state.emitted) == emitted
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(signals, min_size=1, max_size=8))
+def test_every_end_status_sent_is_one_the_sdk_accepts(batch: list[Signal]) -> None:
+    _, events = run(batch)
+    for kind, payload in events:
+        if kind == "callEnded":
+            assert payload["callEndStatus"] in {s.value for s in EndStatus}
+
+
+def test_all_orders_of_a_full_call_agree_on_facts() -> None:
+    call = [
+        sig(Phase.RINGING, 0, from_number="+15555550199"),
+        sig(Phase.ANSWERED, 10),
+        sig(Phase.ENDED, 70, end_status=EndStatus.COMPLETED),
+    ]
+    facts = {run(list(order))[0].facts() for order in itertools.permutations(call)}
+    assert len(facts) == 1
