@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from starlette.routing import BaseRoute
+
 from gateway.broker.base import Broker
 from gateway.config import Settings
 from gateway.directory import Directory, DirectoryError
@@ -42,6 +44,7 @@ class Gateway:
     components: list[Component] = field(default_factory=list)
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     directory_listeners: list[DirectoryListener] = field(default_factory=list)
+    routes: list[BaseRoute] = field(default_factory=list)
 
     async def swap_directory(self, new: Directory) -> None:
         old, self.directory = self.directory, new

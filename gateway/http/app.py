@@ -21,6 +21,7 @@ from gateway.http.errors import ApiError, api_error_handler
 from gateway.http.security import SecurityHeaders
 from gateway.metrics import Metrics
 from gateway.runtime import DirectoryWatcher, Gateway
+from gateway.sources import install_sources
 from gateway.tokens import TokenSigner
 from gateway.tracker import CallTracker
 
@@ -51,6 +52,7 @@ def build_gateway(
         tracker=CallTracker(broker, metrics),
     )
     gw.components.append(DirectoryWatcher(gw))
+    install_sources(gw)
     return gw
 
 
@@ -80,7 +82,14 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:
             log.warning("%s %s: %s", request.method, where, exc.message)
         return await api_error_handler(request, exc)
 
-    routes: list[BaseRoute] = [*auth.routes, *stream.routes, *ingest.routes, *calls.routes, *ops.routes]
+    routes: list[BaseRoute] = [
+        *auth.routes,
+        *stream.routes,
+        *ingest.routes,
+        *calls.routes,
+        *ops.routes,
+        *gw.routes,
+    ]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
