@@ -233,3 +233,14 @@ async def test_responses_limit_who_may_frame_the_page(gateway: Client) -> None:
     assert csp.startswith("frame-ancestors 'self' https://app.hubspot.com")
     assert "*" not in csp
     assert "access-control-allow-origin" not in response.headers
+
+
+async def test_repeated_failed_logins_are_throttled(gateway: Client) -> None:
+    for _ in range(10):
+        response = await gateway.http.post("/api/login", json={"login": "bob", "password": "guess-guess"})
+        assert response.status_code == 401
+    response = await gateway.http.post("/api/login", json={"login": "bob", "password": "bob-password"})
+    assert response.status_code == 429
+    assert "too many failed logins" in response.json()["error"]
+    other = await gateway.http.post("/api/login", json={"login": "alice", "password": "alice-password"})
+    assert other.status_code == 200
