@@ -29,6 +29,20 @@ def gateway(
     )
 
 
+def add_user(users: str, login: str, password: str) -> subprocess.CompletedProcess[str]:
+    return gateway(
+        "users",
+        "--users-file",
+        users,
+        "add",
+        login,
+        "--tenant",
+        "1",
+        "--password-stdin",
+        stdin=password + "\n",
+    )
+
+
 def test_users_can_be_added_listed_and_removed(tmp_path: Path) -> None:
     users = str(tmp_path / "users.json")
     added = gateway(
@@ -58,33 +72,13 @@ def test_users_can_be_added_listed_and_removed(tmp_path: Path) -> None:
 def test_adding_a_user_twice_fails_with_a_clear_message(tmp_path: Path) -> None:
     users = str(tmp_path / "users.json")
     for _ in range(2):
-        result = gateway(
-            "users",
-            "--users-file",
-            users,
-            "add",
-            "ann",
-            "--tenant",
-            "1",
-            "--password-stdin",
-            stdin="a long password\n",
-        )
+        result = add_user(users, "ann", "a long password")
     assert result.returncode == 2
     assert "user ann already exists" in result.stderr
 
 
 def test_short_passwords_are_refused(tmp_path: Path) -> None:
-    result = gateway(
-        "users",
-        "--users-file",
-        str(tmp_path / "u.json"),
-        "add",
-        "ann",
-        "--tenant",
-        "1",
-        "--password-stdin",
-        stdin="short\n",
-    )
+    result = add_user(str(tmp_path / "u.json"), "ann", "short")
     assert result.returncode == 2
     assert "at least 8 characters" in result.stderr
 
