@@ -77,7 +77,6 @@ WatchMode = Literal["subscription", "publication"]
 MAX_OPEN_DIALOGS = 256
 MAX_REMEMBERED_ENDS = 1024
 
-_RINGING_STATES = frozenset({"trying", "proceeding", "early"})
 _WITHHELD = frozenset({"anonymous", "invalid", "unknown", "restricted", "unavailable"})
 _URI_USER_HOST = re.compile(r"^(?:sips?|tel):([^@;>?]*)(?:@([^;>?:]*))?", re.IGNORECASE)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
