@@ -9,7 +9,7 @@ on the user's side of the call.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from gateway.directory import Directory
@@ -57,6 +57,29 @@ class Ignored:
 
     reason: str
     outcome: str = "ignored"
+
+
+def with_implied_answer(event: CallEvent) -> list[CallEvent]:
+    """The event, preceded by the answer a completed call with a duration implies.
+
+    A call that completed after talking for N seconds was answered N
+    seconds before it ended. Saying so keeps the call COMPLETED (not MISSED
+    or CANCELED) when the provider's answered event is late, lost, or was
+    never subscribed to (a Twilio number's status callback reports only the
+    end of the call).
+    """
+    if event.phase is not Phase.ENDED or event.end_status is not EndStatus.COMPLETED:
+        return [event]
+    if not event.duration_ms:
+        return [event]
+    answered = replace(
+        event,
+        phase=Phase.ANSWERED,
+        at_ms=event.at_ms - event.duration_ms,
+        end_status=None,
+        sip_code=None,
+    )
+    return [answered, event]
 
 
 def call_id(value: object, field: str) -> str:
@@ -157,3 +180,18 @@ def resolve(event: CallEvent, source: str, directory: Directory) -> Signal | Ign
         sip_code=event.sip_code if event.phase is Phase.ENDED else None,
         duration_ms=event.duration_ms,
     )
+
+
+def signals_for(
+    parsed: list[CallEvent] | Ignored, source: str, directory: Directory
+) -> list[Signal] | Ignored:
+    """All of a delivery's signals, or why none: a delivery is taken whole or not at all."""
+    if isinstance(parsed, Ignored):
+        return parsed
+    signals: list[Signal] = []
+    for event in parsed:
+        result = resolve(event, source, directory)
+        if isinstance(result, Ignored):
+            return result
+        signals.append(result)
+    return signals

@@ -21,7 +21,7 @@ from gateway.broker.base import BrokerUnavailable, Conflict
 from gateway.http.errors import ApiError, read_body
 from gateway.runtime import Gateway
 from gateway.sources.webhooks import telnyx, twilio, vonage
-from gateway.sources.webhooks.common import CallEvent, Ignored, WebhookError, resolve
+from gateway.sources.webhooks.common import CallEvent, Ignored, WebhookError, signals_for
 
 log = logging.getLogger("gateway.webhooks")
 
@@ -47,25 +47,30 @@ def install(gw: Gateway) -> None:
         registry=gw.metrics.registry,
     )
 
-    async def deliver(provider: str, event: CallEvent | Ignored) -> JSONResponse:
-        result = event if isinstance(event, Ignored) else resolve(event, provider, gw.directory)
-        if isinstance(result, Ignored):
+    async def deliver(provider: str, parsed: list[CallEvent] | Ignored) -> JSONResponse:
+        signals = signals_for(parsed, provider, gw.directory)
+        if isinstance(signals, Ignored):
             # 2xx: the delivery was genuine, and retrying it cannot help.
-            outcomes.labels(provider, result.outcome).inc()
-            log.info("%s webhook ignored: %s", provider, result.reason)
-            return JSONResponse({"ignored": result.reason})
+            outcomes.labels(provider, signals.outcome).inc()
+            log.info("%s webhook ignored: %s", provider, signals.reason)
+            return JSONResponse({"ignored": signals.reason})
+        event_ids: list[str] = []
         try:
-            envelopes = await gw.tracker.observe(result)
+            for signal in signals:
+                event_ids.extend(e.id for e in await gw.tracker.observe(signal))
         except BrokerUnavailable as exc:
             # 503 makes the provider retry; the model makes the retry harmless.
             raise ApiError(503, f"event broker unavailable: {exc}", "broker-down") from None
         except Conflict as exc:
             raise ApiError(503, str(exc), "conflict") from None
         outcomes.labels(provider, "accepted").inc()
-        return JSONResponse({"accepted": 1, "events": [e.id for e in envelopes]})
+        return JSONResponse({"accepted": len(signals), "events": event_ids})
 
     def endpoint(
-        provider: str, configured: bool, setting: str, handle: Callable[[Request, bytes], CallEvent | Ignored]
+        provider: str,
+        configured: bool,
+        setting: str,
+        handle: Callable[[Request, bytes], list[CallEvent] | Ignored],
     ) -> Callable[[Request], Awaitable[JSONResponse]]:
         async def receive(request: Request) -> JSONResponse:
             if not configured:
@@ -79,7 +84,7 @@ def install(gw: Gateway) -> None:
 
         return receive
 
-    def handle_twilio(request: Request, body: bytes) -> CallEvent | Ignored:
+    def handle_twilio(request: Request, body: bytes) -> list[CallEvent] | Ignored:
         params = twilio.verify(
             settings.twilio_auth_token,
             request_url(request, settings.public_url),
@@ -90,7 +95,7 @@ def install(gw: Gateway) -> None:
 
     telnyx_key = telnyx.load_public_key(settings.telnyx_public_key) if settings.telnyx_public_key else None
 
-    def handle_telnyx(request: Request, body: bytes) -> CallEvent | Ignored:
+    def handle_telnyx(request: Request, body: bytes) -> list[CallEvent] | Ignored:
         assert telnyx_key is not None
         telnyx.verify(
             telnyx_key,
@@ -102,7 +107,7 @@ def install(gw: Gateway) -> None:
         )
         return telnyx.parse(body)
 
-    def handle_vonage(request: Request, body: bytes) -> CallEvent | Ignored:
+    def handle_vonage(request: Request, body: bytes) -> list[CallEvent] | Ignored:
         vonage.verify(
             settings.vonage_signature_secret,
             request.headers.get("authorization"),

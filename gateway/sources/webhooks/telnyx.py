@@ -106,7 +106,7 @@ def verify(
         )
 
 
-def parse(body: bytes) -> CallEvent | Ignored:
+def parse(body: bytes) -> list[CallEvent] | Ignored:
     """A verified delivery as a call event."""
     try:
         doc = json.loads(body)
@@ -130,7 +130,7 @@ def parse(body: bytes) -> CallEvent | Ignored:
         direction = DIRECTIONS[payload["direction"]]
     sip = sip_code(payload.get("sip_hangup_cause"))
     cause = payload.get("hangup_cause")
-    return CallEvent(
+    event = CallEvent(
         call_id=call_id(leg, "call_leg_id"),
         direction=direction,
         phase=phase,
@@ -146,3 +146,4 @@ def parse(body: bytes) -> CallEvent | Ignored:
         else None,
         sip_code=sip,
     )
+    return [event]

@@ -27,6 +27,7 @@ from gateway.sources.webhooks.common import (
     optional_text,
     seconds_ms,
     sip_code,
+    with_implied_answer,
 )
 
 SOURCE = "twilio"
@@ -136,7 +137,7 @@ def event_time_ms(params: Mapping[str, str], now_ms: int) -> int:
     return int(parsed.timestamp() * 1000)
 
 
-def parse(params: Mapping[str, str], now_ms: int, max_age_ms: int) -> CallEvent | Ignored:
+def parse(params: Mapping[str, str], now_ms: int, max_age_ms: int) -> list[CallEvent] | Ignored:
     """A verified status callback as a call event.
 
     Twilio's signature has no time in it, so a captured request could be
@@ -154,7 +155,7 @@ def parse(params: Mapping[str, str], now_ms: int, max_age_ms: int) -> CallEvent 
     if now_ms - at_ms > max_age_ms:
         raise WebhookError(403, f"Timestamp {params.get('Timestamp')!r} is too old to accept", "stale")
     phase, end_status = STATUSES[status]
-    return CallEvent(
+    event = CallEvent(
         call_id=sid,
         direction=DIRECTIONS[kind],
         phase=phase,
@@ -166,3 +167,4 @@ def parse(params: Mapping[str, str], now_ms: int, max_age_ms: int) -> CallEvent 
         sip_code=sip_code(params.get("SipResponseCode")),
         duration_ms=seconds_ms(params.get("CallDuration"), "CallDuration") if phase is Phase.ENDED else None,
     )
+    return with_implied_answer(event)

@@ -31,6 +31,7 @@ from gateway.sources.webhooks.common import (
     iso_ms,
     optional_text,
     seconds_ms,
+    with_implied_answer,
 )
 
 SOURCE = "vonage"
@@ -131,7 +132,7 @@ def international(number: str | None) -> str | None:
     return number
 
 
-def parse(body: bytes, now_ms: int) -> CallEvent | Ignored:
+def parse(body: bytes, now_ms: int) -> list[CallEvent] | Ignored:
     """A verified event as a call event."""
     try:
         data = json.loads(body)
@@ -147,7 +148,7 @@ def parse(body: bytes, now_ms: int) -> CallEvent | Ignored:
         return Ignored(f"direction {kind!r} is neither inbound nor outbound")
     phase, end_status = STATUSES[status]
     timestamp = data.get("timestamp")
-    return CallEvent(
+    event = CallEvent(
         call_id=call_id(data.get("uuid"), "uuid"),
         direction=DIRECTIONS[kind],
         phase=phase,
@@ -157,3 +158,4 @@ def parse(body: bytes, now_ms: int) -> CallEvent | Ignored:
         end_status=end_status,
         duration_ms=seconds_ms(data.get("duration"), "duration") if phase is Phase.ENDED else None,
     )
+    return with_implied_answer(event)
