@@ -90,7 +90,15 @@ def twilio_request(params: dict[str, str], token: str = TWILIO_TOKEN) -> tuple[b
 
 
 # -- Telnyx ------------------------------------------------------------------
-def telnyx_body(event_type: str, leg: str, *, at: float | None = None, **payload: Any) -> bytes:
+def telnyx_body(
+    event_type: str,
+    leg: str,
+    *,
+    at: float | None = None,
+    src: str = CALLER,
+    dst: str = ALICE,
+    **payload: Any,
+) -> bytes:
     """A Call Control webhook, as Telnyx posts it."""
     occurred = datetime.fromtimestamp(time.time() if at is None else at, UTC)
     base: dict[str, Any] = {
@@ -99,8 +107,8 @@ def telnyx_body(event_type: str, leg: str, *, at: float | None = None, **payload
         "call_session_id": "session-" + leg,
         "connection_id": "1234567890",
         "client_state": None,
-        "from": CALLER,
-        "to": ALICE,
+        "from": src,
+        "to": dst,
     }
     base.update(payload)
     doc = {
