@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import time
 from collections.abc import AsyncIterator, Callable
@@ -16,6 +17,7 @@ from gateway.model import EVENT_ORDER
 from tests.cpaas import (
     ALICE,
     CALLER,
+    PUBLIC_URL,
     TWILIO_TOKEN,
     telnyx_body,
     telnyx_headers,
@@ -255,3 +257,26 @@ async def test_twilio_without_public_url_checks_the_url_it_was_sent_to(tmp_path:
         assert response.status_code == 200, response.text
         # signed for the public URL the gateway was not told about
         assert (await post(gw, "twilio", twilio_request(params))).status_code == 403
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_signature_is_checked_before_the_body_is_read(gw: Client, provider: str) -> None:
+    response = await post(gw, provider, (b"{not json at all", {"content-type": "application/json"}))
+    assert response.status_code == 401
+    assert "missing" in response.json()["error"]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_signed_but_malformed_body_is_400(gw: Client, provider: str) -> None:
+    body = b"{not json at all"
+    if provider == "twilio":
+        # Twilio signs a JSON body through the URL's bodySHA256 parameter.
+        digest = hashlib.sha256(body).hexdigest()
+        url = f"{PATHS['twilio']}?bodySHA256={digest}"
+        signature = twilio_sign(TWILIO_TOKEN, f"{PUBLIC_URL}{url}", {})
+        response = await gw.http.post(url, content=body, headers={"x-twilio-signature": signature})
+    else:
+        headers = telnyx_headers(body) if provider == "telnyx" else vonage_headers(body)
+        response = await post(gw, provider, (body, headers))
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("body is not JSON")
