@@ -153,6 +153,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
 
 
 def _ed25519_public_key(raw: str) -> str:
+    # Imported here so the webhook settings stay one appended block.
     import base64
     import binascii
 

@@ -219,3 +219,9 @@ def test_missing_call_sid_is_400() -> None:
     with pytest.raises(WebhookError) as caught:
         signals(params)
     assert caught.value.status == 400
+
+
+def test_caller_name_of_an_outbound_leg_is_not_the_remote_party() -> None:
+    result = signals(twilio_params("CA1", "ringing", direction="outbound-api", CallerName="Alice Example"))
+    assert not isinstance(result, Ignored)
+    assert result[0].remote_name is None

@@ -162,7 +162,10 @@ def parse(params: Mapping[str, str], now_ms: int, max_age_ms: int) -> list[CallE
         at_ms=at_ms,
         from_number=optional_text(params.get("From"), "From", 128),
         to_number=optional_text(params.get("To"), "To", 128),
-        remote_name=optional_text(params.get("CallerName"), "CallerName", 128),
+        # CNAM of the caller: someone else's name only on an inbound leg.
+        remote_name=optional_text(params.get("CallerName"), "CallerName", 128)
+        if DIRECTIONS[kind] is Direction.INBOUND
+        else None,
         end_status=end_status,
         sip_code=sip_code(params.get("SipResponseCode")),
         duration_ms=seconds_ms(params.get("CallDuration"), "CallDuration") if phase is Phase.ENDED else None,
