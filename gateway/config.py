@@ -53,6 +53,11 @@ class Settings:
     web_dir: Path = Path(__file__).resolve().parent.parent / "web"
     dev: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # CPaaS webhooks (gateway/sources/webhooks): a provider's endpoint is
+    # enabled by setting its key.
+    twilio_auth_token: str = ""
+    telnyx_public_key: str = ""
+    vonage_signature_secret: str = ""
 
     @property
     def broker_kind(self) -> str:
@@ -146,6 +151,31 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "web_dir": Path,
     "dev": _bool,
 }
+
+
+def _ed25519_public_key(raw: str) -> str:
+    # Imported here so the webhook settings stay one appended block.
+    import base64
+    import binascii
+
+    if not raw:
+        return raw
+    try:
+        key = base64.b64decode(raw.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("must be the base64 public key from the Telnyx portal") from None
+    if len(key) != 32:
+        raise ValueError(f"must decode to a 32-byte Ed25519 key, not {len(key)} bytes")
+    return raw.strip()
+
+
+PARSERS.update(
+    {
+        "twilio_auth_token": str.strip,
+        "telnyx_public_key": _ed25519_public_key,
+        "vonage_signature_secret": str.strip,
+    }
+)
 
 
 def load_settings(
