@@ -52,6 +52,9 @@ class Settings:
     key_prefix: str = "gw"
     web_dir: Path = Path(__file__).resolve().parent.parent / "web"
     dev: bool = False
+    # The iframe page (issue 4): where the page loads the SDK's ES module
+    # from; empty means the copy the gateway serves from web/node_modules.
+    sdk_url: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -144,6 +147,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "key_prefix": str,
     "web_dir": Path,
     "dev": _bool,
+    "sdk_url": _url,
 }
 
 

@@ -24,3 +24,4 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Client]:
     """A gateway on the embedded (memory) broker, served by uvicorn on loopback."""
     async with running_gateway(make_settings(tmp_path)) as client:
         yield client
+pytest_plugins = ["tests.browser"]
