@@ -37,9 +37,13 @@ TIMEOUT_MS = 10_000
 Message = dict[str, Any]
 
 
+def _have_chromium() -> bool:
+    return Path(CHROMIUM).exists()
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def browser() -> AsyncIterator[Browser]:
-    if not Path(CHROMIUM).exists():
+    if not _have_chromium():
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
     async with async_playwright() as pw:
         chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)

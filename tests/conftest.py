@@ -8,6 +8,9 @@ import pytest
 from tests.harness import Client, make_settings, running_gateway
 from tests.servers import RedisServer
 
+# The browser fixtures (a session-wide Chromium, the simulator page).
+pytest_plugins = ["tests.browser"]
+
 
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
@@ -24,4 +27,3 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Client]:
     """A gateway on the embedded (memory) broker, served by uvicorn on loopback."""
     async with running_gateway(make_settings(tmp_path)) as client:
         yield client
-pytest_plugins = ["tests.browser"]

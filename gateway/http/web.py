@@ -104,6 +104,8 @@ def routes(settings: Settings) -> list[BaseRoute]:
 # -- dev mode only: a scripted demo call for the logged-in user ---------------
 
 _DEMO_TASKS: set[asyncio.Task[None]] = set()
+# Seconds of ringing and of talk in a demo call.
+DEMO_TIMING = {"ring": 3.0, "talk": 5.0}
 
 
 async def demo_call(request: Request) -> JSONResponse:
@@ -143,9 +145,9 @@ async def demo_call(request: Request) -> JSONResponse:
 
     async def play() -> None:
         try:
-            await asyncio.sleep(3)
+            await asyncio.sleep(DEMO_TIMING["ring"])
             await gw.tracker.observe(signal(Phase.ANSWERED))
-            await asyncio.sleep(5)
+            await asyncio.sleep(DEMO_TIMING["talk"])
             await gw.tracker.observe(signal(Phase.ENDED, EndStatus.COMPLETED))
         except BrokerUnavailable as exc:
             log.warning("demo call %s stopped: %s", call_id, exc)

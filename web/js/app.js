@@ -182,7 +182,8 @@ function fit() {
     const height = Math.min(720, Math.max(320, Math.ceil(document.body.scrollHeight / 40) * 40));
     if (height !== lastHeight) {
       lastHeight = height;
-      cti.resizeWidget({ width: document.documentElement.clientWidth || 400, height });
+      // Keep the width HubSpot gave; only the height follows the content.
+      cti.resizeWidget({ width: window.innerWidth || 400, height });
     }
   });
 }

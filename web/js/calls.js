@@ -74,7 +74,7 @@ export class CallBook {
       return { error: `event ${type} does not name its call` };
     }
     const entry = this.entry(externalCallId);
-    if (event.call) entry.snapshot = { ...event.call };
+    if (event.call) entry.snapshot = { ...event.call, timerFrom: timerStart(event.call, entry.snapshot) };
     const args = { ...payload };
     if (type === "incomingCall" || type === "outgoingCall") {
       entry.startedHere = args.createEngagement !== false;
@@ -104,6 +104,18 @@ export class CallBook {
     const entry = this.currentId ? this.calls.get(this.currentId) : null;
     return entry ? entry.snapshot : null;
   }
+}
+
+// Where the call's timer counts from: the gateway's time of the answer (or
+// of the first ring), unless that is implausible for a live call (clocks
+// apart, a source that replays old timestamps); then from when the page
+// learnt of the state.
+const PLAUSIBLE_MS = 6 * 3600 * 1000;
+export function timerStart(call, previous, now = Date.now()) {
+  const stamp = call.answeredAt || call.startedAt;
+  if (stamp && stamp <= now + 5_000 && now - stamp < PLAUSIBLE_MS) return Math.min(stamp, now);
+  const sameState = previous && previous.state === call.state && previous.answeredAt === call.answeredAt;
+  return sameState ? previous.timerFrom : now;
 }
 
 // "+15555550123" -> "+1 555 555 0123" is beyond a page this thin; E.164 is

@@ -22,7 +22,8 @@ let context = {
 let lastCallId = "";
 
 function record(dir, message) {
-  const entry = { dir, type: message.type, data: message.data ?? null, at: Date.now() };
+  const payload = message.data ?? payloadOf(message);
+  const entry = { dir, type: message.type, data: payload ?? null, at: Date.now() };
   window.hostLog.push(entry);
   const item = document.createElement("li");
   item.className = dir;
@@ -37,7 +38,6 @@ function record(dir, message) {
   time.textContent = new Date(entry.at).toLocaleTimeString();
   head.append(arrow, type, time);
   item.append(head);
-  const payload = message.data ?? payloadOf(message);
   if (payload !== undefined) {
     const pre = document.createElement("pre");
     pre.textContent = JSON.stringify(payload, null, 2);

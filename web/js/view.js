@@ -158,7 +158,7 @@ export class View {
     el.hidden = false;
     // Talk time once answered, ringing time before.
     const paint = () => {
-      if (this.call) el.textContent = formatDuration(Date.now() - (this.call.answeredAt || this.call.startedAt));
+      if (this.call) el.textContent = formatDuration(Date.now() - this.call.timerFrom);
     };
     paint();
     if (!this.timer && !this.hidden) this.timer = setInterval(paint, 1000);
