@@ -9,7 +9,7 @@ the simulator page itself: it records every postMessage that crossed in
 
 from __future__ import annotations
 
-import json
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,12 +119,12 @@ class Simulator:
         await self.page.screenshot(path=str(path), full_page=True)
         return path
 
-    def dump(self, log: list[Message]) -> str:
-        return json.dumps(log, indent=1)
 
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def simulator(browser: Browser, web_gateway: Client) -> AsyncIterator[Simulator]:
+@contextlib.asynccontextmanager
+async def open_simulator(
+    browser: Browser, gateway: Client, portal_id: int = ALICE_PORTAL, user_id: int | None = ALICE_HUBSPOT_ID
+) -> AsyncIterator[Simulator]:
+    """The simulator page for one test, once the SYNC handshake is done."""
     # A fresh context per test: its own sessionStorage, so no session leaks.
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
@@ -132,13 +132,17 @@ async def simulator(browser: Browser, web_gateway: Client) -> AsyncIterator[Simu
         page = await context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
-        await page.goto(
-            f"{web_gateway.base_url}/simulator?portalId={ALICE_PORTAL}&userId={ALICE_HUBSPOT_ID}",
-            timeout=TIMEOUT_MS,
-        )
-        sim = Simulator(page, context, web_gateway)
+        query = f"portalId={portal_id}" + (f"&userId={user_id}" if user_id is not None else "")
+        await page.goto(f"{gateway.base_url}/simulator?{query}", timeout=TIMEOUT_MS)
+        sim = Simulator(page, context, gateway)
         await sim.from_app("SYNC_ACK")
         yield sim
         assert not errors, f"uncaught errors in the page: {errors}"
     finally:
         await context.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def simulator(browser: Browser, web_gateway: Client) -> AsyncIterator[Simulator]:
+    async with open_simulator(browser, web_gateway) as sim:
+        yield sim

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from tests.browser import ALICE_HUBSPOT_ID, ALICE_PORTAL, Simulator
-from tests.harness import signal
+import pytest
+from playwright.async_api import Browser
+
+from gateway.http import web
+from tests.browser import ALICE_HUBSPOT_ID, ALICE_PORTAL, Simulator, open_simulator
+from tests.harness import make_settings, running_gateway, signal
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -77,3 +81,38 @@ async def test_reloaded_widget_keeps_its_session_and_replays_no_call(simulator: 
     await sim.gateway.ingest(signal("r-1", "answered"))
     await sim.from_app("CALL_ANSWERED")
     assert len([m for m in await sim.messages() if m["type"] == "INCOMING_CALL"]) == 1
+
+
+async def test_dev_mode_demo_button_plays_a_full_call_through_the_widget(
+    browser: Browser, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(web, "DEMO_TIMING", {"ring": 0.2, "talk": 0.2})
+    async with (
+        running_gateway(make_settings(tmp_path, dev=True)) as client,
+        open_simulator(browser, client) as sim,
+    ):
+        await sim.log_in("alice")
+        await sim.logged_in()
+        await sim.page.get_by_role("button", name="Demo inbound call").click()
+        completed = (await sim.from_app("CALL_COMPLETED"))[0]["data"]
+        call = completed["externalCallId"]
+        assert call.startswith("demo:")
+        types = [m["type"] for m in await sim.call_messages(call) if m["dir"] == "in"]
+        assert types == ["INCOMING_CALL", "CALL_ANSWERED", "CALL_ENDED", "CALL_COMPLETED"]
+        await sim.widget.locator("#call-state", has_text="Ended").wait_for()
+
+
+async def test_widget_fits_a_narrow_iframe_during_a_call(simulator: Simulator) -> None:
+    sim = simulator
+    await sim.log_in("alice")
+    await sim.logged_in()
+    await sim.gateway.ingest(signal("narrow-1", "ringing", remoteName="A Caller With A Rather Long Name"))
+    await sim.widget.locator("#call-state", has_text="Ringing").wait_for()
+    await sim.page.evaluate("document.querySelector('#calling-widget iframe').setAttribute('width', '300px')")
+    frame = sim.widget_frame()
+    await frame.wait_for_function("() => window.innerWidth === 300")
+    overflow = await frame.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow == 0
+    await sim.screenshot("browser-narrow-widget.png")

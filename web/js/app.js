@@ -8,11 +8,14 @@ import { GatewayStream, SeenIds } from "./stream.js";
 import { View } from "./view.js";
 
 const AVAILABLE_KEY = "gateway.available";
+const WIDGET_WIDTH = 400;
 
 const view = new View(document);
 const book = new CallBook();
 const seen = new SeenIds();
 let hubspot = {}; // what onReady said: portalId, userId, iframeLocation, …
+let isReady = false; // the SYNC handshake is done
+let lastHeight = 0;
 let stream = null;
 // SDK calls go out one at a time, in stream order, even while one waits
 // for an engagement id.
@@ -136,7 +139,7 @@ async function deliver(id, event) {
     return;
   }
   cti[result.method](result.args);
-  view.showCalls(book.current, book.recent);
+  view.showCalls(book.current, book.history);
 }
 
 async function engagementCreated(data) {
@@ -173,8 +176,6 @@ async function dialRequested(data) {
 
 // HubSpot sizes the iframe from the app's settings; ask for more height
 // only when the content needs it, in steps, so it does not flicker.
-let lastHeight = 0;
-let isReady = false;
 function fit() {
   // Before the SYNC handshake the SDK would drop the message anyway.
   if (!isReady) return;
@@ -182,8 +183,10 @@ function fit() {
     const height = Math.min(720, Math.max(320, Math.ceil(document.body.scrollHeight / 40) * 40));
     if (height !== lastHeight) {
       lastHeight = height;
-      // Keep the width HubSpot gave; only the height follows the content.
-      cti.resizeWidget({ width: window.innerWidth || 400, height });
+      // The width is the one the README asks to register; only the height
+      // follows the content. (Echoing the current width back would shrink
+      // the frame by its border on every resize.)
+      cti.resizeWidget({ width: WIDGET_WIDTH, height });
     }
   });
 }

@@ -25,6 +25,7 @@ export class CallBook {
     this.waiters = new Map(); // externalCallId -> [resolve]
     this.recent = [];
     this.currentId = null;
+    this.lastEnded = null;
   }
 
   entry(externalCallId) {
@@ -95,14 +96,22 @@ export class CallBook {
       this.recent = [entry.snapshot, ...this.recent.filter((c) => c.externalCallId !== externalCallId)];
       this.recent.length = Math.min(this.recent.length, RECENT_LIMIT);
     }
-    if (this.currentId === externalCallId) this.currentId = null;
+    // The finished call stays on show (as ended) until the next one starts.
+    if (this.currentId === externalCallId) this.lastEnded = entry ? entry.snapshot : null;
     // Nothing will refer to the call again; keep the map small.
     this.calls.delete(externalCallId);
   }
 
   get current() {
     const entry = this.currentId ? this.calls.get(this.currentId) : null;
-    return entry ? entry.snapshot : null;
+    if (entry) return entry.snapshot;
+    return this.lastEnded && this.lastEnded.externalCallId === this.currentId ? this.lastEnded : null;
+  }
+
+  // Finished calls other than the one on show.
+  get history() {
+    const shown = this.current;
+    return this.recent.filter((call) => !shown || call.externalCallId !== shown.externalCallId);
   }
 }
 

@@ -152,7 +152,10 @@ export class View {
     const el = this.$("call-timer");
     if (!call || call.state === "ended") {
       this.stopTimer();
-      el.hidden = true;
+      // An ended call shows its talk time, still.
+      const talked = call && call.answeredAt && call.endedAt ? call.endedAt - call.answeredAt : null;
+      el.hidden = talked === null;
+      if (talked !== null) el.textContent = formatDuration(talked);
       return;
     }
     el.hidden = false;
