@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -116,3 +118,35 @@ async def test_widget_fits_a_narrow_iframe_during_a_call(simulator: Simulator) -
     )
     assert overflow == 0
     await sim.screenshot("browser-narrow-widget.png")
+
+
+async def test_session_is_refreshed_before_it_expires_and_the_stream_outlives_the_first_token(
+    browser: Browser, tmp_path: Path
+) -> None:
+    ttl = 10
+    async with (
+        running_gateway(make_settings(tmp_path, token_ttl_seconds=ttl)) as client,
+        open_simulator(browser, client) as sim,
+    ):
+        await sim.log_in("alice")
+        logged_in_at = time.monotonic()
+        await sim.logged_in()
+        await client.ingest(signal("late-1", "ringing"))
+        await sim.from_app("INCOMING_CALL")
+        async with sim.page.expect_response("**/api/session/refresh", timeout=ttl * 1000) as refreshed:
+            pass
+        assert (await refreshed.value).status == 200
+        # This test is about time passing: outlive the first token, then make
+        # the page open a new stream, which needs a ticket from a valid token.
+        await asyncio.sleep(max(0.0, ttl + 1 - (time.monotonic() - logged_in_at)))
+        client.gateway.broker.close_streams("test")
+        await client.ingest(signal("late-1", "answered"))
+        await sim.from_app("CALL_ANSWERED")
+        assert not [m for m in await sim.messages() if m["type"] == "LOGGED_OUT"]
+
+
+async def test_end_call_from_hubspot_tells_the_user_to_hang_up_on_the_phone(simulator: Simulator) -> None:
+    await simulator.log_in("alice")
+    await simulator.logged_in()
+    await simulator.page.get_by_role("button", name="END_CALL").click()
+    await simulator.widget.locator("#notice").get_by_text("Hang up on your phone").wait_for()
