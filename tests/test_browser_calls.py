@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from playwright.async_api import Route
 
 from tests.browser import Message, Simulator
 from tests.harness import signal
@@ -127,11 +130,23 @@ async def test_stream_cut_mid_call_still_delivers_every_message_once(simulator: 
     # Cut the stream from the server side, and keep the page from
     # reconnecting until the call has ended, so the rest comes from history.
     held = "**/api/stream?*"
-    await sim.context.route(held, lambda route: route.abort())
+    blocked: list[str] = []
+    tried = asyncio.Event()
+
+    async def block(route: Route) -> None:
+        blocked.append(route.request.url)
+        tried.set()
+        await route.abort()
+
+    await sim.context.route(held, block)
     sim.gateway.gateway.broker.close_streams("test")
     await sim.widget.locator("#connection[data-state=reconnecting]").wait_for()
+    await asyncio.wait_for(tried.wait(), 10)
     await feed(sim, signal("cut-1", "ended", endStatus="COMPLETED"))
     await sim.context.unroute(held)
+    # The page did try to come back, with a fresh ticket and where it left off.
+    assert blocked
+    assert all("ticket=" in url and "lastEventId=" in url for url in blocked)
 
     await sim.from_app("CALL_COMPLETED")
     await sim.widget.locator("#connection[data-state=open]").wait_for()
