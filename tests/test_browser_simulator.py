@@ -11,7 +11,7 @@ from playwright.async_api import Browser
 
 from gateway.http import web
 from tests.browser import ALICE_HUBSPOT_ID, ALICE_PORTAL, Simulator, open_simulator
-from tests.harness import make_settings, running_gateway, signal
+from tests.harness import Client, make_settings, running_gateway, signal
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -26,7 +26,7 @@ async def test_sync_handshake_tells_the_app_who_is_looking(simulator: Simulator)
     initialized = await simulator.from_app("INITIALIZED")
     assert initialized[0]["data"] == {"isLoggedIn": False}
     # The page read onReady's portal id and asks for a login.
-    await simulator.widget.get_by_text(f"HubSpot portal {ALICE_PORTAL}").wait_for()
+    await simulator.widget.locator("#login-context", has_text=f"HubSpot portal {ALICE_PORTAL}").wait_for()
 
 
 async def test_user_logs_in_and_is_reported_logged_in_and_available(simulator: Simulator) -> None:
@@ -150,3 +150,18 @@ async def test_end_call_from_hubspot_tells_the_user_to_hang_up_on_the_phone(simu
     await simulator.logged_in()
     await simulator.page.get_by_role("button", name="END_CALL").click()
     await simulator.widget.locator("#notice").get_by_text("Hang up on your phone").wait_for()
+
+
+async def test_page_opened_outside_hubspot_points_to_the_simulator(
+    browser: Browser, web_gateway: Client
+) -> None:
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        await page.goto(web_gateway.base_url + "/")
+        link = page.get_by_role("link", name="local HubSpot simulator")
+        await link.wait_for(timeout=10_000)
+        await link.click()
+        await page.wait_for_url("**/simulator")
+    finally:
+        await context.close()

@@ -67,6 +67,7 @@ function ready(data) {
   }
   hubspot = data;
   isReady = true;
+  view.showHubSpot(data);
   const restored = session.restore(data.portalId, data.userId);
   const init = { isLoggedIn: restored };
   if (data.engagementId) init.engagementId = data.engagementId;
@@ -196,3 +197,7 @@ view.onLogout = logOut;
 view.onAvailability = setAvailable;
 view.onChange = fit;
 view.start();
+// HubSpot syncs within a second; a page opened on its own never hears from it.
+setTimeout(() => {
+  if (!isReady) view.notEmbedded();
+}, 3_000);

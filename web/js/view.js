@@ -61,6 +61,20 @@ export class View {
     this.$("login-password").focus();
   }
 
+  showHubSpot(hubspot) {
+    const parts = [];
+    if (hubspot.portalId) parts.push(`HubSpot portal ${hubspot.portalId}`);
+    if (hubspot.userId) parts.push(`user ${hubspot.userId}`);
+    if (hubspot.iframeLocation) parts.push(`in the ${hubspot.iframeLocation}`);
+    if (hubspot.usesCallingWindow) parts.push("calling window");
+    this.$("hubspot-context").textContent = parts.join(" · ");
+  }
+
+  notEmbedded() {
+    this.$("waiting-text").textContent = "HubSpot has not connected.";
+    this.$("not-embedded").hidden = false;
+  }
+
   showDesk(user) {
     this.$("waiting").hidden = true;
     this.$("login").hidden = true;
