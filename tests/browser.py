@@ -122,12 +122,21 @@ class Simulator:
 
 @contextlib.asynccontextmanager
 async def open_simulator(
-    browser: Browser, gateway: Client, portal_id: int = ALICE_PORTAL, user_id: int | None = ALICE_HUBSPOT_ID
+    browser: Browser,
+    gateway: Client,
+    portal_id: int = ALICE_PORTAL,
+    user_id: int | None = ALICE_HUBSPOT_ID,
+    init_script: str | None = None,
 ) -> AsyncIterator[Simulator]:
-    """The simulator page for one test, once the SYNC handshake is done."""
+    """The simulator page for one test, once the SYNC handshake is done.
+
+    ``init_script`` runs in every frame before the page's own scripts.
+    """
     # A fresh context per test: its own sessionStorage, so no session leaks.
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
+    if init_script:
+        await context.add_init_script(init_script)
     try:
         page = await context.new_page()
         errors: list[str] = []

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from playwright.async_api import Route
+from playwright.async_api import Browser, Route
 
-from tests.browser import Message, Simulator
-from tests.harness import signal
+from tests.browser import Message, Simulator, open_simulator
+from tests.harness import Client, signal
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -157,3 +157,25 @@ async def test_stream_cut_mid_call_still_delivers_every_message_once(simulator: 
 
     types = [m["type"] for m in app_call_messages(await sim.messages(), call)]
     assert types == ["INCOMING_CALL", "CALL_ANSWERED", "CALL_ENDED", "CALL_COMPLETED"]
+
+
+# What a browser that refuses storage to third-party frames does.
+NO_STORAGE = """
+Object.defineProperty(window, "sessionStorage", {
+  get() { throw new DOMException("storage is blocked here", "SecurityError"); },
+});
+"""
+
+
+async def test_calls_flow_when_the_browser_refuses_the_widget_storage(
+    browser: Browser, web_gateway: Client
+) -> None:
+    async with open_simulator(browser, web_gateway, init_script=NO_STORAGE) as sim:
+        await sim.log_in("alice")
+        await sim.logged_in()
+        await feed(sim, signal("nostore-1", "ringing"))
+        engagement = await engagement_handed_out(sim, "ingest:nostore-1")
+        await feed(sim, signal("nostore-1", "ended", endStatus="CANCELED"))
+        ended = (await sim.from_app("CALL_ENDED"))[0]["data"]
+        assert ended["engagementId"] == engagement
+        await sim.from_app("CALL_COMPLETED")

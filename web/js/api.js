@@ -1,8 +1,11 @@
 // The gateway's HTTP API as the iframe page uses it, and the session it keeps.
 //
-// The session token lives in sessionStorage: it survives a reload of the
-// iframe but not the tab, is partitioned per top-level site by the browser,
-// and is never a cookie (so no third-party cookie rules apply to it).
+// The session token lives in sessionStorage (memory where the browser
+// refuses storage to an embedded page): it survives a reload of the iframe
+// but not the tab, is partitioned per top-level site by the browser, and is
+// never a cookie (so no third-party cookie rules apply to it).
+
+import { storage } from "./storage.js";
 
 const SESSION_KEY = "gateway.session";
 
@@ -66,7 +69,7 @@ export class Session {
   restore(portalId, hubspotUserId) {
     let stored = null;
     try {
-      stored = JSON.parse(sessionStorage.getItem(SESSION_KEY) || "null");
+      stored = JSON.parse(storage.getItem(SESSION_KEY) || "null");
     } catch {
       stored = null;
     }
@@ -94,7 +97,7 @@ export class Session {
       portalId: portalId ?? null,
       hubspotUserId: hubspotUserId ?? null,
     };
-    sessionStorage.setItem(SESSION_KEY, JSON.stringify(this.state));
+    storage.setItem(SESSION_KEY, JSON.stringify(this.state));
     this.scheduleRefresh();
   }
 
@@ -126,7 +129,7 @@ export class Session {
   clear() {
     clearTimeout(this.timer);
     this.state = null;
-    sessionStorage.removeItem(SESSION_KEY);
+    storage.removeItem(SESSION_KEY);
   }
 
   authed(method, path, body) {

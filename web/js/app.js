@@ -4,6 +4,7 @@
 import CallingExtensions from "./sdk.js";
 import { Session } from "./api.js";
 import { CallBook } from "./calls.js";
+import { storage } from "./storage.js";
 import { GatewayStream, SeenIds } from "./stream.js";
 import { View } from "./view.js";
 
@@ -90,7 +91,7 @@ async function logIn(login, password) {
 
 function signedIn() {
   view.showDesk(session.user);
-  const available = sessionStorage.getItem(AVAILABLE_KEY) !== "no";
+  const available = storage.getItem(AVAILABLE_KEY) !== "no";
   view.setAvailable(available);
   setAvailable(available);
   stream = new GatewayStream({
@@ -124,7 +125,7 @@ function logOut() {
 }
 
 function setAvailable(available) {
-  sessionStorage.setItem(AVAILABLE_KEY, available ? "yes" : "no");
+  storage.setItem(AVAILABLE_KEY, available ? "yes" : "no");
   if (available) cti.userAvailable();
   else cti.userUnavailable();
 }

@@ -8,16 +8,17 @@
 // reload of the iframe does not replay a call to HubSpot) and skipped.
 
 import { streamUrl } from "./api.js";
+import { storage } from "./storage.js";
 
 const SEEN_KEY = "gateway.seen";
 const SEEN_LIMIT = 1000;
 
 export class SeenIds {
-  constructor(storage = sessionStorage) {
-    this.storage = storage;
+  constructor(store = storage) {
+    this.storage = store;
     let stored = { last: null, ids: [] };
     try {
-      stored = JSON.parse(storage.getItem(SEEN_KEY) || "null") || stored;
+      stored = JSON.parse(store.getItem(SEEN_KEY) || "null") || stored;
     } catch {
       // A damaged entry only costs the dedupe memory, never an event.
     }
