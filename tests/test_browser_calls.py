@@ -77,16 +77,21 @@ async def test_inbound_call_reaches_hubspot_in_sdk_order_with_its_engagement(sim
     assert types == ["INCOMING_CALL", "CALL_ANSWERED", "CALL_ENDED", "CALL_COMPLETED"]
 
 
-async def test_unanswered_inbound_call_ends_as_the_plain_string_missed(simulator: Simulator) -> None:
-    sim = simulator
+async def missed_call(sim: Simulator, call_id: str) -> tuple[Message, int]:
+    """Signs in, rings and hangs up; returns CALL_ENDED's payload and the engagement id."""
     await sim.log_in("alice")
     await sim.logged_in()
-    await feed(sim, signal("in-2", "ringing"))
-    engagement = await engagement_handed_out(sim, "ingest:in-2")
-    await feed(sim, signal("in-2", "ended", endStatus="CANCELED"))
+    await feed(sim, signal(call_id, "ringing"))
+    engagement = await engagement_handed_out(sim, f"ingest:{call_id}")
+    await feed(sim, signal(call_id, "ended", endStatus="CANCELED"))
     ended = (await sim.from_app("CALL_ENDED"))[0]["data"]
-    assert ended == {"externalCallId": "ingest:in-2", "callEndStatus": "MISSED", "engagementId": engagement}
     await sim.from_app("CALL_COMPLETED")
+    return ended, engagement
+
+
+async def test_unanswered_inbound_call_ends_as_the_plain_string_missed(simulator: Simulator) -> None:
+    ended, engagement = await missed_call(simulator, "in-2")
+    assert ended == {"externalCallId": "ingest:in-2", "callEndStatus": "MISSED", "engagementId": engagement}
 
 
 async def test_outbound_call_reaches_hubspot_in_sdk_order_with_its_engagement(simulator: Simulator) -> None:
@@ -171,11 +176,5 @@ async def test_calls_flow_when_the_browser_refuses_the_widget_storage(
     browser: Browser, web_gateway: Client
 ) -> None:
     async with open_simulator(browser, web_gateway, init_script=NO_STORAGE) as sim:
-        await sim.log_in("alice")
-        await sim.logged_in()
-        await feed(sim, signal("nostore-1", "ringing"))
-        engagement = await engagement_handed_out(sim, "ingest:nostore-1")
-        await feed(sim, signal("nostore-1", "ended", endStatus="CANCELED"))
-        ended = (await sim.from_app("CALL_ENDED"))[0]["data"]
+        ended, engagement = await missed_call(sim, "nostore-1")
         assert ended["engagementId"] == engagement
-        await sim.from_app("CALL_COMPLETED")
