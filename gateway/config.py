@@ -52,6 +52,9 @@ class Settings:
     key_prefix: str = "gw"
     web_dir: Path = Path(__file__).resolve().parent.parent / "web"
     dev: bool = False
+    # The iframe page (issue 4): where the page loads the SDK's ES module
+    # from; empty means the copy the gateway serves from web/node_modules.
+    sdk_url: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
     # CPaaS webhooks (gateway/sources/webhooks): a provider's endpoint is
     # enabled by setting its key.
@@ -150,6 +153,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "key_prefix": str,
     "web_dir": Path,
     "dev": _bool,
+    "sdk_url": _url,
 }
 
 

@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute
 from gateway.broker import Broker, make_broker
 from gateway.config import Settings
 from gateway.directory import Directory
-from gateway.http import auth, calls, ingest, ops, stream
+from gateway.http import auth, calls, ingest, ops, stream, web
 from gateway.http.errors import ApiError, api_error_handler
 from gateway.http.security import SecurityHeaders
 from gateway.metrics import Metrics
@@ -89,6 +89,8 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:
         *calls.routes,
         *ops.routes,
         *gw.routes,
+        # Last: web/ is mounted at the root and would catch everything after it.
+        *web.routes(settings),
     ]
     app = Starlette(
         routes=routes,
