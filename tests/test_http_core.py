@@ -244,3 +244,9 @@ async def test_repeated_failed_logins_are_throttled(gateway: Client) -> None:
     assert "too many failed logins" in response.json()["error"]
     other = await gateway.http.post("/api/login", json={"login": "alice", "password": "alice-password"})
     assert other.status_code == 200
+
+
+async def test_unknown_api_paths_answer_json_404(gateway: Client) -> None:
+    response = await gateway.http.post("/api/nope", json={})
+    assert response.status_code == 404
+    assert response.json() == {"error": "no API route POST /api/nope"}

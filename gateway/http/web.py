@@ -91,17 +91,19 @@ def routes(settings: Settings) -> list[BaseRoute]:
             headers={"cache-control": "no-cache", "content-security-policy": policy},
         )
 
-    out: list[BaseRoute] = [
+    return [
         Route("/js/sdk.js", sdk_shim, methods=["GET", "HEAD"]),
         Route("/simulator", simulator, methods=["GET", "HEAD"]),
-    ]
-    if settings.dev:
-        out.append(Route("/api/dev/demo-call", demo_call, methods=["POST"]))
-    out += [
         Mount(SDK_PATH, app=StaticFiles(directory=web_dir / SDK_DIST, check_dir=False)),
         Mount("/", app=_WebFiles(policy, web_dir)),
     ]
-    return out
+
+
+def api_routes(settings: Settings) -> list[BaseRoute]:
+    """The page's own API routes (they must come before the root mount)."""
+    if settings.dev:
+        return [Route("/api/dev/demo-call", demo_call, methods=["POST"])]
+    return []
 
 
 # -- dev mode only: a scripted demo call for the logged-in user ---------------
