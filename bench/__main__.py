@@ -1,0 +1,36 @@
+"""``python -m bench``: hold N SSE streams on one gateway and push events through it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from bench.run import Options, run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--streams", type=int, default=Options.streams, help="concurrent SSE streams")
+    parser.add_argument("--per-user", type=int, default=Options.per_user, help="streams per user")
+    parser.add_argument("--rate", type=float, default=Options.rate, help="events per second")
+    parser.add_argument("--seconds", type=float, default=Options.seconds, help="how long to send")
+    parser.add_argument("--redis", action="store_true", help="run a redis-server and use the Redis broker")
+    args = parser.parse_args(argv)
+    if args.streams < 1 or args.per_user < 1 or args.rate <= 0 or args.seconds <= 0:
+        parser.error("--streams, --per-user, --rate and --seconds must be positive")
+    options = Options(
+        streams=args.streams, per_user=args.per_user, rate=args.rate, seconds=args.seconds, redis=args.redis
+    )
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover (uvloop is a dependency off Windows)
+        report = asyncio.run(run(options))
+    else:
+        report = uvloop.run(run(options))
+    print(report.render())
+    return 0 if report.lost == 0 and report.stream_failures == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""The bench's figures and how they are printed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def percentile(ordered: list[int], pct: float) -> int:
+    """Nearest-rank percentile of an already sorted list (0 when empty)."""
+    if not ordered:
+        return 0
+    rank = max(1, -(-len(ordered) * pct // 100))
+    return ordered[int(rank) - 1]
+
+
+@dataclass(frozen=True)
+class Report:
+    broker: str
+    streams: int
+    stream_failures: int
+    users: int
+    open_seconds: float
+    events_sent: int
+    rejected: int
+    expected: int  # deliveries due: each event once per stream of its user
+    delivered: int
+    lost: int
+    duplicates: int
+    streams_closed: int
+    target_rate: float
+    send_rate: float
+    delivery_rate: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    rss_before_kib: int
+    rss_streams_kib: int
+    rss_after_kib: int
+    server_cpu: float  # CPU seconds per wall second while sending (1.0 = one core)
+    client_cpu: float
+
+    @property
+    def kib_per_stream(self) -> float:
+        return (self.rss_streams_kib - self.rss_before_kib) / max(1, self.streams)
+
+    def render(self) -> str:
+        return "\n".join(
+            [
+                f"broker            {self.broker}",
+                f"streams           {self.streams} open for {self.users} users "
+                f"({self.stream_failures} failed to open, opened in {self.open_seconds:.1f}s)",
+                f"events            {self.events_sent} sent at {self.send_rate:.0f}/s "
+                f"(target {self.target_rate:.0f}/s), {self.rejected} rejected",
+                f"deliveries        {self.delivered} of {self.expected}: lost {self.lost}, "
+                f"duplicates {self.duplicates}, streams closed {self.streams_closed}",
+                f"delivery rate     {self.delivery_rate:.0f} events/s",
+                f"latency           p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms, "
+                f"max {self.max_ms:.1f} ms (ingest POST to SSE line at the client)",
+                f"server RSS        {self.rss_before_kib / 1024:.1f} MiB idle, "
+                f"{self.rss_streams_kib / 1024:.1f} MiB with streams, "
+                f"{self.rss_after_kib / 1024:.1f} MiB after sending",
+                f"RSS per stream    {self.kib_per_stream:.1f} KiB",
+                f"CPU while sending server {self.server_cpu * 100:.0f}%, client {self.client_cpu * 100:.0f}% "
+                "(100% = one core)",
+            ]
+        )
