@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import cast
 
 from bench.run import Options, run
 
@@ -16,11 +17,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=Options.rate, help="events per second")
     parser.add_argument("--seconds", type=float, default=Options.seconds, help="how long to send")
     parser.add_argument("--redis", action="store_true", help="run a redis-server and use the Redis broker")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="extra environment for the gateway"
+    )
+    parser.add_argument("--per-second", action="store_true", help="also print latency second by second")
     args = parser.parse_args(argv)
     if args.streams < 1 or args.per_user < 1 or args.rate <= 0 or args.seconds <= 0:
         parser.error("--streams, --per-user, --rate and --seconds must be positive")
+    env = tuple(tuple(item.split("=", 1)) for item in args.env if "=" in item)
     options = Options(
-        streams=args.streams, per_user=args.per_user, rate=args.rate, seconds=args.seconds, redis=args.redis
+        streams=args.streams,
+        per_user=args.per_user,
+        rate=args.rate,
+        seconds=args.seconds,
+        redis=args.redis,
+        gateway_env=cast(tuple[tuple[str, str], ...], env),
     )
     try:
         import uvloop
@@ -28,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         report = asyncio.run(run(options))
     else:
         report = uvloop.run(run(options))
-    print(report.render())
+    print(report.render(per_second=args.per_second))
     return 0 if report.lost == 0 and report.stream_failures == 0 else 1
 
 

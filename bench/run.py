@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import os
 import resource
 import sys
 import time
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from bench.load import send_events
 from bench.procstat import cpu_seconds, rss_kib
 from bench.server import gateway_process
-from bench.stats import Report, percentile
+from bench.stats import Report, percentile, timeline
 from bench.streams import Deliveries, open_streams
 
 
@@ -25,6 +27,7 @@ class Options:
     redis: bool = False
     drain_seconds: float = 10.0  # how long to wait for the last deliveries
     quiet: bool = False
+    gateway_env: tuple[tuple[str, str], ...] = ()  # extra GATEWAY_* settings for the server
 
     @property
     def users(self) -> int:
@@ -52,7 +55,7 @@ async def run(options: Options) -> Report:
     limit = raise_open_files(options.streams + 1024)
     if limit < options.streams + 64:
         raise RuntimeError(f"open-files limit {limit} is too low for {options.streams} streams")
-    async with gateway_process(options.users, options.redis) as target:
+    async with gateway_process(options.users, options.redis, dict(options.gateway_env)) as target:
         users = [f"bench{i}" for i in range(options.users)]
         tokens = [target.token(users[i % len(users)]) for i in range(options.streams)]
         deliveries = Deliveries()
@@ -71,6 +74,12 @@ async def run(options: Options) -> Report:
         for i in range(len(clients)):
             user = users[i % len(users)]
             streams_per_user[user] = streams_per_user.get(user, 0) + 1
+        # The client is the measuring instrument: a pause of its own collector
+        # (it holds every stream) would show up as gateway latency.
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+        load_average = os.getloadavg()[0]
         try:
             cpu_server, cpu_client = cpu_seconds(target.pid), time.process_time()
             wall = time.monotonic()
@@ -85,6 +94,8 @@ async def run(options: Options) -> Report:
             cpu_client = time.process_time() - cpu_client
             rss_after = rss_kib(target.pid)
         finally:
+            gc.enable()
+            gc.unfreeze()
             for client in clients:
                 client.close()
     lost = sum(
@@ -121,4 +132,6 @@ async def run(options: Options) -> Report:
         rss_after_kib=rss_after,
         server_cpu=cpu_server / wall,
         client_cpu=cpu_client / wall,
+        load_average=load_average,
+        timeline=timeline(deliveries.arrivals_ns, deliveries.latencies_ns, sent.first_ns),
     )

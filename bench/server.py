@@ -115,7 +115,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def gateway_process(users: int, redis: bool, log_path: Path | None = None) -> AsyncIterator[Target]:
+async def gateway_process(
+    users: int, redis: bool, extra_env: dict[str, str] | None = None, log_path: Path | None = None
+) -> AsyncIterator[Target]:
     """A gateway on a free loopback port with ``users`` users; yields how to reach it."""
     workdir = Path(tempfile.mkdtemp(prefix="gw-bench-"))
     procs: list[subprocess.Popen[bytes]] = []
@@ -132,6 +134,7 @@ async def gateway_process(users: int, redis: bool, log_path: Path | None = None)
             GATEWAY_SECRET=secret,
             GATEWAY_INGEST_SECRET=ingest_secret,
         )
+        env.update(extra_env or {})
         if redis:
             redis_proc, env["GATEWAY_REDIS_URL"] = _start_redis(workdir)
             procs.append(redis_proc)

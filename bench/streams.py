@@ -39,6 +39,7 @@ class Deliveries:
 
     counts: dict[int, int] = field(default_factory=dict)
     latencies_ns: list[int] = field(default_factory=list)
+    arrivals_ns: list[int] = field(default_factory=list)
     foreign: int = 0  # events that were not the bench's own
     closed: int = 0  # streams the server ended or cut off after opening
     last_ns: int = 0
@@ -60,6 +61,7 @@ class Deliveries:
         seq, sent_ns = parsed
         self.counts[seq] = self.counts.get(seq, 0) + 1
         self.latencies_ns.append(now_ns - sent_ns)
+        self.arrivals_ns.append(now_ns)
         self.last_ns = now_ns
         if self._goal_met is not None and self.total >= self._goal:
             self._goal_met.set()

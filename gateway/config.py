@@ -52,6 +52,9 @@ class Settings:
     key_prefix: str = "gw"
     web_dir: Path = Path(__file__).resolve().parent.parent / "web"
     dev: bool = False
+    # Collector pacing for `gateway serve` (gateway/gcpacer.py); 0 turns it off.
+    gc_freeze_seconds: float = 1.0
+    gc_full_seconds: float = 3600.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -144,6 +147,9 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "key_prefix": str,
     "web_dir": Path,
     "dev": _bool,
+    # collector pacing
+    "gc_freeze_seconds": _float(0, 3600),
+    "gc_full_seconds": _float(10, 7 * 86400),
 }
 
 
