@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 from typing import cast
 
 from bench.run import Options, run
@@ -20,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="extra environment for the gateway"
     )
+    parser.add_argument("--gateway-log", type=Path, help="keep the gateway's output in this file")
     parser.add_argument("--per-second", action="store_true", help="also print latency second by second")
     args = parser.parse_args(argv)
     if args.streams < 1 or args.per_user < 1 or args.rate <= 0 or args.seconds <= 0:
@@ -32,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds=args.seconds,
         redis=args.redis,
         gateway_env=cast(tuple[tuple[str, str], ...], env),
+        gateway_log=args.gateway_log,
     )
     try:
         import uvloop

@@ -10,6 +10,7 @@ import resource
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench.load import send_events
 from bench.procstat import cpu_seconds, rss_kib
@@ -28,6 +29,7 @@ class Options:
     drain_seconds: float = 10.0  # how long to wait for the last deliveries
     quiet: bool = False
     gateway_env: tuple[tuple[str, str], ...] = ()  # extra GATEWAY_* settings for the server
+    gateway_log: Path | None = None  # where the server's output goes (default: discarded)
 
     @property
     def users(self) -> int:
@@ -55,7 +57,9 @@ async def run(options: Options) -> Report:
     limit = raise_open_files(options.streams + 1024)
     if limit < options.streams + 64:
         raise RuntimeError(f"open-files limit {limit} is too low for {options.streams} streams")
-    async with gateway_process(options.users, options.redis, dict(options.gateway_env)) as target:
+    async with gateway_process(
+        options.users, options.redis, dict(options.gateway_env), options.gateway_log
+    ) as target:
         users = [f"bench{i}" for i in range(options.users)]
         tokens = [target.token(users[i % len(users)]) for i in range(options.streams)]
         deliveries = Deliveries()

@@ -53,7 +53,7 @@ class Settings:
     web_dir: Path = Path(__file__).resolve().parent.parent / "web"
     dev: bool = False
     # Collector pacing for `gateway serve` (gateway/gcpacer.py); 0 turns it off.
-    gc_freeze_seconds: float = 1.0
+    gc_freeze_seconds: float = 0.1
     gc_full_seconds: float = 3600.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
