@@ -86,6 +86,7 @@ async def run(options: Options) -> Report:
         load_average = os.getloadavg()[0]
         try:
             cpu_server, cpu_client = cpu_seconds(target.pid), time.process_time()
+            cpu_redis = cpu_seconds(target.redis_pid) if target.redis_pid else 0.0
             wall = time.monotonic()
             sent = await send_events(
                 target.host, target.port, target.ingest_secret, users, options.events, options.rate
@@ -96,6 +97,8 @@ async def run(options: Options) -> Report:
             wall = time.monotonic() - wall
             cpu_server = cpu_seconds(target.pid) - cpu_server
             cpu_client = time.process_time() - cpu_client
+            if target.redis_pid:
+                cpu_redis = cpu_seconds(target.redis_pid) - cpu_redis
             rss_after = rss_kib(target.pid)
         finally:
             gc.enable()
@@ -136,6 +139,7 @@ async def run(options: Options) -> Report:
         rss_after_kib=rss_after,
         server_cpu=cpu_server / wall,
         client_cpu=cpu_client / wall,
+        redis_cpu=cpu_redis / wall,
         load_average=load_average,
         timeline=timeline(deliveries.arrivals_ns, deliveries.latencies_ns, sent.first_ns),
     )

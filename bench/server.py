@@ -51,6 +51,7 @@ class Target:
     pid: int
     secret: str
     ingest_secret: str
+    redis_pid: int | None = None
 
     def token(self, user_id: str, ttl: int = 3600) -> str:
         return TokenSigner(self.secret).issue(user_id, "session", int(time.time()), ttl)
@@ -141,7 +142,8 @@ async def gateway_process(
         proc = _spawn_gateway(env, log_path or workdir / "gateway.log")
         procs.insert(0, proc)
         await _wait_ready(proc, host, port, 30)
-        yield Target(host, port, proc.pid, secret, ingest_secret)
+        redis_pid = procs[1].pid if redis else None
+        yield Target(host, port, proc.pid, secret, ingest_secret, redis_pid)
     finally:
         for proc in procs:
             _stop(proc)

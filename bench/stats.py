@@ -59,6 +59,7 @@ class Report:
     rss_after_kib: int
     server_cpu: float  # CPU seconds per wall second while sending (1.0 = one core)
     client_cpu: float
+    redis_cpu: float
     load_average: float  # the machine's 1-minute load when sending began (others' work included)
     timeline: list[Second]
 
@@ -82,8 +83,9 @@ class Report:
             f"{self.rss_streams_kib / 1024:.1f} MiB with streams, "
             f"{self.rss_after_kib / 1024:.1f} MiB after sending",
             f"RSS per stream    {self.kib_per_stream:.1f} KiB",
-            f"CPU while sending server {self.server_cpu * 100:.0f}%, client {self.client_cpu * 100:.0f}% "
-            "(100% = one core)",
+            f"CPU while sending server {self.server_cpu * 100:.0f}%, client {self.client_cpu * 100:.0f}%"
+            + (f", redis-server {self.redis_cpu * 100:.0f}%" if self.broker == "redis" else "")
+            + " (100% = one core)",
             f"load average      {self.load_average:.2f} when sending began",
         ]
         if per_second:
