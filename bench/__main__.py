@@ -39,9 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import uvloop
     except ImportError:  # pragma: no cover (uvloop is a dependency off Windows)
-        report = asyncio.run(run(options))
+        runner = asyncio.run
     else:
-        report = uvloop.run(run(options))
+        runner = uvloop.run
+    try:
+        report = runner(run(options))
+    except (RuntimeError, OSError) as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
     print(report.render(per_second=args.per_second))
     return 0 if report.lost == 0 and report.stream_failures == 0 else 1
 

@@ -80,6 +80,7 @@ async def run(options: Options) -> Report:
             streams_per_user[user] = streams_per_user.get(user, 0) + 1
         # The client is the measuring instrument: a pause of its own collector
         # (it holds every stream) would show up as gateway latency.
+        collector_was_on = gc.isenabled()
         gc.collect()
         gc.freeze()
         gc.disable()
@@ -101,7 +102,8 @@ async def run(options: Options) -> Report:
                 cpu_redis = cpu_seconds(target.redis_pid) - cpu_redis
             rss_after = rss_kib(target.pid)
         finally:
-            gc.enable()
+            if collector_was_on:
+                gc.enable()
             gc.unfreeze()
             for client in clients:
                 client.close()

@@ -69,11 +69,20 @@ async def _http_status(host: str, port: int, path: str) -> int:
             await writer.wait_closed()
 
 
-async def _wait_ready(proc: subprocess.Popen[bytes], host: str, port: int, timeout: float) -> None:
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+async def _wait_ready(
+    proc: subprocess.Popen[bytes], host: str, port: int, timeout: float, log_path: Path
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the gateway exited with status {proc.returncode}")
+            raise RuntimeError(f"the gateway exited with status {proc.returncode}:\n{_tail(log_path)}")
         with contextlib.suppress(OSError, IndexError, ValueError):
             if await _http_status(host, port, "/readyz") == 200:
                 return
@@ -139,9 +148,10 @@ async def gateway_process(
         if redis:
             redis_proc, env["GATEWAY_REDIS_URL"] = _start_redis(workdir)
             procs.append(redis_proc)
-        proc = _spawn_gateway(env, log_path or workdir / "gateway.log")
+        log_path = log_path or workdir / "gateway.log"
+        proc = _spawn_gateway(env, log_path)
         procs.insert(0, proc)
-        await _wait_ready(proc, host, port, 30)
+        await _wait_ready(proc, host, port, 30, log_path)
         redis_pid = procs[1].pid if redis else None
         yield Target(host, port, proc.pid, secret, ingest_secret, redis_pid)
     finally:
