@@ -67,6 +67,21 @@ class Report:
     def kib_per_stream(self) -> float:
         return (self.rss_streams_kib - self.rss_before_kib) / max(1, self.streams)
 
+    def misses(self) -> list[str]:
+        """Where this run falls short of the target (10,000 streams at <= 30 KB, 2,000/s, p99 <= 20 ms)."""
+        out = []
+        if self.streams < 10_000 or self.stream_failures:
+            out.append(f"{self.streams} streams open, {self.stream_failures} failed (target 10,000)")
+        if self.kib_per_stream * 1024 > 30_000:
+            out.append(f"{self.kib_per_stream:.1f} KiB per stream (target 30 KB)")
+        if self.delivery_rate < 0.99 * 2_000:
+            out.append(f"{self.delivery_rate:.0f} events/s (target 2,000)")
+        if self.p99_ms > 20:
+            out.append(f"p99 {self.p99_ms:.1f} ms (target 20)")
+        if self.lost or self.rejected:
+            out.append(f"{self.lost} lost, {self.rejected} rejected (target none)")
+        return out
+
     def render(self, per_second: bool = False) -> str:
         lines = [
             f"broker            {self.broker}",
@@ -87,6 +102,7 @@ class Report:
             + (f", redis-server {self.redis_cpu * 100:.0f}%" if self.broker == "redis" else "")
             + " (100% = one core)",
             f"load average      {self.load_average:.2f} when sending began",
+            "target            " + ("met" if not self.misses() else "missed: " + "; ".join(self.misses())),
         ]
         if per_second:
             lines.append("second  deliveries  p50 ms  max ms")

@@ -16,6 +16,12 @@ async def test_bench_delivers_every_event_to_every_stream_of_its_user() -> None:
     assert report.lost == 0 and report.duplicates == 0
 
 
+async def test_bench_runs_against_its_own_redis() -> None:
+    report = await run(Options(streams=10, rate=40, seconds=1, redis=True, quiet=True))
+    assert report.broker == "redis"
+    assert report.expected == 40 and report.delivered == 40 and report.lost == 0
+
+
 def test_sse_parser_reassembles_events_split_across_reads() -> None:
     body = b'retry: 2000\n: connected\n\nid: 1-1\nevent: sdk\ndata: {"a":1}\n\nid: 1-2\ndata: {"b":2}\n\n'
     wire = (
