@@ -61,23 +61,24 @@ async def run(options: Options) -> Report:
         options.users, options.redis, dict(options.gateway_env), options.gateway_log
     ) as target:
         users = [f"bench{i}" for i in range(options.users)]
-        tokens = [target.token(users[i % len(users)]) for i in range(options.streams)]
+        logins = [
+            (user, target.token(user)) for user in (users[i % len(users)] for i in range(options.streams))
+        ]
         deliveries = Deliveries()
         await asyncio.sleep(0.5)  # let the server settle before the baseline
         rss_before = rss_kib(target.pid)
         say(f"gateway pid {target.pid} on {target.host}:{target.port}, RSS {rss_before} KiB")
         opened_at = time.monotonic()
         clients, failures = await open_streams(
-            target.host, target.port, tokens, deliveries, progress=lambda n: say(f"  {n} streams open")
+            target.host, target.port, logins, deliveries, progress=lambda n: say(f"  {n} streams open")
         )
         open_seconds = time.monotonic() - opened_at
         await asyncio.sleep(1.0)
         rss_streams = rss_kib(target.pid)
         say(f"{len(clients)} streams open in {open_seconds:.1f}s ({len(failures)} failed); sending")
         streams_per_user: dict[str, int] = {}
-        for i in range(len(clients)):
-            user = users[i % len(users)]
-            streams_per_user[user] = streams_per_user.get(user, 0) + 1
+        for client in clients:
+            streams_per_user[client.user] = streams_per_user.get(client.user, 0) + 1
         # The client is the measuring instrument: a pause of its own collector
         # (it holds every stream) would show up as gateway latency.
         collector_was_on = gc.isenabled()

@@ -72,7 +72,8 @@ class Deliveries:
 
 
 class StreamClient(asyncio.Protocol):
-    def __init__(self, request: bytes, deliveries: Deliveries) -> None:
+    def __init__(self, user: str, request: bytes, deliveries: Deliveries) -> None:
+        self.user = user
         self._request = request
         self._deliveries = deliveries
         self._parser = SseParser()
@@ -127,13 +128,13 @@ def stream_request(host: str, port: int, token: str) -> bytes:
 async def open_streams(
     host: str,
     port: int,
-    tokens: list[str],
+    logins: list[tuple[str, str]],
     deliveries: Deliveries,
     parallel: int = 200,
     timeout: float = 60.0,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[list[StreamClient], list[BaseException]]:
-    """One stream per token, ``parallel`` connection attempts at a time.
+    """One stream per (user, token), ``parallel`` connection attempts at a time.
 
     Returns the streams that opened and the errors of those that did not.
     """
@@ -141,10 +142,10 @@ async def open_streams(
     gate = asyncio.Semaphore(parallel)
     done = 0
 
-    async def one(token: str) -> StreamClient:
+    async def one(user: str, token: str) -> StreamClient:
         nonlocal done
         async with gate:
-            client = StreamClient(stream_request(host, port, token), deliveries)
+            client = StreamClient(user, stream_request(host, port, token), deliveries)
             await loop.create_connection(lambda: client, host, port)
             try:
                 await asyncio.wait_for(asyncio.shield(client.opened), timeout)
@@ -156,6 +157,6 @@ async def open_streams(
                 progress(done)
             return client
 
-    results = await asyncio.gather(*(one(t) for t in tokens), return_exceptions=True)
+    results = await asyncio.gather(*(one(u, t) for u, t in logins), return_exceptions=True)
     opened = [r for r in results if isinstance(r, StreamClient)]
     return opened, [r for r in results if isinstance(r, BaseException)]
