@@ -127,8 +127,8 @@ class Subscription:
                 self.on_close(self)
 
     def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        if self._waiter is not None:
+            _resolve(self._waiter)
 
     def _pop(self) -> Envelope | None:
         while self._backlog or self._live:
@@ -154,14 +154,23 @@ class Subscription:
         ready = self.pending()
         if ready or self.closed:
             return ready
-        self._waiter = asyncio.get_running_loop().create_future()
+        # A timer that resolves the same future, rather than wait_for: at
+        # thousands of idle streams each heartbeat would otherwise cost an
+        # extra future and a raised TimeoutError.
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(timeout, _resolve, waiter)
         try:
-            await asyncio.wait_for(self._waiter, timeout)
-        except TimeoutError:
-            pass
+            await waiter
         finally:
+            timer.cancel()
             self._waiter = None
         return self.pending()
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class Broker(abc.ABC):
