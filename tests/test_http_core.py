@@ -262,3 +262,11 @@ async def test_a_fresh_stream_is_told_where_now_is_and_can_resume_from_there(gat
         event = await resumed.next()
     assert event.json["externalCallId"] == "ingest:f1"
     assert resumed.head_id is None
+
+
+async def test_a_refused_session_credential_carries_a_bearer_challenge(gateway: Client) -> None:
+    response = await gateway.http.get("/api/me")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer realm="gateway"'
+    signed = await gateway.ingest(signal("x", "ringing"), secret="not-the-secret-0123456789")
+    assert "www-authenticate" not in signed.headers
