@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from gateway.digits import decimal
+
 
 class SignatureError(ValueError):
     pass
@@ -27,12 +29,12 @@ def verify(
 ) -> None:
     if not timestamp or not signature:
         raise SignatureError("missing X-Gateway-Timestamp or X-Gateway-Signature")
-    if not timestamp.isdigit():
+    when = decimal(timestamp, 12)
+    if when is None:
         raise SignatureError("X-Gateway-Timestamp must be unix seconds")
-    when = int(timestamp)
     if abs(now - when) > window:
         raise SignatureError(f"timestamp outside the {window}s window")
-    expected = sign(secret, when, body)
-    offered = [part.strip() for part in signature.split(",")]
+    expected = sign(secret, when, body).encode()
+    offered = [part.strip().encode("utf-8", "replace") for part in signature.split(",")]
     if not any(hmac.compare_digest(expected, part) for part in offered):
         raise SignatureError("signature does not match")

@@ -37,7 +37,7 @@ class TokenSigner:
         self._key = hashlib.sha256(b"gateway-token\0" + secret.encode()).digest()
 
     def _mac(self, body: str) -> str:
-        return _b64(hmac.new(self._key, body.encode("ascii"), hashlib.sha256).digest())
+        return _b64(hmac.new(self._key, body.encode("utf-8", "replace"), hashlib.sha256).digest())
 
     def issue(self, user_id: str, kind: str, now: int, ttl: int) -> str:
         claims = {"sub": user_id, "knd": kind, "exp": now + ttl}
@@ -49,12 +49,13 @@ class TokenSigner:
             version, body, mac = token.split(".")
         except ValueError:
             raise TokenError("malformed token") from None
-        if version != "v1" or not hmac.compare_digest(mac, self._mac(body)):
+        offered = mac.encode("utf-8", "replace")
+        if version != "v1" or not hmac.compare_digest(offered, self._mac(body).encode()):
             raise TokenError("bad token signature")
         try:
             claims = json.loads(_unb64(body))
             result = Claims(str(claims["sub"]), str(claims["knd"]), int(claims["exp"]))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, OverflowError):
             raise TokenError("malformed token") from None
         if result.kind != kind:
             raise TokenError(f"a {result.kind} token cannot be used here")

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.digits import decimal
 from gateway.model import CallState, SdkEvent
 
 log = logging.getLogger("gateway.broker")
@@ -48,9 +49,12 @@ def parse_event_id(raw: str | None) -> tuple[int, int] | None:
     if not raw:
         return None
     head, sep, tail = raw.strip().partition("-")
-    if not sep or not head.isdigit() or not tail.isdigit():
+    # Both parts are unsigned 64-bit numbers in Redis; anything else is no id
+    # of ours, and the stream starts fresh.
+    first, second = decimal(head, 20), decimal(tail, 20)
+    if not sep or first is None or second is None or max(first, second) >= 2**64:
         return None
-    return int(head), int(tail)
+    return first, second
 
 
 def encode_event(state: CallState, event: SdkEvent) -> str:

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from gateway.digits import decimal
 from gateway.directory import User
 from gateway.http.errors import ApiError, bearer_refused, read_body
 from gateway.passwords import verify_password
@@ -70,8 +71,8 @@ def _optional_id(data: dict[str, Any], name: str) -> int | None:
     value = data.get(name)
     if value is None:
         return None
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
+    if isinstance(value, str) and (number := decimal(value)) is not None:
+        return number
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     raise ApiError(422, f"{name} must be a number", "bad-field")

@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from gateway.broker.base import BrokerUnavailable
+from gateway.digits import decimal
 from gateway.http.auth import current_user, gateway_of
 from gateway.http.errors import ApiError, read_body
 from gateway.model import EngagementConflict
@@ -32,8 +33,8 @@ async def set_engagement(request: Request) -> JSONResponse:
     call_key = request.path_params["call_id"]
     data = await _object(request)
     engagement = data.get("engagementId")
-    if isinstance(engagement, str) and engagement.isdigit():
-        engagement = int(engagement)
+    if isinstance(engagement, str):
+        engagement = decimal(engagement)
     if not isinstance(engagement, int) or isinstance(engagement, bool) or engagement <= 0:
         raise ApiError(422, "engagementId must be a positive number", "bad-field")
     try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from gateway.digits import decimal
+
 
 class ApiError(Exception):
     def __init__(
@@ -32,9 +34,10 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The body, refusing (413) as soon as it is known to be too large."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        length = decimal(declared)
+        if length is None:
             raise ApiError(400, "Content-Length is not a number", "bad-length")
-        if int(declared) > limit:
+        if length > limit:
             raise ApiError(413, f"body larger than {limit} bytes", "too-large")
     chunks: list[bytes] = []
     size = 0

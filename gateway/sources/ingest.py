@@ -50,7 +50,7 @@ class IngestError(ValueError):
 def parse_signals(body: bytes, directory: Directory, now_ms: int) -> list[Signal]:
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # bad UTF-8, bad JSON, or an integer too long to read
         raise IngestError(400, f"body is not JSON: {exc}") from None
     if isinstance(data, dict) and "signals" in data:
         items = data["signals"]

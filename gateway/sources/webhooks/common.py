@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from gateway.digits import decimal
 from gateway.directory import Directory
 from gateway.model import Direction, EndStatus, Phase, Signal
 from gateway.numbers import to_e164
@@ -113,10 +114,10 @@ def seconds_ms(value: object, field: str) -> int | None:
     """A duration in whole seconds (providers send it as a string or a number)."""
     if value is None or value == "":
         return None
-    text = str(value)
-    if not text.isdigit() or len(text) > 9:
+    seconds = decimal(str(value), 9)
+    if seconds is None:
         raise WebhookError(400, f"{field} must be a whole number of seconds", "bad-payload")
-    return int(text) * 1000
+    return seconds * 1000
 
 
 def sip_end_status(code: int | None) -> EndStatus | None:
@@ -136,9 +137,8 @@ def sip_end_status(code: int | None) -> EndStatus | None:
 
 def sip_code(value: object) -> int | None:
     text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
-    if text.isdigit() and 100 <= int(text) <= 699:
-        return int(text)
-    return None
+    code = decimal(text, 3)
+    return code if code is not None and 100 <= code <= 699 else None
 
 
 def resolve(event: CallEvent, source: str, directory: Directory) -> Signal | Ignored:

@@ -18,6 +18,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from gateway.digits import decimal
 from gateway.model import Direction, EndStatus, Phase
 from gateway.sources.webhooks.common import (
     CallEvent,
@@ -84,7 +85,7 @@ def verify(
 ) -> None:
     if not timestamp or not signature:
         raise WebhookError(401, "missing telnyx-signature-ed25519 or telnyx-timestamp header", "no-signature")
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    if decimal(timestamp, 12) is None:
         raise WebhookError(403, "telnyx-timestamp is not a Unix time in seconds", "bad-signature")
     try:
         raw = base64.b64decode(signature, validate=True)
@@ -110,7 +111,7 @@ def parse(body: bytes) -> list[CallEvent] | Ignored:
     """A verified delivery as a call event."""
     try:
         doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # bad UTF-8 or JSON, or an over-long integer
         raise WebhookError(400, f"body is not JSON: {exc}", "bad-payload") from None
     data = doc.get("data") if isinstance(doc, dict) else None
     if not isinstance(data, dict):

@@ -90,7 +90,7 @@ def verify(auth_token: str, url: str, body: bytes, header: str | None) -> Mappin
     pairs: list[tuple[str, str]] = []
     if body_hash is not None:
         actual = hashlib.sha256(body).hexdigest()
-        if not hmac.compare_digest(actual, body_hash.lower()):
+        if not hmac.compare_digest(actual.encode(), body_hash.lower().encode("utf-8", "replace")):
             raise WebhookError(403, "bodySHA256 does not match the request body", "bad-signature")
     else:
         try:
@@ -116,7 +116,7 @@ def verify(auth_token: str, url: str, body: bytes, header: str | None) -> Mappin
 def _json_params(body: bytes) -> Mapping[str, str]:
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # bad UTF-8 or JSON, or an over-long integer
         raise WebhookError(400, f"body is not JSON: {exc}", "bad-payload") from None
     if not isinstance(data, dict):
         raise WebhookError(400, "JSON body must be an object", "bad-payload")

@@ -80,7 +80,7 @@ def _b64url(segment: str) -> bytes:
 def _json_object(raw: bytes) -> dict[str, Any]:
     try:
         value = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except ValueError:  # bad UTF-8 or JSON, or an over-long integer
         raise TokenInvalid("segment is not JSON") from None
     if not isinstance(value, dict):
         raise TokenInvalid("segment is not a JSON object")
@@ -93,6 +93,7 @@ def verify_hs256(token: str, key: bytes) -> dict[str, Any]:
     if len(parts) != 3:
         raise TokenInvalid("a JWT has three dot-separated parts")
     header = _json_object(_b64url(parts[0]))
+    _b64url(parts[1])  # validated before it is signed over
     if header.get("alg") != "HS256":
         raise TokenInvalid(f"alg {header.get('alg')!r} is not HS256")
     expected = hmac.new(key, f"{parts[0]}.{parts[1]}".encode("ascii"), hashlib.sha256).digest()
@@ -136,7 +137,7 @@ def parse(body: bytes, now_ms: int) -> list[CallEvent] | Ignored:
     """A verified event as a call event."""
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # bad UTF-8 or JSON, or an over-long integer
         raise WebhookError(400, f"body is not JSON: {exc}", "bad-payload") from None
     if not isinstance(data, dict):
         raise WebhookError(400, "body must be a JSON object", "bad-payload")

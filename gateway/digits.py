@@ -1,0 +1,19 @@
+"""Decimal numbers from untrusted text.
+
+``str.isdigit`` accepts superscripts and other Unicode digits that ``int``
+refuses, and ``int`` turns a megabyte of digits into a slow bignum; every
+number that arrives from outside goes through here instead.
+"""
+
+from __future__ import annotations
+
+import re
+
+_DECIMAL = re.compile(r"[0-9]+")
+
+
+def decimal(text: str, max_digits: int = 19) -> int | None:
+    """The value of ``text`` if it is 1 to ``max_digits`` ASCII digits, else None."""
+    if len(text) > max_digits or not _DECIMAL.fullmatch(text):
+        return None
+    return int(text)
