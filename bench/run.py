@@ -57,9 +57,9 @@ async def run(options: Options) -> Report:
     limit = raise_open_files(options.streams + 1024)
     if limit < options.streams + 64:
         raise RuntimeError(f"open-files limit {limit} is too low for {options.streams} streams")
-    async with gateway_process(
-        options.users, options.redis, dict(options.gateway_env), options.gateway_log
-    ) as target:
+    # The gateway caps streams per user; the bench may open more on purpose.
+    env = {"GATEWAY_STREAMS_PER_USER": str(max(16, options.per_user)), **dict(options.gateway_env)}
+    async with gateway_process(options.users, options.redis, env, options.gateway_log) as target:
         users = [f"bench{i}" for i in range(options.users)]
         logins = [
             (user, target.token(user)) for user in (users[i % len(users)] for i in range(options.streams))

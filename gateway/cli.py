@@ -92,7 +92,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"  demo user:      {DEMO_LOGIN} / {password}\n"
             f"  ingest secret:  {settings.ingest_secret}\n"
             f"  send a call:    GATEWAY_INGEST_SECRET={settings.ingest_secret} "
-            f"gateway signal --url {base} --user {DEMO_LOGIN} --call demo-1 --phase ringing "
+            f"{sys.argv[0]} signal --url {base} --user {DEMO_LOGIN} --call demo-1 --phase ringing "
             f"--direction inbound --from +15555550123\n"
         )
     app = create_app(settings)
@@ -110,6 +110,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # tickets travel in one.
         access_log=False,
         log_level="info",
+        # Client addresses (for login throttling) come from X-Forwarded-For
+        # only when the peer is a trusted proxy.
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_graceful_shutdown=5,
     )
     _Server(config, app.state.gateway.broker).run()
@@ -205,6 +209,9 @@ def cmd_signal(args: argparse.Namespace) -> int:
             print(response.read().decode())
     except urllib.error.HTTPError as exc:
         print(f"{exc.code}: {exc.read().decode()}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # refused, unreachable, timed out
+        print(f"gateway: cannot reach {args.url}: {getattr(exc, 'reason', exc)}", file=sys.stderr)
         return 1
     return 0
 

@@ -19,7 +19,6 @@ DEFAULT_FRAME_ANCESTORS = (
     "https://app.hubspot.com",
     "https://app-eu1.hubspot.com",
     "https://app-na2.hubspot.com",
-    "https://app.hubspotqa.com",
 )
 
 
@@ -50,6 +49,9 @@ class Settings:
     replay_window_seconds: int = 300
     max_body_bytes: int = 65536
     key_prefix: str = "gw"
+    forwarded_allow_ips: str = "127.0.0.1"
+    users_reload_seconds: float = 2.0
+    streams_per_user: int = 16
     web_dir: Path = Path(__file__).resolve().parent.parent / "web"
     dev: bool = False
     # The iframe page (issue 4): where the page loads the SDK's ES module
@@ -154,6 +156,9 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "replay_window_seconds": _int(10, 3600),
     "max_body_bytes": _int(1024, 10 * 1024 * 1024),
     "key_prefix": str,
+    "forwarded_allow_ips": str.strip,
+    "users_reload_seconds": _float(0.05, 3600),
+    "streams_per_user": _int(1, 1000),
     "web_dir": Path,
     "dev": _bool,
     "sdk_url": _url,
@@ -188,6 +193,10 @@ PARSERS.update(
 )
 
 
+# TOML tables a source reads from ``Settings.extra``.
+TABLES = {"sip"}
+
+
 def load_settings(
     env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
 ) -> Settings:
@@ -210,9 +219,12 @@ def load_settings(
             raise ConfigError([f"GATEWAY_CONFIG={config_file}: {exc}"]) from None
         for key, value in data.items():
             if isinstance(value, dict):
-                extra[key] = value
+                if key in TABLES:
+                    extra[key] = value
+                else:
+                    problems.append(f"{config_file}: unknown table [{key}]")
             elif key in PARSERS:
-                raw[key] = " ".join(value) if isinstance(value, list) else str(value)
+                raw[key] = " ".join(map(str, value)) if isinstance(value, list) else str(value)
             else:
                 problems.append(f"{config_file}: unknown setting {key!r}")
     for name, value in env.items():
@@ -221,7 +233,7 @@ def load_settings(
         key = name.removeprefix("GATEWAY_").lower()
         if key in PARSERS:
             raw[key] = value
-        elif "__" not in key:
+        else:
             problems.append(f"{name}: unknown setting")
     values: dict[str, Any] = {}
     for key, text in raw.items():

@@ -94,7 +94,7 @@ class User:
             )
         except KeyError as exc:
             raise DirectoryError(f"user entry is missing {exc.args[0]!r}") from None
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             if isinstance(exc, DirectoryError):
                 raise
             raise DirectoryError(f"user entry is invalid: {exc}") from None
@@ -168,7 +168,9 @@ class Directory:
             data = json.loads(path.read_text("utf-8"))
         except FileNotFoundError:
             return cls(default_region=default_region)
-        except json.JSONDecodeError as exc:
+        except OSError as exc:
+            raise DirectoryError(f"{path}: cannot read ({exc})") from None
+        except ValueError as exc:  # bad UTF-8 or JSON
             raise DirectoryError(f"{path}: not valid JSON ({exc})") from None
         if not isinstance(data, dict) or not isinstance(data.get("users"), list):
             raise DirectoryError(f'{path}: expected {{"users": [...]}}')

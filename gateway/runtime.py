@@ -48,6 +48,7 @@ class Gateway:
     routes: list[BaseRoute] = field(default_factory=list)
     login_throttle: FailureThrottle = field(default_factory=lambda: FailureThrottle(limit=10))
     address_throttle: FailureThrottle = field(default_factory=lambda: FailureThrottle(limit=50))
+    kdf_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
 
     async def swap_directory(self, new: Directory) -> None:
         old, self.directory = self.directory, new
@@ -67,9 +68,9 @@ class DirectoryWatcher:
     A broken file is reported and ignored: the users already loaded stay.
     """
 
-    def __init__(self, gateway: Gateway, interval: float = 2.0) -> None:
+    def __init__(self, gateway: Gateway) -> None:
         self._gateway = gateway
-        self._interval = interval
+        self._interval = gateway.settings.users_reload_seconds
         self._task: asyncio.Task[None] | None = None
         self._stamp = self._read_stamp()
 
@@ -87,7 +88,8 @@ class DirectoryWatcher:
         self._stamp = stamp
         settings = self._gateway.settings
         try:
-            new = Directory.load(settings.users_file, settings.default_region)
+            # Off the event loop: ten thousand users take half a second.
+            new = await asyncio.to_thread(Directory.load, settings.users_file, settings.default_region)
         except DirectoryError as exc:
             log.error("users file not reloaded, keeping %d users: %s", len(self._gateway.directory), exc)
             return False
@@ -98,7 +100,11 @@ class DirectoryWatcher:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
-            await self.check()
+            try:
+                await self.check()
+            except Exception:
+                # Whatever went wrong this time, removals must keep working.
+                log.exception("users file check failed; will try again")
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="directory-watcher")

@@ -45,6 +45,14 @@ class FailureThrottle:
         for key in keys:
             self._failures.setdefault(key, deque()).append(now)
 
+    def refund(self, key: str) -> None:
+        """Take back the newest count of ``key`` (an attempt that succeeded)."""
+        times = self._failures.get(key)
+        if times:
+            times.pop()
+            if not times:
+                del self._failures[key]
+
     def succeeded(self, keys: list[str]) -> None:
         for key in keys:
             self._failures.pop(key, None)

@@ -63,6 +63,16 @@ def test_a_toml_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     assert settings.extra["sip"] == {"listen": ["udp:127.0.0.1:5060"]}
 
 
+def test_unknown_tables_and_ill_typed_values_in_the_file_are_reported(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text("port = [1, 2]\n[bogus]\nx = 1\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"GATEWAY_CONFIG": str(path)})
+    problems = "\n".join(caught.value.problems)
+    assert "unknown table [bogus]" in problems
+    assert "GATEWAY_PORT='1 2'" in problems
+
+
 def test_unknown_keys_in_the_file_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "gateway.toml"
     path.write_text("prot = 1\n")

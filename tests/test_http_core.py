@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
-from tests.harness import Client, signal
+from tests.harness import Client, make_settings, running_gateway, signal
 
 
 async def test_login_returns_a_short_lived_token_and_the_user(gateway: Client) -> None:
@@ -270,3 +271,46 @@ async def test_a_refused_session_credential_carries_a_bearer_challenge(gateway: 
     assert response.headers["www-authenticate"] == 'Bearer realm="gateway"'
     signed = await gateway.ingest(signal("x", "ringing"), secret="not-the-secret-0123456789")
     assert "www-authenticate" not in signed.headers
+
+
+async def test_concurrent_guesses_cannot_slip_past_the_login_limit(gateway: Client) -> None:
+    guesses = [
+        gateway.http.post("/api/login", json={"login": "bob", "password": f"guess-{n}"}) for n in range(30)
+    ]
+    statuses = [r.status_code for r in await asyncio.gather(*guesses)]
+    assert statuses.count(401) == 10
+    assert statuses.count(429) == 20
+
+
+async def test_a_user_holds_a_bounded_number_of_streams_and_the_oldest_goes(tmp_path: Path) -> None:
+    async with running_gateway(make_settings(tmp_path, streams_per_user=2)) as gw:
+        token = await gw.login("alice")
+        async with gw.stream(token) as first, gw.stream(token), gw.stream(token) as third:
+            await asyncio.wait_for(first.ended.wait(), 5)
+            await gw.ingest(signal("cap", "ringing"))
+            assert (await third.next()).json["externalCallId"] == "ingest:cap"
+
+
+async def test_a_resume_after_history_was_trimmed_says_there_is_a_gap(tmp_path: Path) -> None:
+    async with running_gateway(make_settings(tmp_path, history_size=10)) as gw:
+        token = await gw.login("alice")
+        async with gw.stream(token) as stream:
+            await gw.ingest(signal("g0", "ringing"))
+            seen = await stream.next()
+        await gw.ingest({"signals": [signal(f"g{n}", "ringing") for n in range(1, 15)]})
+        async with gw.stream(token, last_event_id=seen.id) as resumed:
+            gap = await resumed.next()
+            replayed = await resumed.take(10)
+    assert gap.event == "gap"
+    assert [e.json["externalCallId"] for e in replayed] == [f"ingest:g{n}" for n in range(5, 15)]
+
+
+async def test_a_resume_within_history_has_no_gap(tmp_path: Path) -> None:
+    async with running_gateway(make_settings(tmp_path, history_size=10)) as gw:
+        token = await gw.login("alice")
+        async with gw.stream(token) as stream:
+            await gw.ingest({"signals": [signal(f"k{n}", "ringing") for n in range(12)]})
+            events = await stream.take(12)
+        async with gw.stream(token, last_event_id=events[5].id) as resumed:
+            replayed = await resumed.take(6)
+    assert [e.event for e in replayed] == ["sdk"] * 6

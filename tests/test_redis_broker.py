@@ -129,3 +129,23 @@ async def test_a_stream_that_drops_before_its_first_event_loses_nothing(
             second = await resumed.next()
     assert first.json["type"] == "incomingCall"
     assert second.json["type"] == "callAnswered"
+
+
+async def test_a_resume_after_redis_trimmed_the_history_says_there_is_a_gap(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    settings = make_settings(tmp_path, redis_url=redis_server.url, history_size=10)
+    async with running_gateway(settings) as gw:
+        token = await gw.login("alice")
+        async with gw.stream(token) as stream:
+            await gw.ingest(signal("g0", "ringing"))
+            seen = await stream.next()
+        # MAXLEN ~ trims whole nodes (100 entries by default): go well past.
+        for batch in range(4):
+            calls = [signal(f"g{batch}-{n}", "ringing") for n in range(100)]
+            assert (await gw.ingest({"signals": calls})).status_code == 202
+        async with gw.stream(token, last_event_id=seen.id) as resumed:
+            gap = await resumed.next()
+            first = await resumed.next()
+    assert gap.event == "gap"
+    assert first.event == "sdk"

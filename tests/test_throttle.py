@@ -27,3 +27,11 @@ def test_memory_stays_bounded_under_a_spray_of_keys() -> None:
     for n in range(1000):
         throttle.failed([f"k{n}"], 0)
     assert len(throttle._failures) <= 100
+
+
+def test_a_refund_takes_back_the_newest_count() -> None:
+    throttle = FailureThrottle(limit=2, window=60)
+    throttle.failed(["k"], 0)
+    throttle.failed(["k"], 1)
+    throttle.refund("k")
+    assert throttle.retry_after(["k"], 2) == 0

@@ -178,10 +178,12 @@ def _resolve(waiter: asyncio.Future[None]) -> None:
 
 
 class Broker(abc.ABC):
-    def __init__(self, history_size: int, stream_buffer: int) -> None:
+    def __init__(self, history_size: int, stream_buffer: int, streams_per_user: int = 16) -> None:
         self.history_size = history_size
         self.stream_buffer = stream_buffer
-        self._local: dict[str, set[Subscription]] = {}
+        self.streams_per_user = streams_per_user
+        # Per user, in the order the streams opened (a dict keeps it).
+        self._local: dict[str, dict[Subscription, None]] = {}
 
     # -- lifecycle ---------------------------------------------------------
     async def start(self) -> None:
@@ -205,8 +207,12 @@ class Broker(abc.ABC):
     # -- streams -----------------------------------------------------------
     async def subscribe(self, user_id: str, last_event_id: str | None) -> Subscription:
         sub = Subscription(user_id, self.stream_buffer)
-        subs = self._local.setdefault(user_id, set())
-        subs.add(sub)
+        subs = self._local.setdefault(user_id, {})
+        subs[sub] = None
+        # One credential must not hold unbounded streams: past the cap the
+        # oldest goes (a forgotten tab, most likely).
+        for old in list(subs)[: max(0, len(subs) - self.streams_per_user)]:
+            old.close("too-many-streams")
         try:
             await self._listen(user_id, first=len(subs) == 1)
             last = parse_event_id(last_event_id)
@@ -231,7 +237,7 @@ class Broker(abc.ABC):
         subs = self._local.get(sub.user_id)
         if subs is None:
             return
-        subs.discard(sub)
+        subs.pop(sub, None)
         if not subs:
             del self._local[sub.user_id]
             self._unlisten(sub.user_id)

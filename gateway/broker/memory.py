@@ -14,7 +14,7 @@ class MemoryBroker(Broker):
     """Everything in dictionaries; atomic because nothing awaits mid-update."""
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(settings.history_size, settings.stream_buffer)
+        super().__init__(settings.history_size, settings.stream_buffer, settings.streams_per_user)
         self._ttl = settings.call_ttl_seconds
         # Ids carry the process's start time, so a browser resuming with an
         # id from before a restart is seen to have a gap, not a match.

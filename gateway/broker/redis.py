@@ -60,7 +60,7 @@ _EMPTY = (0, 0)
 
 class RedisBroker(Broker):
     def __init__(self, settings: Settings) -> None:
-        super().__init__(settings.history_size, settings.stream_buffer)
+        super().__init__(settings.history_size, settings.stream_buffer, settings.streams_per_user)
         assert settings.redis_url
         self._url = settings.redis_url
         self._prefix = settings.key_prefix

@@ -114,15 +114,20 @@ async def login(request: Request) -> JSONResponse:
     wait = max(gw.login_throttle.retry_after([name], now), gw.address_throttle.retry_after([client], now))
     if wait > 0:
         raise ApiError(429, f"too many failed logins; try again in {int(wait) + 1} s", "throttled")
+    # Counted as a failure before the check, which awaits: concurrent guesses
+    # cannot all slip past the limit; a success takes its count back.
+    gw.login_throttle.failed([name], now)
+    gw.address_throttle.failed([client], now)
     user = gw.directory.by_login(name)
     encoded = user.password_hash if user else _DUMMY_HASH
-    # scrypt takes tens of milliseconds: off the event loop.
-    ok = await run_in_threadpool(verify_password, password[:1024], encoded)
+    # scrypt takes tens of milliseconds and 16 MiB: off the event loop, and
+    # only a few at a time, so a burst of logins cannot balloon memory.
+    async with gw.kdf_slots:
+        ok = await run_in_threadpool(verify_password, password[:1024], encoded)
     if user is None or not ok:
-        gw.login_throttle.failed([name], now)
-        gw.address_throttle.failed([client], now)
         raise ApiError(401, "wrong login or password", "bad-password")
     gw.login_throttle.succeeded([name])
+    gw.address_throttle.refund(client)
     check_hubspot_identity(user, portal_id, hubspot_user_id)
     return JSONResponse(_session(gw, user))
 

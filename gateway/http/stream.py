@@ -111,6 +111,11 @@ class EventStream(Response):
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
             gw.broker.unsubscribe(sub)
+            # Break the stream <-> subscription <-> task cycle now, so a closed
+            # stream is freed by reference counting rather than waiting for
+            # a full collection (which the collector pacer makes rare).
+            sub.on_close = None
+            self._task = None
 
     async def _watch_disconnect(self, receive: Receive) -> None:
         while True:
