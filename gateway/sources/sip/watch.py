@@ -1,0 +1,357 @@
+"""One watched entity's dialogs, turned into model signals.
+
+``EntityWatch`` is sans-I/O: the transport hands it each parsed document of
+one subscription (or each PUBLISH for one entity) with the time it arrived,
+and gets back the ``Signal``s to feed the call tracker, plus two flags:
+``stale`` (the document was older than one already applied and was ignored)
+and ``resync`` (a partial document arrived after a gap in ``version``s; the
+caller should re-subscribe to get full state).
+
+How documents are applied:
+
+- ``subscription`` mode (NOTIFY): ``version`` increases by one per NOTIFY.
+  A document whose version is not above the last one is stale. A full
+  document replaces the dialog set: a dialog that is not in it any more has
+  ended (Asterisk drops nothing, it goes to ``terminated``; others drop
+  dialogs). A partial document updates only the dialogs it names. A new
+  subscription restarts versions: call ``resubscribed()`` before its first
+  NOTIFY; the dialogs seen so far are kept, so the new full state ends the
+  calls that ended meanwhile and does not ring the ones still up again.
+- ``publication`` mode (PUBLISH, e.g. Kamailio/OpenSIPS ``pua_dialoginfo``):
+  each publication describes one dialog and counts its own versions, so
+  versions are kept per dialog and a "full" document never ends the dialogs
+  it does not name; a dialog ends when it says ``terminated`` or when its
+  publication is removed or expires (``withdraw``).
+
+Dialogs sharing a ``call-id`` (forks of one call) are one call: it rings when
+the first one appears, is answered when any is confirmed, and ends when all
+have ended, with the end of the answered fork (or the most telling failure).
+
+What each PBX can tell, and the consequences here:
+
+- Asterisk hints give one dialog, ``id`` = the extension, for every call;
+  no call-id, so each call gets a call id of its own from the entity, the
+  dialog id, the time it was first seen and a counter. They give
+  ``direction`` and the caller only while ringing, so the direction is
+  remembered per dialog; a dialog first seen ``confirmed`` with no direction
+  is taken as outbound (the extension went in use without ringing, so the
+  user dialled), and its "answered" is when the user started dialling.
+  There is no reason on ``terminated``: a call that rang and went idle is
+  MISSED, even if another phone of a ring group answered it (Asterisk cannot
+  tell those apart). A second call ringing during a call (the hint goes from
+  ``confirmed`` back to ``early``) is not reported. After a gateway restart
+  a call in progress gets a new call id.
+- FreeSWITCH gives one dialog per channel (``id`` = channel uuid) with
+  direction and identities, no call-id and no reasons.
+- Kamailio/OpenSIPS give call-id, tags, direction and identities, but no
+  ``event``/``code`` either, so end statuses come from the model's
+  normalisation (see ``endstatus``).
+
+Numbers: identities go through ``gateway.numbers.to_e164``; withheld callers
+(``anonymous``, ``anonymous.invalid``, ``invalid``) have no number. The
+user's own number is ``local_number`` when given (a PBX's local identity is
+usually an extension), else the local identity, else the entity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from gateway.model import Direction, EndStatus, Phase, Signal
+from gateway.numbers import to_e164
+from gateway.sources.sip.dialoginfo import Dialog, DialogInfo
+from gateway.sources.sip.endstatus import end_status
+
+WatchMode = Literal["subscription", "publication"]
+
+# Bounds on what one entity may make us hold (a hostile or broken PBX).
+MAX_OPEN_DIALOGS = 256
+MAX_REMEMBERED_ENDS = 1024
+
+_RINGING_STATES = frozenset({"trying", "proceeding", "early"})
+_WITHHELD = frozenset({"anonymous", "invalid", "unknown", "restricted", "unavailable"})
+_URI_USER_HOST = re.compile(r"^(?:sips?|tel):([^@;>?]*)(?:@([^;>?:]*))?", re.IGNORECASE)
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+@dataclass(frozen=True)
+class WatchResult:
+    signals: list[Signal]
+    resync: bool = False
+    stale: bool = False
+
+
+@dataclass
+class _Track:
+    """What is known of one open dialog."""
+
+    dialog_id: str
+    call: _Call
+    state: str
+    confirmed: bool = False
+    ended: tuple[str | None, int | None] | None = None  # (event, code) once terminated
+
+
+@dataclass
+class _Call:
+    call_id: str
+    first_seen_ms: int
+    direction: Direction
+    direction_known: bool
+    open_dialogs: set[str] = field(default_factory=set)
+    tracks: list[_Track] = field(default_factory=list)
+    phase: Phase | None = None  # the highest phase already signalled
+    remote_uri: str | None = None
+    remote_name: str | None = None
+    local_uri: str | None = None
+
+
+class EntityWatch:
+    """The dialog set of one subscription (or one PUBLISH entity)."""
+
+    def __init__(
+        self,
+        user_id: str,
+        source: str = "sip",
+        default_region: str = "US",
+        *,
+        mode: WatchMode = "subscription",
+        local_number: str | None = None,
+    ) -> None:
+        self.user_id = user_id
+        self.source = source
+        self.default_region = default_region
+        self.mode: WatchMode = mode
+        self.local_number = local_number
+        self._version: int | None = None
+        self._tracks: dict[str, _Track] = {}
+        self._calls: dict[str, _Call] = {}
+        self._seq = 0
+        # Dialog id -> last version seen, also for ended dialogs (publication
+        # mode orders by it; a late copy of an ended dialog must not ring).
+        self._dialog_versions: OrderedDict[str, int] = OrderedDict()
+
+    # -- public ------------------------------------------------------------------
+    @property
+    def version(self) -> int | None:
+        """The version of the last document applied in this subscription."""
+        return self._version
+
+    @property
+    def open_calls(self) -> int:
+        return len(self._calls)
+
+    def resubscribed(self) -> None:
+        """A new subscription starts: versions restart, the dialogs are kept."""
+        self._version = None
+
+    def apply(self, info: DialogInfo, now_ms: int) -> WatchResult:
+        if self.mode == "publication":
+            return self._apply_publication(info, now_ms)
+        return self._apply_subscription(info, now_ms)
+
+    def withdraw(self, now_ms: int, dialog_ids: Iterable[str] | None = None) -> list[Signal]:
+        """End the named open dialogs (all when None), e.g. when a publication
+        is removed or expires; they end without a reason, like a vanished one."""
+        ids = list(self._tracks) if dialog_ids is None else [d for d in dialog_ids if d in self._tracks]
+        touched: dict[str, _Call] = {}
+        for dialog_id in ids:
+            track = self._tracks[dialog_id]
+            self._terminate(track, None, None)
+            touched[track.call.call_id] = track.call
+        return self._signals(touched.values(), now_ms)
+
+    # -- modes -------------------------------------------------------------------
+    def _apply_subscription(self, info: DialogInfo, now_ms: int) -> WatchResult:
+        resync = False
+        if self._version is not None and info.version <= self._version:
+            return WatchResult(signals=[], stale=True)
+        if info.state == "partial" and (self._version is None or info.version != self._version + 1):
+            # Changes in between are lost: apply what we have, ask for full state.
+            resync = True
+        self._version = info.version
+        touched: dict[str, _Call] = {}
+        named = {d.id for d in info.dialogs}
+        if info.state == "full":
+            for dialog_id in [d for d in self._tracks if d not in named]:
+                track = self._tracks[dialog_id]
+                self._terminate(track, None, None)
+                touched[track.call.call_id] = track.call
+        for dialog in info.dialogs:
+            call = self._observe(dialog, info, now_ms)
+            if call is not None:
+                touched[call.call_id] = call
+        return WatchResult(signals=self._signals(touched.values(), now_ms), resync=resync)
+
+    def _apply_publication(self, info: DialogInfo, now_ms: int) -> WatchResult:
+        fresh = [d for d in info.dialogs if info.version >= self._dialog_versions.get(d.id, -1)]
+        if info.dialogs and not fresh:
+            return WatchResult(signals=[], stale=True)
+        touched: dict[str, _Call] = {}
+        for dialog in fresh:
+            self._remember_version(dialog.id, info.version)
+            call = self._observe(dialog, info, now_ms)
+            if call is not None:
+                touched[call.call_id] = call
+        return WatchResult(signals=self._signals(touched.values(), now_ms))
+
+    def _remember_version(self, dialog_id: str, version: int) -> None:
+        self._dialog_versions[dialog_id] = version
+        self._dialog_versions.move_to_end(dialog_id)
+        while len(self._dialog_versions) > MAX_REMEMBERED_ENDS:
+            self._dialog_versions.popitem(last=False)
+
+    # -- dialogs -----------------------------------------------------------------
+    def _observe(self, dialog: Dialog, info: DialogInfo, now_ms: int) -> _Call | None:
+        """Fold one dialog's current state in; the call it belongs to, if any."""
+        track = self._tracks.get(dialog.id)
+        if track is None:
+            if dialog.state == "terminated" or len(self._tracks) >= MAX_OPEN_DIALOGS:
+                # Nothing was seen of it while it was up: nothing to report.
+                return None
+            track = self._open(dialog, info, now_ms)
+        call = track.call
+        self._learn(call, dialog, info)
+        if dialog.state == "terminated":
+            self._terminate(track, dialog.event, dialog.code)
+        elif dialog.state == "confirmed":
+            track.state = "confirmed"
+            track.confirmed = True
+        elif not track.confirmed:
+            track.state = dialog.state
+        # else: confirmed -> early only happens with Asterisk's aggregated hint
+        # (a second call ringing); the call in progress stays as it is.
+        return call
+
+    def _open(self, dialog: Dialog, info: DialogInfo, now_ms: int) -> _Track:
+        call_id = dialog.call_id or self._synthetic_call_id(info.entity, dialog.id, now_ms)
+        call = self._calls.get(call_id)
+        if call is None:
+            known = dialog.direction is not None
+            call = _Call(
+                call_id=call_id,
+                first_seen_ms=now_ms,
+                direction=_direction(dialog),
+                direction_known=known,
+            )
+            self._calls[call_id] = call
+        track = _Track(dialog_id=dialog.id, call=call, state=dialog.state)
+        self._tracks[dialog.id] = track
+        call.open_dialogs.add(dialog.id)
+        call.tracks.append(track)
+        return track
+
+    def _synthetic_call_id(self, entity: str, dialog_id: str, now_ms: int) -> str:
+        # Asterisk reuses the dialog id (the extension) for every call, so the
+        # id alone would merge consecutive calls into one.
+        self._seq += 1
+        digest = hashlib.sha256(f"{entity}\0{dialog_id}".encode()).hexdigest()[:10]
+        readable = _UNSAFE.sub("_", dialog_id)[:48]
+        return f"{readable}.{digest}.{now_ms}.{self._seq}"
+
+    def _learn(self, call: _Call, dialog: Dialog, info: DialogInfo) -> None:
+        if dialog.direction is not None and not call.direction_known:
+            call.direction = Direction.OUTBOUND if dialog.direction == "initiator" else Direction.INBOUND
+            call.direction_known = True
+        remote = dialog.remote_identity or dialog.remote_target
+        if remote and call.remote_uri is None:
+            call.remote_uri = remote
+        if dialog.remote_display and call.remote_name is None:
+            name = dialog.remote_display.strip()
+            if name.lower() not in _WITHHELD:
+                call.remote_name = name
+        local = dialog.local_identity or info.entity
+        if call.local_uri is None or (dialog.local_identity and call.local_uri == info.entity):
+            call.local_uri = local
+
+    def _terminate(self, track: _Track, event: str | None, code: int | None) -> None:
+        track.state = "terminated"
+        track.ended = (event, code)
+        call = track.call
+        call.open_dialogs.discard(track.dialog_id)
+        self._tracks.pop(track.dialog_id, None)
+
+    # -- signals -----------------------------------------------------------------
+    def _signals(self, calls: Iterable[_Call], now_ms: int) -> list[Signal]:
+        out: list[Signal] = []
+        for call in calls:
+            phase = self._phase(call)
+            if call.phase is not None and phase <= call.phase:
+                continue
+            call.phase = phase
+            out.append(self._signal(call, phase, now_ms))
+            if phase is Phase.ENDED:
+                del self._calls[call.call_id]
+        return out
+
+    @staticmethod
+    def _phase(call: _Call) -> Phase:
+        if not call.open_dialogs:
+            return Phase.ENDED
+        if any(t.confirmed for t in call.tracks):
+            return Phase.ANSWERED
+        return Phase.RINGING
+
+    def _signal(self, call: _Call, phase: Phase, now_ms: int) -> Signal:
+        status: EndStatus | None = None
+        transferred = False
+        code: int | None = None
+        if phase is Phase.ENDED:
+            status, transferred, code = self._ending(call)
+        remote = self._number(call.remote_uri)
+        local = self.local_number or self._number(call.local_uri)
+        inbound = call.direction is Direction.INBOUND
+        return Signal(
+            source=self.source,
+            call_id=call.call_id,
+            user_id=self.user_id,
+            direction=call.direction,
+            phase=phase,
+            at_ms=now_ms,
+            from_number=remote if inbound else local,
+            to_number=local if inbound else remote,
+            remote_name=call.remote_name,
+            end_status=status,
+            sip_code=code,
+            transferred=transferred,
+        )
+
+    @staticmethod
+    def _ending(call: _Call) -> tuple[EndStatus | None, bool, int | None]:
+        """The end of the answered fork, else the most telling one."""
+        was_confirmed = any(t.confirmed for t in call.tracks)
+        candidates = [t for t in call.tracks if t.confirmed] if was_confirmed else call.tracks
+        best: tuple[EndStatus | None, bool, int | None] = (None, False, None)
+        for track in candidates:
+            event, code = track.ended or (None, None)
+            status, transferred = end_status(call.direction, track.confirmed, event, code)
+            if best == (None, False, None) or status is not None:
+                best = (status, transferred, code)
+        return best
+
+    def _number(self, uri: str | None) -> str | None:
+        if uri is None:
+            return None
+        text = uri.strip().strip("<>")
+        match = _URI_USER_HOST.match(text)
+        if match:
+            user, host = match.group(1), (match.group(2) or "")
+            if not user or user.lower() in _WITHHELD or host.lower() == "anonymous.invalid":
+                return None
+        return to_e164(text, self.default_region)
+
+
+def _direction(dialog: Dialog) -> Direction:
+    if dialog.direction == "initiator":
+        return Direction.OUTBOUND
+    if dialog.direction == "recipient":
+        return Direction.INBOUND
+    # No direction given: ringing with nothing else is most likely the phone
+    # ringing; trying/proceeding is a request we sent; a dialog first seen
+    # confirmed (Asterisk: in use without ringing) is one the user placed.
+    return Direction.INBOUND if dialog.state == "early" else Direction.OUTBOUND
