@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from gateway.runtime import Gateway
 
 # "module:function" of each source's installer, in start-up order.
-INSTALLERS: list[str] = []
+INSTALLERS: list[str] = [
+    "gateway.sources.sip.service:install",
+]
 
 
 def install_sources(gw: Gateway) -> None:

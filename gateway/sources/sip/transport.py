@@ -16,7 +16,7 @@ import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from gateway.sources.sip.adapter import Request, Response, serialize
 from gateway.sources.sip.messages import (
@@ -76,8 +76,8 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         self.bound: tuple[str, int] = (address.host, address.port)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # uvloop's datagram transport does not subclass asyncio's: no isinstance check.
+        self.transport = cast(asyncio.DatagramTransport, transport)
         sock = transport.get_extra_info("sockname")
         self.bound = (str(sock[0]), int(sock[1]))
 
