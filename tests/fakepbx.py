@@ -157,6 +157,8 @@ class FakePbx:
         self.challenges_sent = 0
         self.refuse: dict[str, int] = {}  # user -> status to answer the next SUBSCRIBE with
         self.auth_ok: list[Message] = []
+        self.silent = False  # ignore every request, as a PBX that is down
+        self._seen: asyncio.Queue[Message] = asyncio.Queue()
         self._nonces: set[str] = set()
         self._events: asyncio.Queue[tuple[str, FakeSubscription]] = asyncio.Queue()
         self._pending: dict[str, asyncio.Future[Message]] = {}
@@ -229,6 +231,13 @@ class FakePbx:
             if kind == "subscribed" and sub.user == user:
                 return sub
 
+    async def request_seen(self, user: str, timeout: float = 10) -> Message:
+        """The next request (new or retransmitted) addressed to ``user``."""
+        while True:
+            message = await asyncio.wait_for(self._seen.get(), timeout)
+            if f":{user}@" in message.first:
+                return message
+
     async def unsubscribed(self, user: str, timeout: float = 10) -> FakeSubscription:
         while True:
             kind, sub = await asyncio.wait_for(self._events.get(), timeout)
@@ -267,7 +276,8 @@ class FakePbx:
                 future.set_result(message)
             return
         self.requests.append(message)
-        if message.method == "SUBSCRIBE":
+        self._seen.put_nowait(message)
+        if message.method == "SUBSCRIBE" and not self.silent:
             self._on_subscribe(message, source, writer)
 
     def _reply(
@@ -407,6 +417,13 @@ class FakePbx:
         ]
         return branch, "\r\n".join(lines).encode() + body
 
+    def document(
+        self, sub: FakeSubscription, dialogs: Iterable[dict[str, Any]], state: str = "full"
+    ) -> bytes:
+        """The subscription's next dialog-info document (version + 1)."""
+        sub.version += 1
+        return dialog_info(sub.aor, sub.version, dialogs, state)
+
     def send_raw(self, sub: FakeSubscription, data: bytes) -> None:
         self.send(data, sub.contact, sub.writer)
 
@@ -423,8 +440,7 @@ class FakePbx:
     async def notify(self, user: str, dialogs: Iterable[dict[str, Any]] = (), **kw: Any) -> Message:
         """A full-state NOTIFY with the next version, answered."""
         sub = self.subscriptions[user]
-        sub.version += 1
-        body = dialog_info(sub.aor, sub.version, dialogs, kw.pop("doc_state", "full"))
+        body = self.document(sub, dialogs, kw.pop("doc_state", "full"))
         branch, data = self.notify_bytes(sub, body, **kw)
         return await self.transact(sub, branch, data)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,8 @@ def sip_service(client: Client) -> SipService:
     return next(c for c in client.gateway.components if isinstance(c, SipService))
 
 
-def sip_address(client: Client, kind: str) -> tuple[str, int]:
-    local = sip_service(client).transport.local(kind)
+def sip_address(client: Client, kind: str, family: int = socket.AF_INET) -> tuple[str, int]:
+    local = sip_service(client).transport.local(kind, family)
     assert local is not None
     return local
 
