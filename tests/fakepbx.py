@@ -247,6 +247,9 @@ class FakePbx:
     # --- wire ---
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._read_stream(reader, writer)
+
+    async def _read_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
         peer = writer.get_extra_info("peername")
         try:
@@ -456,3 +459,65 @@ class FakePbx:
         future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self._pending[branch] = future
         return future
+
+
+class Publisher:
+    """Sends PUBLISH as Kamailio's pua_dialoginfo does, over UDP or TCP, and awaits the answers."""
+
+    def __init__(self, pbx: FakePbx, gateway: tuple[str, int]) -> None:
+        self.pbx = pbx
+        self.gateway = gateway
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def _connection(self) -> asyncio.StreamWriter | None:
+        if self.pbx.transport != "tcp":
+            return None
+        if self._writer is None:
+            reader, writer = await asyncio.open_connection(*self.gateway)
+            self._writer = writer
+            task = asyncio.create_task(self.pbx._read_stream(reader, writer))
+            self.pbx._tasks.add(task)
+        return self._writer
+
+    def request(
+        self,
+        aor: str,
+        body: bytes = b"",
+        *,
+        etag: str | None = None,
+        expires: int | None = 3600,
+        event: str = "dialog",
+        content_type: str = "application/dialog-info+xml",
+        uri: str | None = None,
+    ) -> tuple[str, bytes]:
+        branch = "z9hG4bK" + secrets.token_hex(8)
+        lines = [
+            f"PUBLISH {uri or aor} SIP/2.0",
+            f"Via: SIP/2.0/{self.pbx.transport.upper()} 127.0.0.1:{self.pbx.port};branch={branch};rport",
+            "Max-Forwards: 70",
+            f"From: <{aor}>;tag={secrets.token_hex(4)}",
+            f"To: <{aor}>",
+            f"Call-ID: {secrets.token_hex(8)}@pbx.test",
+            f"CSeq: {next(self.pbx._cseq)} PUBLISH",
+            f"Event: {event}",
+        ]
+        if etag is not None:
+            lines.append(f"SIP-If-Match: {etag}")
+        if expires is not None:
+            lines.append(f"Expires: {expires}")
+        if body:
+            lines.append(f"Content-Type: {content_type}")
+        lines += [f"Content-Length: {len(body)}", "", ""]
+        return branch, "\r\n".join(lines).encode() + body
+
+    async def send(self, branch: str, data: bytes, timeout: float = 5) -> Message:
+        future = self.pbx.expect(branch)
+        try:
+            writer = await self._connection()
+            self.pbx.send(data, self.gateway, writer)
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self.pbx._pending.pop(branch, None)
+
+    async def publish(self, aor: str, body: bytes = b"", **kw: Any) -> Message:
+        return await self.send(*self.request(aor, body, **kw))

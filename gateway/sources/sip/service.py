@@ -7,8 +7,10 @@ table (or no ``listen`` in it) it does nothing, so SIP is off.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 
 from prometheus_client import Counter
@@ -18,6 +20,8 @@ from gateway.directory import Directory
 from gateway.runtime import Gateway
 from gateway.sources.sip.adapter import Request, Response, serialize
 from gateway.sources.sip.messages import make_response, transaction_key
+from gateway.sources.sip.publication import PublicationRules
+from gateway.sources.sip.publish_server import PublishServer
 from gateway.sources.sip.settings import SipSettings, sip_settings
 from gateway.sources.sip.subscriber import ALLOW, Subscriber
 from gateway.sources.sip.transactions import ClientTransactions, ServerTransactions
@@ -51,6 +55,20 @@ class SipService:
             "OPTIONS": self._options,
         }
         self._tasks: set[asyncio.Task[None]] = set()
+        self.publisher: PublishServer | None = None
+        if settings.publish:
+            # Shared across instances through GATEWAY_SECRET (required with Redis),
+            # so that any instance accepts the entity tags another one issued.
+            secret = gw.settings.secret or secrets.token_urlsafe(32)
+            top = settings.publish_max_expires
+            rules = PublicationRules(
+                secret, min_expires=min(60, top), default_expires=min(3600, top), max_expires=top
+            )
+            self.publisher = PublishServer(
+                rules, lambda: gw.directory, gw.tracker, gw.settings.default_region
+            )
+            self.handlers["PUBLISH"] = self.publisher.on_publish
+        self._sweeper: asyncio.Task[None] | None = None
         registry = gw.metrics.registry
         self.messages = Counter(
             "gateway_sip_messages_total", "SIP messages received, by method", ["method"], registry=registry
@@ -64,8 +82,23 @@ class SipService:
     async def start(self) -> None:
         await self.transport.start()
         await self.subscriber.sync(self.gw.directory)
+        if self.publisher is not None:
+            self._sweeper = asyncio.create_task(self._sweep(), name="sip-publication-sweeper")
+
+    async def _sweep(self) -> None:
+        assert self.publisher is not None
+        while True:
+            await asyncio.sleep(5)
+            try:
+                await self.publisher.sweep()
+            except Exception:
+                log.exception("sip: ending expired publications failed")
 
     async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         await self.subscriber.stop()
         for task in list(self._tasks):
             task.cancel()
