@@ -16,6 +16,7 @@ from aiosipua.headers import (
     parse_address,
     parse_auth,
     parse_via,
+    prettify_header_name,
     stringify_auth,
     stringify_via,
 )
@@ -49,8 +50,29 @@ def parse_message(data: bytes) -> Request | Response:
         raise ValueError(f"unparseable SIP message: {exc.__class__.__name__}") from None
 
 
+# Spelled as their RFCs spell them: the library title-cases names it does not
+# know ("Sip-Etag"), which is legal but trips peers that match names by case
+# (sipp's header regexps do).
+_CANONICAL = {
+    "sip-etag": "SIP-ETag",
+    "sip-if-match": "SIP-If-Match",
+    "www-authenticate": "WWW-Authenticate",
+    "allow-events": "Allow-Events",
+    "subscription-state": "Subscription-State",
+}
+
+
 def serialize(message: Request | Response) -> bytes:
-    return bytes(message)
+    message.headers.set_single("Content-Length", str(len(message.body)))
+    if isinstance(message, SipRequest):
+        lines = [f"{message.method} {message.uri} SIP/2.0"]
+    else:
+        lines = [f"SIP/2.0 {message.status_code} {message.reason_phrase}"]
+    for name, values in message.headers.items():
+        pretty = _CANONICAL.get(name.lower()) or prettify_header_name(name)
+        lines += [f"{pretty}: {value}" for value in values]
+    lines += ["", ""]
+    return "\r\n".join(lines).encode("utf-8") + message.body
 
 
 def new_request(method: str, uri: str, headers: list[tuple[str, str]], body: bytes = b"") -> Request:
