@@ -188,7 +188,7 @@ async def test_users_added_and_removed_at_run_time_are_subscribed_and_unsubscrib
         users[-1]["numbers"] = []
         write_users(gw.gateway.settings.users_file, users)
         watcher = next(c for c in gw.gateway.components if isinstance(c, DirectoryWatcher))
-        assert await watcher.check()
+        await watcher.check()  # or its own timer gets there first: either way
         gone = await pbx.unsubscribed("1002")
         assert gone.subscribes[-1].get("expires") == "0"
         await pbx.subscribed("1003")

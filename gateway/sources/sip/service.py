@@ -7,7 +7,6 @@ table (or no ``listen`` in it) it does nothing, so SIP is off.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import secrets
@@ -97,12 +96,12 @@ class SipService:
     async def stop(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+            await asyncio.wait({self._sweeper})
         await self.subscriber.stop()
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=1)
         await self.transport.stop()
 
     async def on_directory(self, old: Directory, new: Directory) -> None:

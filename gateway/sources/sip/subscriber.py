@@ -120,6 +120,7 @@ class Subscriber:
         self.subscriptions: dict[tuple[str, str], Subscription] = {}
         self._by_call_id: dict[str, Subscription] = {}
         self._resolved: dict[tuple[str, int], tuple[str, int]] = {}
+        self.closed = False
 
     # --- directory ---
 
@@ -135,6 +136,8 @@ class Subscriber:
 
     async def sync(self, directory: Directory) -> None:
         """Subscribe new addresses of record, unsubscribe removed ones."""
+        if self.closed:
+            return  # a directory reload racing with shutdown
         wanted = self.wanted(directory)
         gone = [key for key in self.subscriptions if key not in wanted]
         await asyncio.gather(*(self._remove(key) for key in gone))
@@ -161,8 +164,9 @@ class Subscriber:
         sub.wake.set()
         if sub.task is not None:
             sub.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sub.task
+            # wait() rather than awaiting the task: a cancellation of *this*
+            # task must not be mistaken for the subscription's and swallowed.
+            await asyncio.wait({sub.task})
         if sub.dialog is not None and sub.dialog.confirmed:
             try:
                 await asyncio.wait_for(self._send_subscribe(sub, sub.dialog, 0), 2)
@@ -172,6 +176,7 @@ class Subscriber:
         sub.state = State.STOPPED
 
     async def stop(self) -> None:
+        self.closed = True
         await asyncio.gather(*(self._remove(key) for key in list(self.subscriptions)))
 
     # --- health ---

@@ -211,10 +211,10 @@ class SipTransport:
             connection.writer.close()
             if connection.task is not None:
                 connection.task.cancel()
-        tasks = [c.task for c in self.connections.values() if c.task is not None]
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        tasks = {c.task for c in self.connections.values() if c.task is not None}
+        tasks.discard(asyncio.current_task())
+        if tasks:
+            await asyncio.wait(tasks, timeout=1)
         for _, server, _ in self.tcp_servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1)
