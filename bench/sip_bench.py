@@ -185,7 +185,10 @@ async def run(calls: int, users: int, window: int) -> dict[str, float]:
             sys.executable, "-m", "gateway", "serve", env=env, stdout=DEVNULL, stderr=DEVNULL
         )
         try:
-            return await asyncio.wait_for(drive(calls, users, window, http_port, sip_port), 120)
+            figures = await asyncio.wait_for(
+                drive(calls, users, window, http_port, sip_port, gateway.pid), 120
+            )
+            return figures
         finally:
             gateway.terminate()
             try:
@@ -195,7 +198,15 @@ async def run(calls: int, users: int, window: int) -> dict[str, float]:
                 await gateway.wait()
 
 
-async def drive(calls: int, users: int, window: int, http_port: int, sip_port: int) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux), to tell its cost from the machine's load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def drive(
+    calls: int, users: int, window: int, http_port: int, sip_port: int, pid: int
+) -> dict[str, float]:
     base = f"http://127.0.0.1:{http_port}"
     results = Results(expected=calls * 3)
     limits = httpx.Limits(max_connections=users + 10)
@@ -222,11 +233,12 @@ async def drive(calls: int, users: int, window: int, http_port: int, sip_port: i
                 aor = f"sip:{2000 + n % users}@bench.test"
                 await play_call(client, target, local_port, aor, f"bench{n}", results)
 
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), cpu_seconds(pid)
         await asyncio.gather(*(one(n) for n in range(calls)))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(results.done.wait(), 10)
         elapsed = time.perf_counter() - started
+        cpu = cpu_seconds(pid) - cpu_started
         transport.close()
         for reader in readers:
             reader.cancel()
@@ -241,6 +253,8 @@ async def drive(calls: int, users: int, window: int, http_port: int, sip_port: i
         "events_matched": results.events,
         "seconds": elapsed,
         "messages_per_second": calls * 3 / elapsed,
+        "gateway_cpu_seconds": cpu,
+        "messages_per_gateway_cpu_second": calls * 3 / cpu if cpu else 0.0,
         "p50_ms": pct(50),
         "p90_ms": pct(90),
         "p99_ms": pct(99),

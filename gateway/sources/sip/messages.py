@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from gateway.sources.sip.adapter import (
     Request,
     Response,
+    Via,
     format_via,
     new_response,
     parse_message,
@@ -154,12 +155,17 @@ def decode(data: bytes, limits: Limits, *, stream: bool = False) -> Request | Re
     if isinstance(message, Request) and cseq.group(2) != message.method:
         raise reject(400, "CSeq Method Mismatch")
     try:
-        vias = message.via
+        top = top_via(message)
     except Exception:
         raise reject(400, "Bad Via") from None
-    if not vias[0].host:
+    if not top.host:
         raise reject(400, "Bad Via")
     return message
+
+
+def top_via(message: Request | Response) -> Via:
+    """The first Via only: the library's ``.via`` parses every one of them."""
+    return parse_via(message.headers.get("via")[0])
 
 
 def cseq_of(message: Request | Response) -> tuple[int, str]:
@@ -170,7 +176,7 @@ def cseq_of(message: Request | Response) -> tuple[int, str]:
 
 
 def branch_of(message: Request | Response) -> str:
-    return message.via[0].branch or ""
+    return top_via(message).branch or ""
 
 
 def transaction_key(request: Request) -> tuple[str, str, str, int]:
@@ -202,7 +208,7 @@ def stamp_via(request: Request, host: str, port: int) -> None:
 
 def response_target(request: Request) -> tuple[str, int]:
     """Where an unreliable-transport response goes (RFC 3261 §18.2.2, RFC 3581 §4)."""
-    via = request.via[0]
+    via = top_via(request)
     host = via.received or via.host.strip("[]")
     if via.rport:
         return host, int(via.rport)
