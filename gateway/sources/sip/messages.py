@@ -27,6 +27,7 @@ _COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "l": "content-le
 _SALVAGED = frozenset(("via", "from", "to", "call-id", "cseq", "content-length"))
 _CSEQ = re.compile(r"^\s*(\d{1,10})\s+([A-Za-z!%*_+`'~.-]+)\s*$")
 _TOKEN = re.compile(r"^[A-Za-z!%*_+`'~.-]+$")
+_CONTENT_LENGTH = re.compile(rb"(?im)^(?:content-length|l)[ \t]*:([^\r\n]*)")
 
 
 @dataclass(frozen=True)
@@ -115,17 +116,14 @@ def decode(data: bytes, limits: Limits, *, stream: bool = False) -> Request | Re
         raise reject(413, "Message Too Large")
     if head.count(b"\n") > limits.max_headers:
         raise reject(400, "Too Many Headers")
-    first_line = head.split(b"\n", 1)[0].rstrip(b"\r")
-    if len(first_line) > limits.max_line_bytes or any(
-        len(line) > limits.max_line_bytes for line in head.split(b"\n")
-    ):
+    lines = head.split(b"\n")
+    if max(map(len, lines)) > limits.max_line_bytes:
         raise reject(400, "Header Too Long")
     try:
-        first = first_line.decode("ascii")
+        first = lines[0].rstrip(b"\r").decode("ascii")
     except UnicodeDecodeError:
         raise reject(400, "Bad Start Line") from None
-    found = scan_head(head, limits)
-    declared = found.get("content-length")
+    declared = [value.decode("latin-1").strip() for value in _CONTENT_LENGTH.findall(head)]
     if declared:
         text = declared[0]
         if not text.isdigit() or len(set(declared)) > 1:

@@ -236,9 +236,11 @@ class Subscriber:
         return backoff(sub.failures, self.settings.retry_min_seconds, self.settings.retry_max_seconds)
 
     async def _sleep(self, sub: Subscription, delay: float) -> None:
-        sub.wake.clear()
+        # Cleared after, not before: a wake-up that came while a SUBSCRIBE
+        # was in flight (a NOTIFY saying "terminated") must not be lost.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(sub.wake.wait(), delay)
+        sub.wake.clear()
 
     async def _attempt(self, sub: Subscription) -> float:
         """Subscribe (or refresh); the delay until the next refresh."""
