@@ -160,7 +160,7 @@ class FakePbx:
         self.silent = False  # ignore every request, as a PBX that is down
         self._seen: asyncio.Queue[Message] = asyncio.Queue()
         self._nonces: set[str] = set()
-        self._events: asyncio.Queue[tuple[str, FakeSubscription]] = asyncio.Queue()
+        self._events: dict[tuple[str, str], asyncio.Queue[FakeSubscription]] = {}
         self._pending: dict[str, asyncio.Future[Message]] = {}
         self._udp: asyncio.DatagramTransport | None = None
         self._server: asyncio.Server | None = None
@@ -224,12 +224,12 @@ class FakePbx:
 
     # --- awaiting what the gateway does ---
 
+    def _queue(self, kind: str, user: str) -> asyncio.Queue[FakeSubscription]:
+        return self._events.setdefault((kind, user), asyncio.Queue())
+
     async def subscribed(self, user: str, timeout: float = 10) -> FakeSubscription:
         """The next subscription (new or refreshed) accepted for ``user``."""
-        while True:
-            kind, sub = await asyncio.wait_for(self._events.get(), timeout)
-            if kind == "subscribed" and sub.user == user:
-                return sub
+        return await asyncio.wait_for(self._queue("subscribed", user).get(), timeout)
 
     async def request_seen(self, user: str, timeout: float = 10) -> Message:
         """The next request (new or retransmitted) addressed to ``user``."""
@@ -239,10 +239,7 @@ class FakePbx:
                 return message
 
     async def unsubscribed(self, user: str, timeout: float = 10) -> FakeSubscription:
-        while True:
-            kind, sub = await asyncio.wait_for(self._events.get(), timeout)
-            if kind == "unsubscribed" and sub.user == user:
-                return sub
+        return await asyncio.wait_for(self._queue("unsubscribed", user).get(), timeout)
 
     # --- wire ---
 
@@ -385,10 +382,10 @@ class FakePbx:
         )
         if expires == 0:
             self.subscriptions.pop(user, None)
-            self._events.put_nowait(("unsubscribed", sub))
+            self._queue("unsubscribed", sub.user).put_nowait(sub)
             return
         self.subscriptions[user] = sub
-        self._events.put_nowait(("subscribed", sub))
+        self._queue("subscribed", sub.user).put_nowait(sub)
 
     # --- NOTIFY ---
 
