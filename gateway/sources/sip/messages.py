@@ -15,7 +15,6 @@ from gateway.sources.sip.adapter import (
     Request,
     Response,
     Via,
-    format_via,
     new_response,
     parse_message,
     parse_via,
@@ -27,6 +26,8 @@ _COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "l": "content-le
 _SALVAGED = frozenset(("via", "from", "to", "call-id", "cseq", "content-length"))
 _CSEQ = re.compile(r"^\s*(\d{1,10})\s+([A-Za-z!%*_+`'~.-]+)\s*$")
 _TOKEN = re.compile(r"^[A-Za-z!%*_+`'~.-]+$")
+_SENT_BY = re.compile(r"^\s*SIP\s*/\s*2\.0\s*/\s*[A-Za-z]+\s+(\[[^\]]*\]|[^;:\s]+)", re.IGNORECASE)
+_RPORT_ASKED = re.compile(r";\s*rport\s*(?=;|$)", re.IGNORECASE)
 _CONTENT_LENGTH = re.compile(rb"(?im)^(?:content-length|l)[ \t]*:([^\r\n]*)")
 
 
@@ -188,18 +189,23 @@ def transaction_key(request: Request) -> tuple[str, str, str, int]:
 
 
 def stamp_via(request: Request, host: str, port: int) -> None:
-    """Record where a request really came from in its top Via (RFC 3261 §18.2.1, RFC 3581)."""
+    """Record where a request really came from in its top Via (RFC 3261 §18.2.1, RFC 3581).
+
+    Done on the header text: parsing and re-writing the Via costs more than
+    the rest of the transport's work on a message.
+    """
     values = request.headers.get("via")
-    via = parse_via(values[0])
-    rport_requested = "rport" in via.params and not via.params["rport"]
-    if via.host.strip("[]") == host and not rport_requested:
+    top = values[0]
+    sent_by = _SENT_BY.match(top)
+    rport = _RPORT_ASKED.search(top)
+    if rport is None and sent_by is not None and sent_by.group(1).strip("[]") == host:
         return
-    via.params["received"] = host
-    if rport_requested:
-        via.params["rport"] = str(port)
+    if rport is not None:
+        top = f"{top[: rport.start()]};rport={port}{top[rport.end() :]}"
+    top = f"{top};received={host}"
     rest = values[1:]
     request.headers.remove("via")
-    request.headers.append("Via", format_via(via))
+    request.headers.append("Via", top)
     for value in rest:
         request.headers.append("Via", value)
 
