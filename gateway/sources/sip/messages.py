@@ -28,6 +28,7 @@ _CSEQ = re.compile(r"^\s*(\d{1,10})\s+([A-Za-z!%*_+`'~.-]+)\s*$")
 _TOKEN = re.compile(r"^[A-Za-z!%*_+`'~.-]+$")
 _SENT_BY = re.compile(r"^\s*SIP\s*/\s*2\.0\s*/\s*[A-Za-z]+\s+(\[[^\]]*\]|[^;:\s]+)", re.IGNORECASE)
 _RPORT_ASKED = re.compile(r";\s*rport\s*(?=;|$)", re.IGNORECASE)
+_BRANCH = re.compile(r";\s*branch\s*=\s*([^;,\s]+)", re.IGNORECASE)
 _CONTENT_LENGTH = re.compile(rb"(?im)^(?:content-length|l)[ \t]*:([^\r\n]*)")
 
 
@@ -175,7 +176,8 @@ def cseq_of(message: Request | Response) -> tuple[int, str]:
 
 
 def branch_of(message: Request | Response) -> str:
-    return top_via(message).branch or ""
+    match = _BRANCH.search(message.headers.get("via")[0])
+    return match.group(1) if match else ""
 
 
 def transaction_key(request: Request) -> tuple[str, str, str, int]:
