@@ -255,3 +255,13 @@ def test_duplicate_dialog_ids_are_refused() -> None:
         '<dialog id="1"><state>early</state></dialog><dialog id="1"><state>confirmed</state></dialog>'
     )
     assert "appears twice" in refused(body)
+
+
+def test_invalid_utf8_is_refused() -> None:
+    body = wrap('<dialog id="1"><state>early</state></dialog>').replace(b'id="1"', b'id="\xff\xfe"')
+    assert "not well-formed" in refused(body)
+
+
+def test_state_text_surrounded_by_whitespace_parses() -> None:
+    (dialog,) = parse_dialog_info(wrap('<dialog id="1"><state>\n  confirmed\n</state></dialog>')).dialogs
+    assert dialog.state == "confirmed"

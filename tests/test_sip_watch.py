@@ -343,3 +343,11 @@ def test_publication_late_copy_of_an_ended_dialog_does_not_ring_again() -> None:
     w.apply(info(1, dlg("early", "a", call_id="ca")), 1000)
     w.apply(info(2, dlg("terminated", "a", call_id="ca")), 2000)
     assert w.apply(info(1, dlg("early", "a", call_id="ca")), 3000).signals == []
+
+
+def test_call_id_with_odd_characters_is_replaced_by_a_stable_digest() -> None:
+    odd = "abc/def " + "x" * 200
+    first = EntityWatch("alice").apply(info(1, dlg("early", call_id=odd)), 1000).signals[0]
+    again = EntityWatch("alice").apply(info(1, dlg("early", call_id=odd)), 5000).signals[0]
+    assert first.call_id == again.call_id
+    assert first.call_id.startswith("h.") and len(first.call_id) == 34

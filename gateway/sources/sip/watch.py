@@ -47,6 +47,10 @@ What each PBX can tell, and the consequences here:
   ``event``/``code`` either, so end statuses come from the model's
   normalisation (see ``endstatus``).
 
+Call ids: the dialog's ``call-id`` when there is one (a digest of it when it
+is over 128 characters or has characters outside ``[A-Za-z0-9._:@+=-]``),
+else the synthetic id above.
+
 Numbers: identities go through ``gateway.numbers.to_e164``; withheld callers
 (``anonymous``, ``anonymous.invalid``, ``invalid``) have no number. The
 user's own number is ``local_number`` when given (a PBX's local identity is
@@ -73,10 +77,12 @@ WatchMode = Literal["subscription", "publication"]
 MAX_OPEN_DIALOGS = 256
 MAX_REMEMBERED_ENDS = 1024
 
-_RINGING_STATES = frozenset({"trying", "proceeding", "early"})
 _WITHHELD = frozenset({"anonymous", "invalid", "unknown", "restricted", "unavailable"})
 _URI_USER_HOST = re.compile(r"^(?:sips?|tel):([^@;>?]*)(?:@([^;>?:]*))?", re.IGNORECASE)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+# The generic ingest's call-id alphabet: what the rest of the gateway (SSE
+# payloads, /api/calls/{externalCallId}) is known to carry well.
+_PLAIN_CALL_ID = re.compile(r"^[A-Za-z0-9._:@+=-]{1,128}$")
 
 
 @dataclass(frozen=True)
@@ -229,7 +235,10 @@ class EntityWatch:
         return call
 
     def _open(self, dialog: Dialog, info: DialogInfo, now_ms: int) -> _Track:
-        call_id = dialog.call_id or self._synthetic_call_id(info.entity, dialog.id, now_ms)
+        if dialog.call_id:
+            call_id = _plain_call_id(dialog.call_id)
+        else:
+            call_id = self._synthetic_call_id(info.entity, dialog.id, now_ms)
         call = self._calls.get(call_id)
         if call is None:
             known = dialog.direction is not None
@@ -344,6 +353,13 @@ class EntityWatch:
             if not user or user.lower() in _WITHHELD or host.lower() == "anonymous.invalid":
                 return None
         return to_e164(text, self.default_region)
+
+
+def _plain_call_id(call_id: str) -> str:
+    """The SIP Call-ID, or a digest of it when it is long or has odd characters."""
+    if _PLAIN_CALL_ID.match(call_id):
+        return call_id
+    return "h." + hashlib.sha256(call_id.encode()).hexdigest()[:32]
 
 
 def _direction(dialog: Dialog) -> Direction:
