@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 DEFAULT_FRAME_ANCESTORS = (
@@ -52,31 +52,40 @@ class Settings:
     key_prefix: str = "gw"
     web_dir: Path = Path(__file__).resolve().parent.parent / "web"
     dev: bool = False
+    # The iframe page (issue 4): where the page loads the SDK's ES module
+    # from; empty means the copy the gateway serves from web/node_modules.
+    sdk_url: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # CPaaS webhooks (gateway/sources/webhooks): a provider's endpoint is
+    # enabled by setting its key.
+    twilio_auth_token: str = ""
+    telnyx_public_key: str = ""
+    vonage_signature_secret: str = ""
 
     @property
     def broker_kind(self) -> str:
         return "redis" if self.redis_url else "memory"
 
 
-def _int(lo: int, hi: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        value = int(raw)
+N = TypeVar("N", int, float)
+
+
+def _ranged(kind: Callable[[str], N], lo: N, hi: N) -> Callable[[str], N]:
+    def parse(raw: str) -> N:
+        value = kind(raw)
         if not lo <= value <= hi:
             raise ValueError(f"must be between {lo} and {hi}")
         return value
 
     return parse
+
+
+def _int(lo: int, hi: int) -> Callable[[str], int]:
+    return _ranged(int, lo, hi)
 
 
 def _float(lo: float, hi: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        value = float(raw)
-        if not lo <= value <= hi:
-            raise ValueError(f"must be between {lo} and {hi}")
-        return value
-
-    return parse
+    return _ranged(float, lo, hi)
 
 
 def _bool(raw: str) -> bool:
@@ -144,7 +153,33 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "key_prefix": str,
     "web_dir": Path,
     "dev": _bool,
+    "sdk_url": _url,
 }
+
+
+def _ed25519_public_key(raw: str) -> str:
+    # Imported here so the webhook settings stay one appended block.
+    import base64
+    import binascii
+
+    if not raw:
+        return raw
+    try:
+        key = base64.b64decode(raw.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("must be the base64 public key from the Telnyx portal") from None
+    if len(key) != 32:
+        raise ValueError(f"must decode to a 32-byte Ed25519 key, not {len(key)} bytes")
+    return raw.strip()
+
+
+PARSERS.update(
+    {
+        "twilio_auth_token": str.strip,
+        "telnyx_public_key": _ed25519_public_key,
+        "vonage_signature_secret": str.strip,
+    }
+)
 
 
 def load_settings(

@@ -8,6 +8,7 @@ import phonenumbers
 
 _SIP_URI = re.compile(r"^(?:sips?|tel):([^@;>]+)", re.IGNORECASE)
 _VISUAL_SEPARATORS = re.compile(r"[\s().\-/]")
+_MAX_EXTENSION_DIGITS = 6
 
 
 def to_e164(raw: str | None, default_region: str = "US") -> str | None:
@@ -28,6 +29,10 @@ def to_e164(raw: str | None, default_region: str = "US") -> str | None:
     candidate = _VISUAL_SEPARATORS.sub("", text)
     if candidate.startswith("00"):
         candidate = "+" + candidate[2:]
+    # Short digit strings are PBX extensions in any region, even where the
+    # national plan would accept them as a (short) subscriber number.
+    if not candidate.startswith("+") and len(candidate) <= _MAX_EXTENSION_DIGITS:
+        return candidate
     try:
         parsed = phonenumbers.parse(candidate, None if candidate.startswith("+") else default_region)
     except phonenumbers.NumberParseException:

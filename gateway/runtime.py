@@ -16,6 +16,7 @@ from gateway.broker.base import Broker
 from gateway.config import Settings
 from gateway.directory import Directory, DirectoryError
 from gateway.metrics import Metrics
+from gateway.throttle import FailureThrottle
 from gateway.tokens import TokenSigner
 from gateway.tracker import CallTracker
 
@@ -45,6 +46,8 @@ class Gateway:
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     directory_listeners: list[DirectoryListener] = field(default_factory=list)
     routes: list[BaseRoute] = field(default_factory=list)
+    login_throttle: FailureThrottle = field(default_factory=lambda: FailureThrottle(limit=10))
+    address_throttle: FailureThrottle = field(default_factory=lambda: FailureThrottle(limit=50))
 
     async def swap_directory(self, new: Directory) -> None:
         old, self.directory = self.directory, new

@@ -8,6 +8,9 @@ import pytest
 from tests.harness import Client, make_settings, running_gateway
 from tests.servers import RedisServer
 
+# The browser fixtures (a session-wide Chromium, the simulator page).
+pytest_plugins = ["tests.browser"]
+
 
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:

@@ -233,3 +233,20 @@ async def test_responses_limit_who_may_frame_the_page(gateway: Client) -> None:
     assert csp.startswith("frame-ancestors 'self' https://app.hubspot.com")
     assert "*" not in csp
     assert "access-control-allow-origin" not in response.headers
+
+
+async def test_repeated_failed_logins_are_throttled(gateway: Client) -> None:
+    for _ in range(10):
+        response = await gateway.http.post("/api/login", json={"login": "bob", "password": "guess-guess"})
+        assert response.status_code == 401
+    response = await gateway.http.post("/api/login", json={"login": "bob", "password": "bob-password"})
+    assert response.status_code == 429
+    assert "too many failed logins" in response.json()["error"]
+    other = await gateway.http.post("/api/login", json={"login": "alice", "password": "alice-password"})
+    assert other.status_code == 200
+
+
+async def test_unknown_api_paths_answer_json_404(gateway: Client) -> None:
+    response = await gateway.http.post("/api/nope", json={})
+    assert response.status_code == 404
+    assert response.json() == {"error": "no API route POST /api/nope"}

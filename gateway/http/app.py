@@ -11,12 +11,12 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
 from gateway.broker import Broker, make_broker
 from gateway.config import Settings
 from gateway.directory import Directory
-from gateway.http import auth, calls, ingest, ops, stream
+from gateway.http import auth, calls, ingest, ops, stream, web
 from gateway.http.errors import ApiError, api_error_handler
 from gateway.http.security import SecurityHeaders
 from gateway.metrics import Metrics
@@ -56,6 +56,10 @@ def build_gateway(
     return gw
 
 
+async def _unknown_api(request: Request) -> Response:
+    raise ApiError(404, f"no API route {request.method} {request.url.path}", "no-route")
+
+
 def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:
     gw = gateway or build_gateway(settings)
 
@@ -89,6 +93,12 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:
         *calls.routes,
         *ops.routes,
         *gw.routes,
+        *web.api_routes(settings),
+        # Unknown API paths answer JSON like the rest of the API, not the
+        # web root's plain 404.
+        Route("/api/{rest:path}", _unknown_api, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        # Last: web/ is mounted at the root and would catch everything after it.
+        *web.routes(settings),
     ]
     app = Starlette(
         routes=routes,

@@ -105,12 +105,23 @@ async def login(request: Request) -> JSONResponse:
         raise ApiError(422, "login and password are required", "bad-field")
     portal_id = _optional_id(data, "portalId")
     hubspot_user_id = _optional_id(data, "hubspotUserId")
+    client = request.client.host if request.client else "unknown"
+    now = time.monotonic()
+    # Per login, against guessing one user's password; per address, with a
+    # higher allowance (a proxy puts many users behind one address), against
+    # spraying many logins.
+    wait = max(gw.login_throttle.retry_after([name], now), gw.address_throttle.retry_after([client], now))
+    if wait > 0:
+        raise ApiError(429, f"too many failed logins; try again in {int(wait) + 1} s", "throttled")
     user = gw.directory.by_login(name)
     encoded = user.password_hash if user else _DUMMY_HASH
     # scrypt takes tens of milliseconds: off the event loop.
     ok = await run_in_threadpool(verify_password, password[:1024], encoded)
     if user is None or not ok:
+        gw.login_throttle.failed([name], now)
+        gw.address_throttle.failed([client], now)
         raise ApiError(401, "wrong login or password", "bad-password")
+    gw.login_throttle.succeeded([name])
     check_hubspot_identity(user, portal_id, hubspot_user_id)
     return JSONResponse(_session(gw, user))
 

@@ -28,3 +28,26 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def page_policy(sdk_origin: str = "") -> str:
+    """The Content-Security-Policy of the iframe page and the simulator.
+
+    Sent next to the middleware's ``frame-ancestors`` policy (a browser
+    enforces every policy it gets). Scripts, styles and connections stay on
+    the gateway's own origin: the page holds a session token, so nothing
+    foreign may run beside it. ``sdk_origin`` is the CDN the SDK comes from
+    when one is configured.
+    """
+    scripts = " ".join(("'self'", sdk_origin)).strip()
+    return (
+        "default-src 'none'; "
+        f"script-src {scripts}; "
+        "style-src 'self'; "
+        "img-src 'self' data:; "
+        "connect-src 'self'; "
+        # The simulator embeds the page from this same origin.
+        "frame-src 'self'; "
+        "base-uri 'none'; "
+        "form-action 'none'"
+    )

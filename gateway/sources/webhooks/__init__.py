@@ -1,0 +1,1 @@
+"""CPaaS webhooks (Twilio, Telnyx, Vonage): one sans-I/O module per provider."""

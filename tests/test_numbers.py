@@ -1,0 +1,30 @@
+"""Numbers leave in E.164 so HubSpot's caller-ID matching finds the record."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.numbers import to_e164
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "expected"),
+    [
+        ("(555) 555-0101", "US", "+15555550101"),
+        ("+44 20 7946 0958", "US", "+442079460958"),
+        ("020 7946 0958", "GB", "+442079460958"),
+        ("0044 20 7946 0958", "US", "+442079460958"),
+        ("sip:+15555550101@pbx.example.com", "US", "+15555550101"),
+        ("tel:+15555550101;phone-context=x", "US", "+15555550101"),
+        ("1001", "US", "1001"),
+        ("1001", "GB", "1001"),
+        ("sip:1001@pbx.example.com", "DE", "1001"),
+        ("anonymous", "US", "anonymous"),
+        ("", "US", None),
+        (None, "US", None),
+    ],
+)
+def test_numbers_are_normalised_and_extensions_kept(
+    raw: str | None, region: str, expected: str | None
+) -> None:
+    assert to_e164(raw, region) == expected

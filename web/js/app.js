@@ -1,0 +1,204 @@
+// The page HubSpot embeds: turns the gateway's event stream into Calling
+// Extensions SDK calls, each exactly once, and shows the user what happens.
+
+import CallingExtensions from "./sdk.js";
+import { Session } from "./api.js";
+import { CallBook } from "./calls.js";
+import { storage } from "./storage.js";
+import { GatewayStream, SeenIds } from "./stream.js";
+import { View } from "./view.js";
+
+const AVAILABLE_KEY = "gateway.available";
+const WIDGET_WIDTH = 400;
+
+const view = new View(document);
+const book = new CallBook();
+const seen = new SeenIds();
+let hubspot = {}; // what onReady said: portalId, userId, iframeLocation, …
+let isReady = false; // the SYNC handshake is done
+let lastHeight = 0;
+let stream = null;
+// SDK calls go out one at a time, in stream order, even while one waits
+// for an engagement id.
+let queue = Promise.resolve();
+
+const session = new Session({
+  onExpired: () => {
+    showError("Your session ended; please sign in again.");
+    signedOut();
+  },
+});
+
+const cti = new CallingExtensions({
+  debugMode: false,
+  eventHandlers: {
+    onReady: (data) => ready(data || {}),
+    onDialNumber: (data) => dialRequested(data || {}),
+    onCreateEngagementSucceeded: (data) => engagementCreated(data || {}),
+    onCreateEngagementFailed: (data) => showNotice(`HubSpot could not log the call: ${describe(data)}`),
+    onEndCall: () =>
+      showNotice("Hang up on your phone: the gateway watches the call and cannot end it from here."),
+    onVisibilityChanged: (data) => view.setVisibility(data || {}),
+    onFailed: (data, event) => showNotice(`HubSpot reported ${event && event.type}: ${describe(data)}`),
+    // Everything else HubSpot may send (caller-id matches, engagement
+    // updates, newer message types) needs no action here.
+    defaultEventHandler: (data, event) => console.debug("HubSpot message", event && event.type, data),
+  },
+});
+
+function describe(data) {
+  if (!data) return "no details";
+  return data.message || data.error || JSON.stringify(data);
+}
+
+function showError(message) {
+  view.showError(message);
+  cti.sendError({ message });
+}
+
+function showNotice(message) {
+  view.showNotice(message);
+}
+
+function ready(data) {
+  if (isReady) {
+    // A second READY (SET_WIDGET_URL) only updates what HubSpot told us.
+    hubspot = { ...hubspot, ...data };
+    return;
+  }
+  hubspot = data;
+  isReady = true;
+  view.showHubSpot(data);
+  const restored = session.restore(data.portalId, data.userId);
+  const init = { isLoggedIn: restored };
+  if (data.engagementId) init.engagementId = data.engagementId;
+  cti.initialized(init);
+  if (restored) signedIn();
+  else signedOut(false);
+}
+
+async function logIn(login, password) {
+  try {
+    await session.login(login, password, hubspot.portalId, hubspot.userId);
+  } catch (err) {
+    view.loginFailed(err.message);
+    return;
+  }
+  view.clearError();
+  cti.userLoggedIn();
+  signedIn();
+}
+
+function signedIn() {
+  view.showDesk(session.user);
+  const available = storage.getItem(AVAILABLE_KEY) !== "no";
+  view.setAvailable(available);
+  setAvailable(available);
+  stream = new GatewayStream({
+    session,
+    seen,
+    onEvent: (id, event) => enqueue(id, event),
+    onGap: () => showNotice("Some call events were missed while disconnected; their calls may lack details."),
+    onStatus: (status) => view.setConnection(status),
+    onAuthLost: () => {
+      session.clear();
+      showError("Your session ended; please sign in again.");
+      signedOut();
+    },
+  });
+  stream.start();
+  fit();
+}
+
+function signedOut(tell = true) {
+  if (stream) stream.stop();
+  stream = null;
+  if (tell) cti.userLoggedOut();
+  view.showLogin(hubspot);
+  fit();
+}
+
+function logOut() {
+  session.clear();
+  seen.forget();
+  signedOut();
+}
+
+function setAvailable(available) {
+  storage.setItem(AVAILABLE_KEY, available ? "yes" : "no");
+  if (available) cti.userAvailable();
+  else cti.userUnavailable();
+}
+
+function enqueue(id, event) {
+  queue = queue.then(() => deliver(id, event)).catch((err) => showError(`Could not pass event ${id} on: ${err.message}`));
+}
+
+async function deliver(id, event) {
+  const result = await book.sdkCall(event);
+  if (result.error) {
+    showError(`Event ${id} was not passed to HubSpot: ${result.error}`);
+    return;
+  }
+  cti[result.method](result.args);
+  view.showCalls(book.current, book.history);
+}
+
+async function engagementCreated(data) {
+  const externalCallId = book.engagementCreated(data);
+  if (!externalCallId) {
+    console.debug("engagement for no known call", data);
+    return;
+  }
+  try {
+    await session.reportEngagement(externalCallId, data.engagementId);
+  } catch (err) {
+    // 404: the call is already gone from the gateway; HubSpot has the id
+    // anyway, and callEnded/callCompleted carry it from here.
+    if (err.status !== 404) showError(`Could not save the call's engagement: ${err.message}`);
+  }
+}
+
+async function dialRequested(data) {
+  const number = data.phoneNumber || data.toPhoneNumber || "";
+  view.showDial(number, "Asking the gateway to dial…");
+  if (!number) {
+    showError("HubSpot asked to dial but sent no number.");
+    return;
+  }
+  try {
+    await session.dial(number);
+    view.showDial(number, "Dialling…");
+  } catch (err) {
+    // Until click-to-dial exists the gateway answers 501 with advice.
+    view.showDial(number, err.message);
+    if (err.status !== 501) showError(`Dial request failed: ${err.message}`);
+  }
+}
+
+// HubSpot sizes the iframe from the app's settings; ask for more height
+// only when the content needs it, in steps, so it does not flicker.
+function fit() {
+  // Before the SYNC handshake the SDK would drop the message anyway.
+  if (!isReady) return;
+  requestAnimationFrame(() => {
+    const height = Math.min(720, Math.max(320, Math.ceil(document.body.scrollHeight / 40) * 40));
+    if (height !== lastHeight) {
+      lastHeight = height;
+      // The width is the one the README asks to register; only the height
+      // follows the content. (Echoing the current width back would shrink
+      // the frame by its border on every resize.)
+      cti.resizeWidget({ width: WIDGET_WIDTH, height });
+    }
+  });
+}
+
+view.onLogin = logIn;
+view.onLogout = logOut;
+view.onAvailability = setAvailable;
+view.onChange = fit;
+view.start();
+// HubSpot syncs within a second; a page opened on its own never hears from it.
+setTimeout(() => {
+  if (!isReady) view.notEmbedded();
+}, 3_000);

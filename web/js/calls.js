@@ -1,0 +1,150 @@
+// What the page knows about calls: the SDK call each gateway event becomes,
+// the engagement HubSpot created for each call, and what the UI shows.
+// No DOM and no SDK here, so the rules stay in one readable place.
+
+// The gateway names the SDK method; only these may be called from the stream.
+export const SDK_METHODS = new Set([
+  "incomingCall",
+  "outgoingCall",
+  "callAnswered",
+  "callTransferred",
+  "callEnded",
+  "callCompleted",
+]);
+
+// HubSpot creates the engagement after incomingCall/outgoingCall and tells
+// the page its id; callEnded and callCompleted should carry it. When events
+// arrive back to back (a replay after a reconnect), wait this long for it.
+export const ENGAGEMENT_WAIT_MS = 5_000;
+
+const RECENT_LIMIT = 5;
+
+export class CallBook {
+  constructor() {
+    this.calls = new Map(); // externalCallId -> {snapshot, engagementId, startedHere}
+    this.waiters = new Map(); // externalCallId -> [resolve]
+    this.recent = [];
+    this.currentId = null;
+    this.lastEnded = null;
+  }
+
+  entry(externalCallId) {
+    let entry = this.calls.get(externalCallId);
+    if (!entry) {
+      entry = { snapshot: null, engagementId: null, startedHere: false };
+      this.calls.set(externalCallId, entry);
+    }
+    return entry;
+  }
+
+  // HubSpot's onCreateEngagementSucceeded may or may not name the call; an
+  // unnamed one belongs to the newest started call that has no engagement.
+  engagementCreated({ externalCallId, engagementId }) {
+    let target = externalCallId;
+    if (!target) {
+      const waiting = [...this.calls.entries()].filter(([, e]) => e.startedHere && !e.engagementId);
+      target = waiting.length ? waiting[waiting.length - 1][0] : null;
+    }
+    if (!target || !engagementId) return null;
+    const entry = this.entry(target);
+    entry.engagementId = engagementId;
+    for (const resolve of this.waiters.get(target) || []) resolve(engagementId);
+    this.waiters.delete(target);
+    return target;
+  }
+
+  waitForEngagement(externalCallId, timeoutMs) {
+    const entry = this.entry(externalCallId);
+    if (entry.engagementId || !entry.startedHere) return Promise.resolve(entry.engagementId);
+    return new Promise((resolve) => {
+      const list = this.waiters.get(externalCallId) || [];
+      list.push(resolve);
+      this.waiters.set(externalCallId, list);
+      setTimeout(() => resolve(entry.engagementId), timeoutMs);
+    });
+  }
+
+  // The SDK method and its argument for one gateway event, or an error
+  // string. Fills in the engagement id HubSpot gave this page when the
+  // gateway's event was made before the page reported it.
+  async sdkCall(event, waitMs = ENGAGEMENT_WAIT_MS) {
+    if (!event || typeof event !== "object") return { error: "an event from the gateway is not JSON" };
+    const { type, externalCallId, payload } = event;
+    if (!SDK_METHODS.has(type)) return { error: `unknown event type ${JSON.stringify(type)}` };
+    if (!externalCallId || !payload || payload.externalCallId !== externalCallId) {
+      return { error: `event ${type} does not name its call` };
+    }
+    const entry = this.entry(externalCallId);
+    if (event.call) entry.snapshot = { ...event.call, timerFrom: timerStart(event.call, entry.snapshot) };
+    const args = { ...payload };
+    if (type === "incomingCall" || type === "outgoingCall") {
+      entry.startedHere = args.createEngagement !== false;
+      this.currentId = externalCallId;
+    }
+    if ((type === "callEnded" || type === "callCompleted") && !args.engagementId) {
+      const engagementId = await this.waitForEngagement(externalCallId, waitMs);
+      if (engagementId) args.engagementId = engagementId;
+    }
+    if (args.engagementId && !entry.engagementId) entry.engagementId = args.engagementId;
+    if (type === "callCompleted") this.finish(externalCallId);
+    return { method: type, args };
+  }
+
+  finish(externalCallId) {
+    const entry = this.calls.get(externalCallId);
+    if (entry && entry.snapshot) {
+      this.recent = [entry.snapshot, ...this.recent.filter((c) => c.externalCallId !== externalCallId)];
+      this.recent.length = Math.min(this.recent.length, RECENT_LIMIT);
+    }
+    // The finished call stays on show (as ended) until the next one starts.
+    if (this.currentId === externalCallId) this.lastEnded = entry ? entry.snapshot : null;
+    // Nothing will refer to the call again; keep the map small.
+    this.calls.delete(externalCallId);
+  }
+
+  get current() {
+    const entry = this.currentId ? this.calls.get(this.currentId) : null;
+    if (entry) return entry.snapshot;
+    return this.lastEnded && this.lastEnded.externalCallId === this.currentId ? this.lastEnded : null;
+  }
+
+  // Finished calls other than the one on show.
+  get history() {
+    const shown = this.current;
+    return this.recent.filter((call) => !shown || call.externalCallId !== shown.externalCallId);
+  }
+}
+
+// Where the call's timer counts from: the gateway's time of the answer (or
+// of the first ring), unless that is implausible for a live call (clocks
+// apart, a source that replays old timestamps); then from when the page
+// learnt of the state.
+const PLAUSIBLE_MS = 6 * 3600 * 1000;
+export function timerStart(call, previous, now = Date.now()) {
+  const stamp = call.answeredAt || call.startedAt;
+  if (stamp && stamp <= now + 5_000 && now - stamp < PLAUSIBLE_MS) return Math.min(stamp, now);
+  const sameState = previous && previous.state === call.state && previous.answeredAt === call.answeredAt;
+  return sameState ? previous.timerFrom : now;
+}
+
+// "+15555550123" -> "+1 555 555 0123" is beyond a page this thin; E.164 is
+// what HubSpot matches on, so it is shown as it is.
+export function describeCall(call) {
+  if (!call) return null;
+  const inbound = call.direction === "inbound";
+  const number = (inbound ? call.fromNumber : call.toNumber) || "unknown number";
+  return {
+    number,
+    name: call.remoteName || "",
+    direction: inbound ? "Inbound" : "Outbound",
+    state: { ringing: "Ringing", answered: "In call", ended: "Ended" }[call.state] || call.state,
+  };
+}
+
+export function formatDuration(ms) {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = String(total % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
+}

@@ -1,0 +1,196 @@
+// A stand-in for HubSpot: hosts the calling page through the SDK's own host
+// side (IFrameManager with iFrameOptions) and logs every message both ways.
+//
+// window.hostLog holds each message as {dir: "in"|"out", type, data, at};
+// the browser tests read it, so it records what crossed postMessage, not
+// what the page meant to send.
+
+import { Constants, IFrameManager } from "./sdk.js";
+import { Session } from "./api.js";
+
+const { messageType } = Constants;
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+
+window.hostLog = [];
+let manager = null;
+let context = {
+  // The demo user of `make run` lives in portal 1 and has no HubSpot user id.
+  portalId: Number(params.get("portalId") || 1),
+  userId: params.get("userId") ? Number(params.get("userId")) : undefined,
+};
+let lastCallId = "";
+
+function record(dir, message) {
+  const payload = message.data ?? payloadOf(message);
+  const entry = { dir, type: message.type, data: payload ?? null, at: Date.now() };
+  window.hostLog.push(entry);
+  const item = document.createElement("li");
+  item.className = dir;
+  const head = document.createElement("div");
+  head.className = "head";
+  const arrow = document.createElement("span");
+  arrow.className = "dir";
+  arrow.textContent = dir === "out" ? "HubSpot → app" : "app → HubSpot";
+  const type = document.createElement("strong");
+  type.textContent = message.type;
+  const time = document.createElement("time");
+  time.textContent = new Date(entry.at).toLocaleTimeString();
+  head.append(arrow, type, time);
+  item.append(head);
+  if (payload !== undefined) {
+    const pre = document.createElement("pre");
+    pre.textContent = JSON.stringify(payload, null, 2);
+    item.append(pre);
+  }
+  const log = $("log");
+  log.prepend(item);
+}
+
+// SYNC and SYNC_ACK carry their fields at the top level, not under data.
+function payloadOf(message) {
+  const { type, messageId, ...rest } = message;
+  return Object.keys(rest).length ? rest : undefined;
+}
+
+// HubSpot's SYNC tells the app who is looking at it; the SDK's own host
+// sends only hostUrl, so the simulator adds the portal and user here.
+class SimulatedHubSpot extends IFrameManager {
+  sendMessage(message, callback) {
+    let outgoing = message;
+    let answered = callback;
+    if (message.type === messageType.SYNC) {
+      outgoing = {
+        ...message,
+        portalId: context.portalId,
+        userId: context.userId,
+        ownerId: context.userId,
+        iframeLocation: "widget",
+        usesCallingWindow: false,
+      };
+      // SYNC repeats every 100 ms until answered; log it once.
+      if (!this.syncLogged) record("out", outgoing);
+      this.syncLogged = true;
+      answered = (data) => {
+        record("in", { ...data, type: messageType.SYNC_ACK });
+        callback(data);
+      };
+    } else {
+      record("out", message);
+    }
+    super.sendMessage(outgoing, answered);
+  }
+}
+
+function fromApp(event) {
+  const { type, data } = event;
+  if (type === messageType.READY) {
+    $("handshake").textContent = "SYNC handshake complete";
+    $("handshake").dataset.state = "ready";
+    return;
+  }
+  if (type === messageType.SYNC_ACK_FAILED) {
+    $("handshake").textContent = "The app never answered SYNC (SYNC_ACK_FAILED)";
+    $("handshake").dataset.state = "failed";
+  }
+  record("in", event);
+  if (type === messageType.RESIZE_WIDGET && data) manager.updateIFrameSize(data);
+  if (type === messageType.INCOMING_CALL || type === messageType.OUTGOING_CALL_STARTED) {
+    lastCallId = data.externalCallId;
+    $("engagement-call").value = lastCallId;
+    if ($("auto-engagement").checked) {
+      // HubSpot creates the call's engagement and answers with its id.
+      send(messageType.CREATE_ENGAGEMENT_SUCCEEDED, {
+        externalCallId: data.externalCallId,
+        engagementId: newEngagementId(),
+      });
+    }
+  }
+}
+
+function newEngagementId() {
+  return 10_000_000_000 + Math.floor(Math.random() * 89_999_999_999);
+}
+
+function send(type, data) {
+  if (!manager || !manager.isReady) {
+    $("handshake").textContent = "The app is not ready yet; nothing sent";
+    return;
+  }
+  manager.sendMessage(data === undefined ? { type } : { type, data });
+}
+
+function load() {
+  if (manager) manager.remove();
+  $("portal-id").value = context.portalId ?? "";
+  $("user-id").value = context.userId ?? "";
+  $("handshake").textContent = "Waiting for SYNC_ACK…";
+  $("handshake").dataset.state = "waiting";
+  manager = new SimulatedHubSpot({
+    debugMode: false,
+    iFrameOptions: {
+      src: new URL("./", location.href).toString(),
+      width: "400px",
+      height: "600px",
+      hostElementSelector: "#calling-widget",
+    },
+    onMessageHandler: fromApp,
+  });
+}
+
+async function demoCall(direction) {
+  const session = new Session({ onExpired: () => {} });
+  if (!session.restore(context.portalId, context.userId)) {
+    $("demo-status").textContent = "Sign in inside the widget first.";
+    return;
+  }
+  // Borrow the widget's token (same origin, same tab); the widget refreshes it.
+  clearTimeout(session.timer);
+  try {
+    const { externalCallId } = await session.demoCall(direction);
+    $("demo-status").textContent = `Playing ${externalCallId}: rings, is answered after 3 s, ends 5 s later.`;
+  } catch (err) {
+    $("demo-status").textContent =
+      err.status === 404 || err.status === 405
+        ? "Demo calls exist only in dev mode (make run). Send signals with `gateway signal` instead."
+        : `Demo call refused: ${err.message}`;
+  }
+}
+
+$("context").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const portal = $("portal-id").value.trim();
+  const user = $("user-id").value.trim();
+  context = { portalId: portal ? Number(portal) : undefined, userId: user ? Number(user) : undefined };
+  load();
+});
+$("dial-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  send(messageType.DIAL_NUMBER, {
+    phoneNumber: $("dial-number").value.trim(),
+    portalId: context.portalId,
+    ownerId: context.userId,
+    objectType: "CONTACT",
+    subjectId: 1,
+  });
+});
+$("engagement-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const id = Number($("engagement-id").value.trim()) || newEngagementId();
+  send(messageType.CREATE_ENGAGEMENT_SUCCEEDED, {
+    externalCallId: $("engagement-call").value.trim() || lastCallId,
+    engagementId: id,
+  });
+});
+$("send-minimize").addEventListener("click", () =>
+  send(messageType.VISIBILITY_CHANGED, { isMinimized: true, isHidden: false }),
+);
+$("send-restore").addEventListener("click", () =>
+  send(messageType.VISIBILITY_CHANGED, { isMinimized: false, isHidden: false }),
+);
+$("send-end").addEventListener("click", () => send(messageType.END_CALL));
+$("demo-inbound").addEventListener("click", () => demoCall("inbound"));
+$("demo-outbound").addEventListener("click", () => demoCall("outbound"));
+$("clear-log").addEventListener("click", () => $("log").replaceChildren());
+
+load();
