@@ -43,7 +43,7 @@ async def run_sipp(
         "-i",
         "127.0.0.1",
         "-p",
-        str(port or free_port(socket.SOCK_DGRAM)),
+        str(port or free_port(socket.SOCK_STREAM if transport.startswith("t") else socket.SOCK_DGRAM)),
         "-m",
         "1",
         "-timeout",
@@ -66,11 +66,14 @@ async def run_sipp(
     return process.returncode, report
 
 
-async def test_sipp_publishing_a_call_drives_the_users_stream(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("kind", "mode"), [("udp", "u1"), ("tcp", "t1")])
+async def test_sipp_publishing_a_call_drives_the_users_stream(tmp_path: Path, kind: str, mode: str) -> None:
     async with sip_gateway(tmp_path, sip_table()) as gw:
         token = await gw.login("alice")
         async with gw.stream(token) as stream:
-            code, output = await run_sipp("publish_dialog.xml", sip_address(gw, "udp"), "1001", tmp_path)
+            code, output = await run_sipp(
+                "publish_dialog.xml", sip_address(gw, kind), "1001", tmp_path, transport=mode
+            )
             assert code == 0, output[-2000:]
             events = await stream.take(4)
     types = [e.json["type"] for e in events]
