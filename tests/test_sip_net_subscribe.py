@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,34 @@ async def test_users_added_and_removed_at_run_time_are_subscribed_and_unsubscrib
         gone = await pbx.unsubscribed("1002")
         assert gone.subscribes[-1].get("expires") == "0"
         await pbx.subscribed("1003")
+
+
+async def test_a_notify_during_a_redis_outage_is_answered_503_and_later_calls_flow(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with (
+        FakePbx("udp") as pbx,
+        sip_gateway(tmp_path, sip_table(pbx), redis_url=redis_server.url) as gw,
+    ):
+        token = await gw.login("alice")
+        await pbx.subscribed("1001")
+        redis_server.stop()
+        refused = await pbx.notify("1001", [ringing("d1")])
+        assert refused.status == 503
+        assert refused.get("retry-after") is not None
+        redis_server.start()
+        for _ in range(100):  # as the core's outage test: until the broker reconnects
+            if (await gw.http.get("/readyz")).status_code == 200:
+                break
+            await asyncio.sleep(0.1)
+        async with gw.stream(token) as stream:  # as the browser does: a new stream
+            answered = await pbx.notify("1001", [ringing("d2")])
+            assert answered.status == 200, answered.first
+            events = [(e.json["externalCallId"], e.json["type"]) for e in await stream.take(4)]
+        # d1 is not lost: the full state without it ends it, so it shows up as a missed call.
+        assert events == [
+            ("sip:d1", "incomingCall"),
+            ("sip:d1", "callEnded"),
+            ("sip:d1", "callCompleted"),
+            ("sip:d2", "incomingCall"),
+        ]
