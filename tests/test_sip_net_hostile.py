@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import AsyncIterator
@@ -41,7 +42,8 @@ DEEP = ROOT + b"<a>" * 5000 + b"</a>" * 5000 + b"</dialog-info>"
 
 @pytest.fixture
 async def gw(tmp_path: Path) -> AsyncIterator[Client]:
-    async with sip_gateway(tmp_path, sip_table(max_message_bytes=32768, max_headers=64)) as client:
+    table = sip_table(max_message_bytes=32768, max_headers=64, tcp_message_seconds=0.3)
+    async with sip_gateway(tmp_path, table) as client:
         yield client
 
 
@@ -146,3 +148,25 @@ async def test_an_xml_bomb_in_a_publish_is_answered_400(tmp_path: Path, body: by
     async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table()) as gw:
         answer = await Publisher(pbx, sip_address(gw, "udp")).publish("sip:1001@pbx.test", body)
         assert answer.status == 400
+
+
+async def test_a_tcp_peer_trickling_a_message_is_cut_off(gw: Client) -> None:
+    reader, writer = await asyncio.open_connection(*sip_address(gw, "tcp"))
+    try:
+        writer.write(
+            b"OPTIONS sip:gateway@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKx\r\n"
+        )
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, nothing said
+    finally:
+        writer.close()
+
+
+async def test_a_tcp_line_beyond_every_cap_closes_the_connection(gw: Client) -> None:
+    reader, writer = await asyncio.open_connection(*sip_address(gw, "tcp"))
+    try:
+        writer.write(b"OPTIONS sip:gateway@127.0.0.1 SIP/2.0\r\nX-Long: " + b"a" * 100_000)
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+    finally:
+        writer.close()

@@ -37,6 +37,7 @@ class Limits:
     max_message_bytes: int = 65_535
     max_headers: int = 128
     max_line_bytes: int = 4096
+    tcp_message_seconds: float = 10.0  # a message, once begun on TCP, must be whole by then
 
 
 @dataclass

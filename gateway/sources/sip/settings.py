@@ -107,7 +107,7 @@ def sip_settings(extra: Mapping[str, Any]) -> SipSettings | None:
         return None
     problems: list[str] = []
     known = {
-        "listen", "advertise", "max_message_bytes", "max_headers", "t1_seconds",
+        "listen", "advertise", "max_message_bytes", "max_headers", "tcp_message_seconds", "t1_seconds",
         "retry_min_seconds", "retry_max_seconds", "publish", "publish_max_expires", "pbx",
     }  # fmt: skip
     unknown = set(table) - known
@@ -130,6 +130,7 @@ def sip_settings(extra: Mapping[str, Any]) -> SipSettings | None:
     limits = Limits(
         max_message_bytes=int(_number(table, "max_message_bytes", 65_535, 1024, 1 << 20, problems)),
         max_headers=int(_number(table, "max_headers", 128, 16, 1024, problems)),
+        tcp_message_seconds=_number(table, "tcp_message_seconds", 10.0, 0.05, 300, problems),
     )
     settings = SipSettings(
         listen=tuple(listen),

@@ -33,6 +33,8 @@ from gateway.sources.sip.messages import (
 
 log = logging.getLogger("gateway.sip")
 
+MAX_CONNECTIONS = 1024
+
 
 @dataclass(frozen=True)
 class ListenAddress:
@@ -122,32 +124,47 @@ class TcpConnection:
             self.owner.on_connection_closed(self)
 
     async def _read_one(self) -> bytes | None:
-        """One message by Content-Length framing; ``None`` ends the connection."""
+        """One message by Content-Length framing; ``None`` ends the connection.
+
+        A connection may idle between messages (PBXes keep them open), but a
+        message, once begun, must arrive whole within ``limits.tcp_message_seconds``:
+        a peer trickling bytes does not hold a connection forever.
+        """
         limits = self.owner.limits
-        buf = bytearray()
-        while True:
+        line = b"\r\n"
+        while line in (b"\r\n", b"\n"):  # RFC 5626 keep-alive CRLFs between messages
             line = await self.reader.readline()
             if not line:
                 return None
-            if not buf and line in (b"\r\n", b"\n"):
-                continue  # RFC 5626 keep-alive CRLFs between messages
-            buf += line
-            if len(buf) > limits.max_message_bytes:
-                self._refuse(bytes(buf), 413, "Message Too Large")
-                return None
-            if buf.endswith(b"\n\n") or buf.endswith(b"\r\n\r\n"):
-                break
-        head = bytes(buf)
-        declared = scan_head(head, limits).get("content-length", ["0"])
-        if len(declared) != 1 or not declared[0].isdigit():
-            # Framing is lost: nothing after this on the stream can be trusted.
-            self._refuse(head, 400, "Bad Content-Length")
+        buf = bytearray(line)
+        try:
+            async with asyncio.timeout(limits.tcp_message_seconds):
+                while not (buf.endswith(b"\n\n") or buf.endswith(b"\r\n\r\n")):
+                    if len(buf) > limits.max_message_bytes:
+                        self._refuse(bytes(buf), 413, "Message Too Large")
+                        return None
+                    line = await self.reader.readline()
+                    if not line:
+                        return None
+                    buf += line
+                head = bytes(buf)
+                declared = scan_head(head, limits).get("content-length", ["0"])
+                if len(declared) != 1 or not declared[0].isdigit():
+                    # Framing is lost: nothing after this on the stream can be trusted.
+                    self._refuse(head, 400, "Bad Content-Length")
+                    return None
+                length = int(declared[0])
+                if len(head) + length > limits.max_message_bytes:
+                    self._refuse(head, 413, "Message Too Large")
+                    return None
+                body = await self.reader.readexactly(length) if length else b""
+        except TimeoutError:
+            self.owner.count_reject("tcp", "Incomplete Message")
+            log.warning("sip tcp %s:%d: message not complete in time, closing", *self.peer)
             return None
-        length = int(declared[0])
-        if len(head) + length > limits.max_message_bytes:
-            self._refuse(head, 413, "Message Too Large")
+        except ValueError:  # a line beyond the stream reader's own limit
+            self._refuse(bytes(buf), 413, "Message Too Large")
             return None
-        body = await self.reader.readexactly(length) if length else b""
         return head + body
 
     def _refuse(self, head: bytes, status: int, reason: str) -> None:
@@ -284,6 +301,11 @@ class SipTransport:
             log.exception("sip handler failed on a message from %s:%d", *inbound.source)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self.connections) >= MAX_CONNECTIONS:
+            self.count_reject("tcp", "Too Many Connections")
+            log.warning("sip tcp: %d connections open, refusing another", len(self.connections))
+            writer.close()
+            return
         connection = TcpConnection(self, reader, writer)
         self.connections[connection.peer] = connection
         connection.task = asyncio.current_task()
