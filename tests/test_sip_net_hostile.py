@@ -170,3 +170,12 @@ async def test_a_tcp_line_beyond_every_cap_closes_the_connection(gw: Client) -> 
         assert await asyncio.wait_for(reader.read(), 5) == b""
     finally:
         writer.close()
+
+
+async def test_requests_beyond_the_in_flight_cap_are_answered_503(gw: Client, peer: UdpPeer) -> None:
+    sip_service(gw).max_in_flight = 0
+    peer.send(request(port=peer.port), sip_address(gw, "udp"))
+    assert status_of(await peer.next()) == 503
+    sip_service(gw).max_in_flight = 1
+    peer.send(request(port=peer.port), sip_address(gw, "udp"))
+    assert status_of(await peer.next()) == 200

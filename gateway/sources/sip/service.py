@@ -28,6 +28,8 @@ from gateway.sources.sip.transport import Inbound, SipTransport
 
 log = logging.getLogger("gateway.sip")
 
+MAX_IN_FLIGHT = 4096  # requests being worked on at once
+
 # (response, whether a retransmission of the request may be answered with it)
 Answer = tuple[Response, bool]
 RequestHandler = Callable[[Request], Awaitable[Answer]]
@@ -54,6 +56,7 @@ class SipService:
             "OPTIONS": self._options,
         }
         self._tasks: set[asyncio.Task[None]] = set()
+        self.max_in_flight = MAX_IN_FLIGHT
         self.publisher: PublishServer | None = None
         if settings.publish:
             # Shared across instances through GATEWAY_SECRET (required with Redis),
@@ -135,6 +138,13 @@ class SipService:
             self.retransmissions.inc()
             if remembered:
                 self.transport.reply(inbound, remembered)
+            return
+        if len(self._tasks) >= self.max_in_flight:
+            # A flood, or a broker too slow to keep up: shed load rather than memory.
+            self.server.forget(key)
+            self._count_reject(inbound.kind, "Overloaded")
+            busy = make_response(message, 503, "Service Unavailable", extra=[("Retry-After", "5")])
+            self.transport.reply(inbound, serialize(busy))
             return
         task = asyncio.create_task(self._serve(inbound, message, key))
         self._tasks.add(task)
