@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import socket
+from collections.abc import AsyncIterator
 from typing import Any
 
 
@@ -39,6 +41,15 @@ class UdpPeer(asyncio.DatagramProtocol):
 
     def close(self) -> None:
         self.transport.close()
+
+
+@contextlib.asynccontextmanager
+async def udp_peer(host: str = "127.0.0.1") -> AsyncIterator[UdpPeer]:
+    peer = await UdpPeer.open(host)
+    try:
+        yield peer
+    finally:
+        peer.close()
 
 
 def request(

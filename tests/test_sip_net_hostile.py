@@ -13,7 +13,7 @@ import pytest
 from tests.fakepbx import FakePbx, Publisher
 from tests.harness import Client
 from tests.sipkit import ringing, sip_address, sip_gateway, sip_service, sip_table
-from tests.sipwire import UdpPeer, request, status_of, tcp_exchange
+from tests.sipwire import UdpPeer, request, status_of, tcp_exchange, udp_peer
 
 ROOT = (
     b'<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="1" state="full"'
@@ -49,9 +49,8 @@ async def gw(tmp_path: Path) -> AsyncIterator[Client]:
 
 @pytest.fixture
 async def peer() -> AsyncIterator[UdpPeer]:
-    udp = await UdpPeer.open()
-    yield udp
-    udp.close()
+    async with udp_peer() as udp:
+        yield udp
 
 
 def _torture(port: int) -> dict[str, tuple[bytes, int]]:

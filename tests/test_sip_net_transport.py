@@ -11,7 +11,7 @@ import pytest
 
 from tests.harness import Client
 from tests.sipkit import sip_address, sip_gateway, sip_table
-from tests.sipwire import UdpPeer, header, request, status_of, tcp_exchange
+from tests.sipwire import UdpPeer, header, request, status_of, tcp_exchange, udp_peer
 
 
 @pytest.fixture
@@ -22,9 +22,8 @@ async def gw(tmp_path: Path) -> AsyncIterator[Client]:
 
 @pytest.fixture
 async def peer() -> AsyncIterator[UdpPeer]:
-    udp = await UdpPeer.open()
-    yield udp
-    udp.close()
+    async with udp_peer() as udp:
+        yield udp
 
 
 async def test_options_over_udp_is_answered_at_the_source_port_with_rport_filled_in(
