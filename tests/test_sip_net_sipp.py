@@ -79,6 +79,7 @@ async def test_sipp_publishing_a_call_drives_the_users_stream(tmp_path: Path, ki
     types = [e.json["type"] for e in events]
     assert types == ["incomingCall", "callAnswered", "callEnded", "callCompleted"]
     assert events[0].json["payload"]["fromNumber"] == "+15555550142"
+    assert events[0].json["payload"]["toNumber"] == "+15555550101"
     assert events[2].json["payload"]["callEndStatus"] == "COMPLETED"
 
 

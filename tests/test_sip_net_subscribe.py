@@ -28,6 +28,7 @@ async def test_a_notify_after_a_digest_challenge_rings_the_users_stream(tmp_path
             event = await stream.next()
         assert event.json["type"] == "incomingCall"
         assert event.json["payload"]["fromNumber"] == "+15555550199"
+        assert event.json["payload"]["toNumber"] == "+15555550101"  # alice's number, not "1001"
 
 
 async def test_a_retransmitted_notify_is_answered_again_and_gives_one_event(

@@ -24,6 +24,7 @@ from gateway.sources.sip.adapter import Request, Response
 from gateway.sources.sip.dialoginfo import DialogInfoError, parse_dialog_info
 from gateway.sources.sip.messages import make_response
 from gateway.sources.sip.publication import PublicationRules, PublishRequest
+from gateway.sources.sip.subscriber import own_number
 from gateway.sources.sip.watch import EntityWatch
 from gateway.tracker import CallTracker
 
@@ -67,7 +68,9 @@ class PublishServer:
     def _watch(self, user: User) -> EntityWatch:
         watch = self._watches.get(user.id)
         if watch is None:
-            watch = EntityWatch(user.id, "sip", self.default_region, mode="publication")
+            watch = EntityWatch(
+                user.id, "sip", self.default_region, mode="publication", local_number=own_number(user)
+            )
             self._watches[user.id] = watch
             while len(self._watches) > MAX_WATCHES:
                 self._watches.popitem(last=False)

@@ -150,7 +150,7 @@ class Subscriber:
                 user=user,
                 aor=key[1],
                 pbx=pbx,
-                watch=EntityWatch(user.id, "sip", self.default_region),
+                watch=EntityWatch(user.id, "sip", self.default_region, local_number=own_number(user)),
                 digest=DigestClient(pbx.username, pbx.password),
             )
             self.subscriptions[key] = sub
@@ -401,6 +401,11 @@ class Subscriber:
             immediate = reason in ("deactivated", "timeout")
             self._restart(sub, float(retry_after) if retry_after >= 0 else (0.0 if immediate else None))
         return answer, True
+
+
+def own_number(user: User) -> str | None:
+    """The user's E.164 number for the SDK's to/from: PBXes name the extension instead."""
+    return user.numbers[0] if user.numbers else None
 
 
 class _Refused(Exception):
