@@ -6,7 +6,15 @@ import pytest
 
 from gateway.sources.sip.adapter import Request
 from gateway.sources.sip.messages import Limits, Rejected, decode, stamp_via
-from gateway.sources.sip.subscriber import backoff, subscription_state
+from gateway.sources.sip.subscription import (
+    Accepted,
+    Forgotten,
+    Refused,
+    after_termination,
+    backoff,
+    on_answer,
+    subscription_state,
+)
 from gateway.sources.sip.transactions import ServerTransactions
 from tests.sipwire import request
 
@@ -82,3 +90,51 @@ def test_a_content_length_the_datagram_cannot_satisfy_is_refused(length: str) ->
     with pytest.raises(Rejected) as raised:
         decode(request(body=b"hello", content_length=length), Limits())
     assert raised.value.status == 400
+
+
+def _answer(status: int, *, refreshing: bool = False, expires: str | None = "600") -> object:
+    return on_answer(
+        status,
+        "Reason",
+        refreshing=refreshing,
+        to_tag="t1",
+        contact_uri="sip:pbx@h",
+        expires=expires,
+        requested=300,
+    )
+
+
+def test_a_2xx_grants_the_pbxs_lifetime_and_refreshes_at_four_fifths() -> None:
+    outcome = _answer(200)
+    assert outcome == Accepted(600, "t1", "sip:pbx@h")
+    assert isinstance(outcome, Accepted) and outcome.refresh_in == 480.0
+
+
+def test_a_2xx_without_expires_grants_what_was_asked() -> None:
+    assert _answer(202, expires=None) == Accepted(300, "t1", "sip:pbx@h")
+
+
+def test_a_2xx_with_expires_zero_is_a_refusal() -> None:
+    assert isinstance(_answer(200, expires="0"), Refused)
+
+
+def test_481_to_a_refresh_means_the_pbx_forgot_us() -> None:
+    assert _answer(481, refreshing=True) == Forgotten()
+
+
+def test_481_to_a_new_subscription_is_a_refusal() -> None:
+    assert _answer(481) == Refused("SUBSCRIBE answered 481 Reason")
+
+
+@pytest.mark.parametrize(
+    ("params", "delay"),
+    [
+        ({"reason": "deactivated"}, 0.0),
+        ({"reason": "timeout"}, 0.0),
+        ({"reason": "probation", "retry-after": "30"}, 30.0),
+        ({"reason": "rejected"}, None),
+        ({}, None),
+    ],
+)
+def test_the_delay_after_termination_follows_rfc_6665(params: dict[str, str], delay: float | None) -> None:
+    assert after_termination(params) == delay

@@ -13,11 +13,9 @@ import asyncio
 import contextlib
 import enum
 import logging
-import random
 import secrets
 import socket
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.directory import Directory, User
@@ -26,6 +24,15 @@ from gateway.sources.sip.dialoginfo import DialogInfoError, parse_dialog_info
 from gateway.sources.sip.digest import DigestClient
 from gateway.sources.sip.messages import make_response
 from gateway.sources.sip.settings import PbxSettings, SipSettings
+from gateway.sources.sip.subscription import (
+    Forgotten,
+    Refused,
+    after_termination,
+    backoff,
+    on_answer,
+    seconds,
+    subscription_state,
+)
 from gateway.sources.sip.transactions import ClientTransactions, TransactionTimeout, new_branch
 from gateway.sources.sip.transport import SipTransport, family_of
 from gateway.sources.sip.watch import EntityWatch
@@ -44,26 +51,8 @@ class State(enum.StrEnum):
     STOPPED = "stopped"
 
 
-def backoff(failures: int, lo: float, hi: float, rng: Callable[[], float] = random.random) -> float:
-    """Capped exponential backoff with jitter: somewhere in [cap/2, cap]."""
-    cap = min(hi, lo * 2.0 ** max(0, failures - 1))
-    return cap / 2 + cap / 2 * rng()
-
-
 def host_in_uri(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
-def subscription_state(raw: str | None) -> tuple[str, dict[str, str]]:
-    """``active;expires=600`` -> ("active", {"expires": "600"})."""
-    if not raw:
-        return "", {}
-    value, *params = raw.split(";")
-    parsed: dict[str, str] = {}
-    for param in params:
-        key, _, val = param.partition("=")
-        parsed[key.strip().lower()] = val.strip()
-    return value.strip().lower(), parsed
 
 
 @dataclass
@@ -251,26 +240,29 @@ class Subscriber:
             sub.watch.resubscribed()
         dialog = sub.dialog
         response = await self._send_subscribe(sub, dialog, sub.pbx.expires)
-        if response.status_code == 481 and dialog.confirmed:
-            # The PBX forgot us (restart): start a new subscription at once.
+        to = response.headers.get_first("to")
+        contacts = response.headers.get("contact")
+        outcome = on_answer(
+            response.status_code,
+            response.reason_phrase,
+            refreshing=dialog.confirmed,
+            to_tag=parse_address(to).tag if to else None,
+            contact_uri=_uri_of(contacts[0]) if contacts else None,
+            expires=response.headers.get_first("expires"),
+            requested=sub.pbx.expires,
+        )
+        if isinstance(outcome, Forgotten):
             log.info("sip subscription %s: refresh got 481, subscribing afresh", sub.aor)
             self._forget_dialog(sub)
             return await self._attempt(sub)
-        if response.status_code >= 300:
-            raise _Refused(f"SUBSCRIBE answered {response.status_code} {response.reason_phrase}")
-        to = response.headers.get_first("to")
-        if to:
-            dialog.remote_tag = dialog.remote_tag or parse_address(to).tag
-        contacts = response.headers.get("contact")
-        if contacts:
-            dialog.remote_target = _uri_of(contacts[0]) or dialog.remote_target
+        if isinstance(outcome, Refused):
+            raise _Refused(outcome.reason)
+        dialog.remote_tag = dialog.remote_tag or outcome.remote_tag
+        dialog.remote_target = outcome.remote_target or dialog.remote_target
         dialog.confirmed = True
-        expires = _int(response.headers.get_first("expires"), sub.pbx.expires)
-        if expires <= 0:
-            raise _Refused("SUBSCRIBE accepted with Expires: 0")
-        sub.expires_at = time.monotonic() + expires
+        sub.expires_at = time.monotonic() + outcome.expires
         sub.state = State.ACTIVE
-        return max(0.2, expires * 0.8)
+        return outcome.refresh_in
 
     async def _send_subscribe(self, sub: Subscription, dialog: _Dialog, expires: int) -> Response:
         uri = dialog.remote_target if dialog.confirmed and dialog.remote_target else sub.target_uri
@@ -278,7 +270,7 @@ class Subscriber:
         for _ in range(3):  # first try, then at most two challenges (e.g. a stale nonce)
             response = await self._transact(sub, dialog, uri, expires, credentials)
             if response.status_code == 423 and expires:
-                expires = _int(response.headers.get_first("min-expires"), expires)
+                expires = seconds(response.headers.get_first("min-expires"), expires)
                 continue
             if response.status_code not in (401, 407):
                 return response
@@ -395,11 +387,10 @@ class Subscriber:
                         log.info("sip %s: version gap, asking for full state", sub.aor)
                         sub.wake.set()  # the refresh brings a full-state NOTIFY (RFC 6665 §4.2.1.1)
         if state == "terminated":
-            reason = params.get("reason", "")
-            retry_after = _int(params.get("retry-after"), -1)
-            log.info("sip subscription %s terminated by the PBX (%s)", sub.aor, reason or "no reason")
-            immediate = reason in ("deactivated", "timeout")
-            self._restart(sub, float(retry_after) if retry_after >= 0 else (0.0 if immediate else None))
+            log.info(
+                "sip subscription %s terminated by the PBX (%s)", sub.aor, params.get("reason") or "no reason"
+            )
+            self._restart(sub, after_termination(params))
         return answer, True
 
 
@@ -410,13 +401,6 @@ def own_number(user: User) -> str | None:
 
 class _Refused(Exception):
     pass
-
-
-def _int(raw: str | None, default: int) -> int:
-    if raw is None:
-        return default
-    text = raw.strip()
-    return int(text) if text.isdigit() and len(text) < 10 else default
 
 
 def _uri_of(contact: str) -> str | None:
