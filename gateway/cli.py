@@ -23,6 +23,7 @@ import uvicorn
 from gateway.broker import Broker
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.directory import Directory, DirectoryError, User
+from gateway.gcpacer import CollectorPacer
 from gateway.passwords import hash_password
 from gateway.signing import sign
 
@@ -95,6 +96,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"--direction inbound --from +15555550123\n"
         )
     app = create_app(settings)
+    if settings.gc_freeze_seconds:
+        # Only the serving process paces its collector: it owns the whole heap.
+        pacer = CollectorPacer(settings.gc_freeze_seconds, settings.gc_full_seconds)
+        app.state.gateway.components.append(pacer)
     if banner:
         print(banner, flush=True)
     config = uvicorn.Config(

@@ -55,6 +55,9 @@ class Settings:
     # The iframe page (issue 4): where the page loads the SDK's ES module
     # from; empty means the copy the gateway serves from web/node_modules.
     sdk_url: str = ""
+    # Collector pacing for `gateway serve` (gateway/gcpacer.py); 0 turns it off.
+    gc_freeze_seconds: float = 0.1
+    gc_full_seconds: float = 3600.0
     extra: Mapping[str, Any] = field(default_factory=dict)
     # CPaaS webhooks (gateway/sources/webhooks): a provider's endpoint is
     # enabled by setting its key.
@@ -154,6 +157,9 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "web_dir": Path,
     "dev": _bool,
     "sdk_url": _url,
+    # collector pacing
+    "gc_freeze_seconds": _float(0, 3600),
+    "gc_full_seconds": _float(10, 7 * 86400),
 }
 
 

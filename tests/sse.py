@@ -34,6 +34,7 @@ class SseStream:
         self.status: int | None = None
         self.retry: int | None = None
         self.heartbeats = 0
+        self.head_id: str | None = None
         self.heartbeat = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -66,7 +67,9 @@ class SseStream:
                 fields: dict[str, str] = {}
                 async for line in response.aiter_lines():
                     if line == "":
-                        if "data" in fields or "event" in fields:
+                        if fields.get("event") == "hello":
+                            self.head_id = fields.get("id")
+                        elif "data" in fields or "event" in fields:
                             await self.events.put(
                                 SseEvent(
                                     fields.get("id", ""),

@@ -164,6 +164,34 @@ async def test_stream_cut_mid_call_still_delivers_every_message_once(simulator: 
     assert types == ["INCOMING_CALL", "CALL_ANSWERED", "CALL_ENDED", "CALL_COMPLETED"]
 
 
+async def test_stream_cut_before_any_event_still_delivers_the_call_that_rang_meanwhile(
+    simulator: Simulator,
+) -> None:
+    sim = simulator
+    await sim.log_in("alice")
+    await sim.logged_in()
+    await sim.widget.locator("#connection[data-state=open]").wait_for()
+    held = "**/api/stream?*"
+    blocked: list[str] = []
+    tried = asyncio.Event()
+
+    async def block(route: Route) -> None:
+        blocked.append(route.request.url)
+        tried.set()
+        await route.abort()
+
+    await sim.context.route(held, block)
+    sim.gateway.gateway.broker.close_streams("test")
+    await asyncio.wait_for(tried.wait(), 10)
+    await feed(sim, signal("early-1", "ringing"))
+    await sim.context.unroute(held)
+    # The stream's hello gave the page a place to resume from.
+    assert all("lastEventId=" in url for url in blocked)
+    await sim.from_app("INCOMING_CALL")
+    types = [m["type"] for m in app_call_messages(await sim.messages(), "ingest:early-1")]
+    assert types == ["INCOMING_CALL"]
+
+
 # What a browser that refuses storage to third-party frames does.
 NO_STORAGE = """
 Object.defineProperty(window, "sessionStorage", {

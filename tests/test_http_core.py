@@ -250,3 +250,23 @@ async def test_unknown_api_paths_answer_json_404(gateway: Client) -> None:
     response = await gateway.http.post("/api/nope", json={})
     assert response.status_code == 404
     assert response.json() == {"error": "no API route POST /api/nope"}
+
+
+async def test_a_fresh_stream_is_told_where_now_is_and_can_resume_from_there(gateway: Client) -> None:
+    token = await gateway.login("alice")
+    async with gateway.stream(token) as stream:
+        pass
+    assert stream.head_id
+    await gateway.ingest(signal("f1", "ringing"))
+    async with gateway.stream(token, last_event_id=stream.head_id) as resumed:
+        event = await resumed.next()
+    assert event.json["externalCallId"] == "ingest:f1"
+    assert resumed.head_id is None
+
+
+async def test_a_refused_session_credential_carries_a_bearer_challenge(gateway: Client) -> None:
+    response = await gateway.http.get("/api/me")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer realm="gateway"'
+    signed = await gateway.ingest(signal("x", "ringing"), secret="not-the-secret-0123456789")
+    assert "www-authenticate" not in signed.headers

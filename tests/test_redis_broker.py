@@ -108,3 +108,24 @@ async def test_redis_outage_is_reported_and_recovered_from(tmp_path: Path, redis
         async with gw.stream(token) as stream:
             assert (await gw.ingest(signal("o3", "ringing"))).status_code == 202
             assert (await stream.next()).json["externalCallId"] == "ingest:o3"
+
+
+async def test_a_stream_that_drops_before_its_first_event_loses_nothing(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with two_instances(tmp_path, redis_server) as (one, two):
+        token = await one.login("alice")
+        async with one.stream(token) as empty_history:
+            pass
+        assert empty_history.head_id == "0-0"
+        await one.ingest(signal("f1", "ringing"))
+        async with two.stream(token, last_event_id=empty_history.head_id) as resumed:
+            first = await resumed.next()
+        async with one.stream(token) as fresh:
+            pass
+        assert fresh.head_id == first.id
+        await one.ingest(signal("f1", "answered"))
+        async with two.stream(token, last_event_id=fresh.head_id) as resumed:
+            second = await resumed.next()
+    assert first.json["type"] == "incomingCall"
+    assert second.json["type"] == "callAnswered"

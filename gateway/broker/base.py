@@ -80,6 +80,7 @@ class Subscription:
         "_waiter",
         "closed",
         "gap",
+        "head_id",
         "on_close",
         "reason",
         "user_id",
@@ -95,6 +96,7 @@ class Subscription:
         self.closed = False
         self.reason = ""
         self.gap = False
+        self.head_id: str | None = None
         self.on_close: Callable[[Subscription], None] | None = None
 
     def resume_after(self, last: tuple[int, int] | None, replay: list[Envelope], gap: bool) -> None:
@@ -125,8 +127,8 @@ class Subscription:
                 self.on_close(self)
 
     def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        if self._waiter is not None:
+            _resolve(self._waiter)
 
     def _pop(self) -> Envelope | None:
         while self._backlog or self._live:
@@ -152,14 +154,23 @@ class Subscription:
         ready = self.pending()
         if ready or self.closed:
             return ready
-        self._waiter = asyncio.get_running_loop().create_future()
+        # A timer that resolves the same future, rather than wait_for: at
+        # thousands of idle streams each heartbeat would otherwise cost an
+        # extra future and a raised TimeoutError.
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(timeout, _resolve, waiter)
         try:
-            await asyncio.wait_for(self._waiter, timeout)
-        except TimeoutError:
-            pass
+            await waiter
         finally:
+            timer.cancel()
             self._waiter = None
         return self.pending()
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class Broker(abc.ABC):
@@ -195,9 +206,15 @@ class Broker(abc.ABC):
         try:
             await self._listen(user_id, first=len(subs) == 1)
             last = parse_event_id(last_event_id)
-            # A fresh stream starts with what happens from now on; a resumed
-            # one first gets what it missed.
-            if last is not None:
+            # A fresh stream starts with what happens from now on, and is
+            # told where "now" is, so that if it drops before its first event
+            # it can still resume from there; a resumed one first gets what
+            # it missed.
+            if last is None:
+                head = await self._head(user_id)
+                sub.head_id = f"{head[0]}-{head[1]}"
+                sub.resume_after(head, [], gap=False)
+            else:
                 replay, gap = await self._replay(user_id, last)
                 sub.resume_after(last, replay, gap)
         except BaseException:
@@ -238,6 +255,10 @@ class Broker(abc.ABC):
 
     def _unlisten(self, user_id: str) -> None:
         return None
+
+    @abc.abstractmethod
+    async def _head(self, user_id: str) -> tuple[int, int]:
+        """An id to resume from that stands for "now": every later event is newer."""
 
     @abc.abstractmethod
     async def _replay(self, user_id: str, after: tuple[int, int]) -> tuple[list[Envelope], bool]:

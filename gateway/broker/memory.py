@@ -59,6 +59,9 @@ class MemoryBroker(Broker):
             return None
         return held[0]
 
+    async def _head(self, user_id: str) -> tuple[int, int]:
+        return (self._epoch, self._seq)
+
     async def _replay(self, user_id: str, after: tuple[int, int]) -> tuple[list[Envelope], bool]:
         history = list(self._history.get(user_id, ()))
         if after[0] != self._epoch or after[1] > self._seq:

@@ -55,6 +55,7 @@ return out
 """
 
 _MAX_RETRIES = 20
+_EMPTY = (0, 0)
 
 
 class RedisBroker(Broker):
@@ -146,8 +147,25 @@ class RedisBroker(Broker):
         return None if raw is None else CallState.from_dict(json.loads(raw))
 
     # -- history -----------------------------------------------------------
+    async def _head(self, user_id: str) -> tuple[int, int]:
+        try:
+            newest = await self._redis.xrevrange(self._history_key(user_id), count=1)
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(f"redis: {exc}") from exc
+        # An empty history's head is 0-0: every id Redis will give is newer.
+        return (parse_event_id(str(newest[0][0])) if newest else None) or _EMPTY
+
     async def _replay(self, user_id: str, after: tuple[int, int]) -> tuple[list[Envelope], bool]:
         start = f"{after[0]}-{after[1]}"
+        if after == _EMPTY:
+            # Resuming from an empty history: all of it is what was missed.
+            # (Trimming needs history_size events, far more than a client
+            # misses before it reconnects; a gap shows there as usual.)
+            try:
+                found = await self._redis.xrange(self._history_key(user_id), min="-", max="+")
+            except (RedisError, OSError) as exc:
+                raise BrokerUnavailable(f"redis: {exc}") from exc
+            return [Envelope(str(i), str((f or {})["d"])) for i, f in found or []], False
         try:
             # Inclusive of ``after``: if that entry is still there, nothing
             # between it and now can have been trimmed.

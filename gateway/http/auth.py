@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from gateway.directory import User
-from gateway.http.errors import ApiError, read_body
+from gateway.http.errors import ApiError, bearer_refused, read_body
 from gateway.passwords import verify_password
 from gateway.runtime import Gateway
 from gateway.tokens import TokenError
@@ -36,7 +36,7 @@ def current_user(request: Request, gw: Gateway, kind: str = "session") -> User:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise ApiError(401, "missing bearer token", "no-token")
+        raise bearer_refused("missing bearer token", "no-token")
     return _user_for(gw, token.strip(), kind)
 
 
@@ -44,10 +44,10 @@ def _user_for(gw: Gateway, token: str, kind: str) -> User:
     try:
         claims = gw.signer.verify(token, kind, int(time.time()))
     except TokenError as exc:
-        raise ApiError(401, str(exc), "bad-token") from None
+        raise bearer_refused(str(exc), "bad-token") from None
     user = gw.directory.by_id(claims.user_id)
     if user is None:
-        raise ApiError(401, "user no longer exists", "unknown-user")
+        raise bearer_refused("user no longer exists", "unknown-user")
     return user
 
 

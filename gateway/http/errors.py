@@ -7,18 +7,25 @@ from starlette.responses import JSONResponse, Response
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, reason: str = "") -> None:
+    def __init__(
+        self, status: int, message: str, reason: str = "", headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         # A short label for the rejection metric; the message may vary.
         self.reason = reason or str(status)
+        self.headers = headers
+
+
+def bearer_refused(message: str, reason: str) -> ApiError:
+    """401 for a missing or bad session credential (RFC 6750's challenge)."""
+    return ApiError(401, message, reason, {"WWW-Authenticate": 'Bearer realm="gateway"'})
 
 
 async def api_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
+    return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -7,8 +7,10 @@ Wire format, one event per SDK call::
     data: {"type": "incomingCall", "externalCallId": ..., "payload": {...}, "call": {...}}
 
 plus ``retry:`` once at the start, ``: hb`` comments as heartbeats (they keep
-proxies from timing the stream out and reveal dead peers), and ``event: gap``
-when the events after the client's Last-Event-ID are no longer all held.
+proxies from timing the stream out and reveal dead peers), ``event: gap``
+when the events after the client's Last-Event-ID are no longer all held, and
+on a fresh stream (no Last-Event-ID) ``event: hello`` with an ``id:`` that
+stands for "now": a client that drops before its first event resumes from it.
 """
 
 from __future__ import annotations
@@ -85,6 +87,9 @@ class EventStream(Response):
             opening = f"retry: {gw.settings.retry_ms}\n: connected\n\n"
             if sub.gap:
                 opening += "event: gap\ndata: {}\n\n"
+            if sub.head_id:
+                # Sets the client's last event id without being an SDK event.
+                opening += f"event: hello\nid: {sub.head_id}\ndata: {{}}\n\n"
             await self._write(send, opening.encode())
             heartbeat = gw.settings.heartbeat_seconds
             while not sub.closed:

@@ -15,7 +15,7 @@ const params = new URLSearchParams(location.search);
 window.hostLog = [];
 let manager = null;
 let context = {
-  // The demo user of `make run` lives in portal 1 and has no HubSpot user id.
+  // The demo user of `./dev run` lives in portal 1 and has no HubSpot user id.
   portalId: Number(params.get("portalId") || 1),
   userId: params.get("userId") ? Number(params.get("userId")) : undefined,
 };
@@ -152,7 +152,7 @@ async function demoCall(direction) {
   } catch (err) {
     $("demo-status").textContent =
       err.status === 404 || err.status === 405
-        ? "Demo calls exist only in dev mode (make run). Send signals with `gateway signal` instead."
+        ? "Demo calls exist only in dev mode (./dev run). Send signals with `gateway signal` instead."
         : `Demo call refused: ${err.message}`;
   }
 }

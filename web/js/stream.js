@@ -40,6 +40,11 @@ export class SeenIds {
     this.storage.setItem(SEEN_KEY, JSON.stringify({ last: this.last, ids: [...this.ids] }));
   }
 
+  resumeFrom(id) {
+    this.last = id;
+    this.storage.setItem(SEEN_KEY, JSON.stringify({ last: this.last, ids: [...this.ids] }));
+  }
+
   forget() {
     this.last = null;
     this.ids.clear();
@@ -96,6 +101,11 @@ export class GatewayStream {
     });
     source.addEventListener("sdk", (message) => this.handle(message));
     source.addEventListener("gap", () => this.onGap());
+    // A fresh stream says where "now" is; resuming from there loses nothing
+    // even if this connection drops before its first event.
+    source.addEventListener("hello", (message) => {
+      if (!this.seen.last && message.lastEventId) this.seen.resumeFrom(message.lastEventId);
+    });
     source.addEventListener("error", () => {
       if (this.source !== source) return;
       source.close();

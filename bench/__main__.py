@@ -1,0 +1,55 @@
+"""``python -m bench``: hold N SSE streams on one gateway and push events through it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import cast
+
+from bench.run import Options, run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--streams", type=int, default=Options.streams, help="concurrent SSE streams")
+    parser.add_argument("--per-user", type=int, default=Options.per_user, help="streams per user")
+    parser.add_argument("--rate", type=float, default=Options.rate, help="events per second")
+    parser.add_argument("--seconds", type=float, default=Options.seconds, help="how long to send")
+    parser.add_argument("--redis", action="store_true", help="run a redis-server and use the Redis broker")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="extra environment for the gateway"
+    )
+    parser.add_argument("--gateway-log", type=Path, help="keep the gateway's output in this file")
+    parser.add_argument("--per-second", action="store_true", help="also print latency second by second")
+    args = parser.parse_args(argv)
+    if args.streams < 1 or args.per_user < 1 or args.rate <= 0 or args.seconds <= 0:
+        parser.error("--streams, --per-user, --rate and --seconds must be positive")
+    env = tuple(tuple(item.split("=", 1)) for item in args.env if "=" in item)
+    options = Options(
+        streams=args.streams,
+        per_user=args.per_user,
+        rate=args.rate,
+        seconds=args.seconds,
+        redis=args.redis,
+        gateway_env=cast(tuple[tuple[str, str], ...], env),
+        gateway_log=args.gateway_log,
+    )
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover (uvloop is a dependency off Windows)
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    try:
+        report = runner(run(options))
+    except (RuntimeError, OSError) as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    print(report.render(per_second=args.per_second))
+    return 0 if report.lost == 0 and report.stream_failures == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
