@@ -31,6 +31,8 @@ from typing import Any
 
 import httpx
 
+from bench.procstat import cpu_seconds
+from bench.stats import percentile
 from gateway.passwords import hash_password
 
 PASSWORD = "bench-password-0123"
@@ -46,8 +48,8 @@ def free_port(kind: int) -> int:
 
 @dataclass
 class Results:
-    sent: dict[tuple[str, str], float] = field(default_factory=dict)  # (call, event type) -> send time
-    latencies: list[float] = field(default_factory=list)
+    sent: dict[tuple[str, str], int] = field(default_factory=dict)  # (call, event type) -> send time, ns
+    latencies: list[int] = field(default_factory=list)  # ns
     events: int = 0
     retransmissions: int = 0
     failures: int = 0
@@ -119,7 +121,7 @@ async def play_call(
         branch, data = publish(aor, local_port, document(aor, version, call, state), etag, version)
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         client.pending[branch] = future
-        results.sent[(call, EVENT_FOR_STATE[state])] = time.perf_counter()
+        results.sent[(call, EVENT_FOR_STATE[state])] = time.perf_counter_ns()
         answer = None
         for attempt in range(4):  # Timer E on loopback: 0.5 s, then doubling
             client.transport.sendto(data, target)
@@ -143,7 +145,7 @@ async def read_stream(http: httpx.AsyncClient, token: str, results: Results, ope
             if not line.startswith("data:"):
                 continue
             event = json.loads(line[5:])
-            now = time.perf_counter()
+            now = time.perf_counter_ns()
             call = str(event.get("externalCallId", "")).rsplit(":", 1)[-1]
             sent = results.sent.pop((call, event.get("type")), None)
             if sent is not None:
@@ -198,12 +200,6 @@ async def run(calls: int, users: int, window: int) -> dict[str, float]:
                 await gateway.wait()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux), to tell its cost from the machine's load."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def drive(
     calls: int, users: int, window: int, http_port: int, sip_port: int, pid: int
 ) -> dict[str, float]:
@@ -243,10 +239,10 @@ async def drive(
         for reader in readers:
             reader.cancel()
         await asyncio.gather(*readers, return_exceptions=True)
-    latencies = sorted(results.latencies) or [0.0]
+    latencies = sorted(results.latencies)
 
     def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000
+        return percentile(latencies, p) / 1e6
 
     return {
         "messages": calls * 3,
@@ -258,8 +254,8 @@ async def drive(
         "p50_ms": pct(50),
         "p90_ms": pct(90),
         "p99_ms": pct(99),
-        "max_ms": latencies[-1] * 1000,
-        "mean_ms": statistics.fmean(latencies) * 1000,
+        "max_ms": pct(100),
+        "mean_ms": statistics.fmean(latencies) / 1e6 if latencies else 0.0,
         "retransmissions": results.retransmissions,
         "failures": results.failures,
     }
