@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 # "module:function" of each source's installer, in start-up order.
 INSTALLERS: list[str] = [
+    "gateway.sources.sip.service:install",
     "gateway.sources.webhooks.routes:install",
 ]
 

@@ -1,0 +1,267 @@
+"""Framing, caps and validation of SIP messages, before and after the library parses them.
+
+Sans-I/O: bytes in, a parsed message or a ``Rejected`` out. The caps are
+applied on the raw bytes first, so hostile input (thousands of headers, huge
+lines, lying Content-Length) costs a linear scan and never reaches the
+library's parser.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from gateway.sources.sip.adapter import (
+    Request,
+    Response,
+    Via,
+    new_response,
+    parse_message,
+    parse_via,
+)
+
+MANDATORY = ("via", "from", "to", "call-id", "cseq")
+# Compact forms (RFC 3261 §7.3.3) of the headers the salvage scan looks for.
+_COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "l": "content-length"}
+_SALVAGED = frozenset(("via", "from", "to", "call-id", "cseq", "content-length"))
+_CSEQ = re.compile(r"^\s*(\d{1,10})\s+([A-Za-z!%*_+`'~.-]+)\s*$")
+_TOKEN = re.compile(r"^[A-Za-z!%*_+`'~.-]+$")
+_SENT_BY = re.compile(r"^\s*SIP\s*/\s*2\.0\s*/\s*[A-Za-z]+\s+(\[[^\]]*\]|[^;:\s]+)", re.IGNORECASE)
+_RPORT_ASKED = re.compile(r";\s*rport\s*(?=;|$)", re.IGNORECASE)
+_BRANCH = re.compile(r";\s*branch\s*=\s*([^;,\s]+)", re.IGNORECASE)
+_CONTENT_LENGTH = re.compile(rb"(?im)^(?:content-length|l)[ \t]*:([^\r\n]*)")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_message_bytes: int = 65_535
+    max_headers: int = 128
+    max_line_bytes: int = 4096
+    tcp_message_seconds: float = 10.0  # a message, once begun on TCP, must be whole by then
+
+
+@dataclass
+class Rejected(Exception):
+    """A message refused before the application saw it.
+
+    ``status`` 0 means no response is possible (no usable Via): drop and log.
+    ``headers`` are the salvaged Via/From/To/Call-ID/CSeq to answer with.
+    """
+
+    status: int
+    reason: str
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.reason}"
+
+
+def split_head(data: bytes) -> tuple[bytes, bytes] | None:
+    """Header section and body, at the first empty line (CRLF or bare LF)."""
+    crlf = data.find(b"\r\n\r\n")
+    lf = data.find(b"\n\n")
+    if crlf == -1 and lf == -1:
+        return None
+    if lf == -1 or (crlf != -1 and crlf < lf):
+        return data[:crlf], data[crlf + 4 :]
+    return data[:lf], data[lf + 2 :]
+
+
+def scan_head(head: bytes, limits: Limits) -> dict[str, list[str]]:
+    """The few headers we need even from a broken message, by a linear scan."""
+    found: dict[str, list[str]] = {}
+    for raw in head.split(b"\n")[1 : limits.max_headers * 4]:
+        line = raw.rstrip(b"\r")
+        if len(line) > limits.max_line_bytes:
+            continue
+        name, sep, value = line.partition(b":")
+        if not sep:
+            continue
+        key = name.strip().decode("latin-1").lower()
+        key = _COMPACT.get(key, key)
+        if key in _SALVAGED:
+            found.setdefault(key, []).append(value.strip().decode("utf-8", "replace"))
+    return found
+
+
+def salvage_headers(head: bytes, limits: Limits) -> list[tuple[str, str]]:
+    found = scan_head(head, limits)
+    if not found.get("via"):
+        return []
+    out = [("Via", v) for v in found["via"]]
+    for key, name in (("from", "From"), ("to", "To"), ("call-id", "Call-ID"), ("cseq", "CSeq")):
+        if found.get(key):
+            out.append((name, found[key][0]))
+    return out
+
+
+def _is_request_line(head: bytes) -> bool:
+    return not head.startswith(b"SIP/")
+
+
+def decode(data: bytes, limits: Limits, *, stream: bool = False) -> Request | Response:
+    """One framed message, validated; raises ``Rejected``.
+
+    On a datagram the body must be at least Content-Length long (RFC 3261
+    §18.3); on a stream the framer has already cut it to Content-Length.
+    """
+    parts = split_head(data)
+    head, body = parts if parts is not None else (data, b"")
+    is_request = _is_request_line(head)
+
+    def reject(status: int, reason: str) -> Rejected:
+        if not is_request:
+            return Rejected(0, reason)
+        headers = salvage_headers(head, limits)
+        return Rejected(status if headers else 0, reason, headers)
+
+    if len(data) > limits.max_message_bytes:
+        raise reject(413, "Message Too Large")
+    if head.count(b"\n") > limits.max_headers:
+        raise reject(400, "Too Many Headers")
+    lines = head.split(b"\n")
+    if max(map(len, lines)) > limits.max_line_bytes:
+        raise reject(400, "Header Too Long")
+    try:
+        first = lines[0].rstrip(b"\r").decode("ascii")
+    except UnicodeDecodeError:
+        raise reject(400, "Bad Start Line") from None
+    declared = [value.decode("latin-1").strip() for value in _CONTENT_LENGTH.findall(head)]
+    if declared:
+        text = declared[0]
+        if not text.isdigit() or len(set(declared)) > 1:
+            raise reject(400, "Bad Content-Length")
+        if not stream and int(text) > len(body):
+            raise reject(400, "Content-Length Larger Than Body")
+    if is_request:
+        words = first.split(" ")
+        if len(words) != 3 or not _TOKEN.match(words[0]) or not words[1]:
+            raise reject(400, "Bad Request Line")
+        if words[2] != "SIP/2.0":
+            raise reject(505, "Version Not Supported")
+    else:
+        words = first.split(" ", 2)
+        if len(words) < 2 or words[0] != "SIP/2.0" or not (words[1].isdigit() and len(words[1]) == 3):
+            raise Rejected(0, "bad status line")
+    try:
+        message = parse_message(data)
+    except ValueError as exc:
+        raise reject(400, "Bad Request") from exc
+    missing = [name for name in MANDATORY if not message.headers.get_first(name)]
+    if missing:
+        raise reject(400, f"Missing {missing[0].title()}")
+    cseq = _CSEQ.match(message.headers.get_first("cseq") or "")
+    if cseq is None or int(cseq.group(1)) >= 2**31:
+        raise reject(400, "Bad CSeq")
+    if isinstance(message, Request) and cseq.group(2) != message.method:
+        raise reject(400, "CSeq Method Mismatch")
+    try:
+        top = top_via(message)
+    except Exception:
+        raise reject(400, "Bad Via") from None
+    if not top.host:
+        raise reject(400, "Bad Via")
+    return message
+
+
+def top_via(message: Request | Response) -> Via:
+    """The first Via only: the library's ``.via`` parses every one of them."""
+    return parse_via(message.headers.get("via")[0])
+
+
+def cseq_of(message: Request | Response) -> tuple[int, str]:
+    match = _CSEQ.match(message.headers.get_first("cseq") or "")
+    if match is None:  # decode() has checked it already
+        return (0, "")
+    return int(match.group(1)), match.group(2)
+
+
+def branch_of(message: Request | Response) -> str:
+    match = _BRANCH.search(message.headers.get("via")[0])
+    return match.group(1) if match else ""
+
+
+def transaction_key(request: Request) -> tuple[str, str, str, int]:
+    """Server transaction identity: branch, method, Call-ID and CSeq number.
+
+    Call-ID and CSeq are part of it so that a peer reusing a branch (RFC 2543
+    peers have no magic cookie) cannot alias two different transactions.
+    """
+    number, method = cseq_of(request)
+    return (branch_of(request), method, request.headers.get_first("call-id") or "", number)
+
+
+def stamp_via(request: Request, host: str, port: int) -> None:
+    """Record where a request really came from in its top Via (RFC 3261 §18.2.1, RFC 3581).
+
+    Done on the header text: parsing and re-writing the Via costs more than
+    the rest of the transport's work on a message.
+    """
+    values = request.headers.get("via")
+    top = values[0]
+    sent_by = _SENT_BY.match(top)
+    rport = _RPORT_ASKED.search(top)
+    if rport is None and sent_by is not None and sent_by.group(1).strip("[]") == host:
+        return
+    if rport is not None:
+        top = f"{top[: rport.start()]};rport={port}{top[rport.end() :]}"
+    top = f"{top};received={host}"
+    rest = values[1:]
+    request.headers.remove("via")
+    request.headers.append("Via", top)
+    for value in rest:
+        request.headers.append("Via", value)
+
+
+def response_target(request: Request) -> tuple[str, int]:
+    """Where an unreliable-transport response goes (RFC 3261 §18.2.2, RFC 3581 §4)."""
+    via = top_via(request)
+    host = via.received or via.host.strip("[]")
+    if via.rport:
+        return host, int(via.rport)
+    return host, via.port or 5060
+
+
+def make_response(
+    request: Request,
+    status: int,
+    reason: str,
+    *,
+    to_tag: str | None = None,
+    extra: list[tuple[str, str]] | None = None,
+    body: bytes = b"",
+) -> Response:
+    headers = [("Via", v) for v in request.headers.get("via")]
+    to = request.headers.get_first("to") or ""
+    if to_tag and ";tag=" not in to.replace(" ", "").lower():
+        to = f"{to};tag={to_tag}"
+    headers += [
+        ("From", request.headers.get_first("from") or ""),
+        ("To", to),
+        ("Call-ID", request.headers.get_first("call-id") or ""),
+        ("CSeq", request.headers.get_first("cseq") or ""),
+    ]
+    headers += extra or []
+    return new_response(status, reason, headers, body)
+
+
+def salvaged_response(rejected: Rejected) -> bytes:
+    """A response built from raw salvaged headers, for a message the parser refused."""
+    lines = [f"SIP/2.0 {rejected.status} {rejected.reason}"]
+    lines += [f"{name}: {value}" for name, value in rejected.headers]
+    lines += ["Content-Length: 0", "", ""]
+    return "\r\n".join(lines).encode("utf-8", "replace")
+
+
+def salvaged_target(rejected: Rejected, host: str, port: int) -> tuple[str, int] | None:
+    """Where to send a salvaged response over UDP: the source, as with rport."""
+    for name, value in rejected.headers:
+        if name == "Via":
+            try:
+                via = parse_via(value)
+            except Exception:
+                return None
+            if "rport" in via.params:
+                return host, port
+            return host, via.port or 5060
+    return None

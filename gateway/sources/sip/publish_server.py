@@ -1,0 +1,148 @@
+"""The PUBLISH receiver (RFC 3903, ``Event: dialog``), as Kamailio/OpenSIPS ``pua_dialoginfo`` send it.
+
+Any instance may receive any PUBLISH: entity tags validate themselves
+(``publication.PublicationRules``) and the call model lives in the broker.
+What an instance keeps in memory is a cache that only sharpens what it
+reports: per user an ``EntityWatch`` in publication mode (dialog versions),
+and per publication the dialogs it described, so that a removal or an expiry
+ends them. A removal that reaches an instance which never saw the
+publication's body ends nothing there; the PBX's own ``terminated`` document
+(which pua_dialoginfo always sends) still ends the call.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gateway.directory import Directory, User, normalise_aor
+from gateway.sources.sip.adapter import Request, Response
+from gateway.sources.sip.dialoginfo import DialogInfoError, parse_dialog_info
+from gateway.sources.sip.messages import make_response
+from gateway.sources.sip.publication import PublicationRules, PublishRequest
+from gateway.sources.sip.subscriber import own_number
+from gateway.sources.sip.watch import EntityWatch
+from gateway.tracker import CallTracker
+
+log = logging.getLogger("gateway.sip")
+
+MAX_PUBLICATIONS = 10_000
+MAX_WATCHES = 10_000
+
+
+@dataclass
+class _Publication:
+    user_id: str
+    expires_at: float
+    dialog_ids: set[str] = field(default_factory=set)
+
+
+class PublishServer:
+    def __init__(
+        self,
+        rules: PublicationRules,
+        directory: Callable[[], Directory],
+        tracker: CallTracker,
+        default_region: str,
+    ) -> None:
+        self.rules = rules
+        self.directory = directory
+        self.tracker = tracker
+        self.default_region = default_region
+        self._watches: OrderedDict[str, EntityWatch] = OrderedDict()
+        self._publications: OrderedDict[str, _Publication] = OrderedDict()
+
+    def _user(self, request: Request) -> tuple[User, str] | None:
+        directory = self.directory()
+        for candidate in (request.uri, request.headers.get_first("to") or ""):
+            user = directory.by_aor(candidate)
+            aor = normalise_aor(candidate)
+            if user is not None and aor is not None:
+                return user, aor
+        return None
+
+    def _watch(self, user: User) -> EntityWatch:
+        watch = self._watches.get(user.id)
+        if watch is None:
+            watch = EntityWatch(
+                user.id, "sip", self.default_region, mode="publication", local_number=own_number(user)
+            )
+            self._watches[user.id] = watch
+            while len(self._watches) > MAX_WATCHES:
+                self._watches.popitem(last=False)
+        self._watches.move_to_end(user.id)
+        return watch
+
+    async def on_publish(self, request: Request) -> tuple[Response, bool]:
+        found = self._user(request)
+        if found is None:
+            log.info("sip PUBLISH for %s: no such user", request.uri[:200])
+            return make_response(request, 404, "Not Found"), True
+        user, entity = found
+        now_ms = int(time.time() * 1000)
+        decision = self.rules.decide(
+            PublishRequest(
+                entity=entity,
+                event=request.headers.get_first("event"),
+                content_type=request.headers.get_first("content-type"),
+                body=request.body,
+                sip_if_match=request.headers.get_first("sip-if-match"),
+                expires=request.headers.get_first("expires"),
+            ),
+            now_ms,
+            os.urandom(16),
+        )
+        if not decision.accepted:
+            log.info("sip PUBLISH for %s refused %d: %s", entity, decision.status, decision.detail)
+            return make_response(
+                request, decision.status, decision.reason, extra=list(decision.headers)
+            ), True
+        watch = self._watch(user)
+        publication_id = decision.publication_id or ""
+        if decision.has_state:
+            try:
+                info = parse_dialog_info(request.body)
+            except DialogInfoError as exc:
+                log.warning("sip PUBLISH for %s refused: %s", entity, exc)
+                return make_response(request, 400, "Bad dialog-info"), True
+            result = watch.apply(info, now_ms)
+            for signal in result.signals:
+                await self.tracker.observe(signal)
+            self._remember(publication_id, user.id, decision.expires or 0).dialog_ids.update(
+                d.id for d in info.dialogs
+            )
+        elif decision.kind == "refresh":
+            self._remember(publication_id, user.id, decision.expires or 0)
+        elif decision.kind == "remove":
+            publication = self._publications.pop(publication_id, None)
+            if publication is not None:
+                for signal in watch.withdraw(now_ms, publication.dialog_ids):
+                    await self.tracker.observe(signal)
+        return make_response(request, decision.status, decision.reason, extra=list(decision.headers)), True
+
+    def _remember(self, publication_id: str, user_id: str, expires: int) -> _Publication:
+        publication = self._publications.get(publication_id)
+        if publication is None:
+            publication = _Publication(user_id, 0.0)
+            self._publications[publication_id] = publication
+            while len(self._publications) > MAX_PUBLICATIONS:
+                self._publications.popitem(last=False)
+        publication.expires_at = time.monotonic() + expires
+        return publication
+
+    async def sweep(self) -> None:
+        """End the dialogs of publications that expired without a refresh."""
+        now = time.monotonic()
+        now_ms = int(time.time() * 1000)
+        for publication_id, publication in list(self._publications.items()):
+            if publication.expires_at > now:
+                continue
+            del self._publications[publication_id]
+            watch = self._watches.get(publication.user_id)
+            if watch is not None:
+                for signal in watch.withdraw(now_ms, publication.dialog_ids):
+                    await self.tracker.observe(signal)

@@ -1,0 +1,203 @@
+"""The SIP source as a gateway component: listeners, server transactions, routing by method.
+
+``install(gw)`` is listed in ``gateway.sources.INSTALLERS``; with no ``[sip]``
+table (or no ``listen`` in it) it does nothing, so SIP is off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import Counter
+
+from gateway.broker.base import BrokerUnavailable
+from gateway.directory import Directory
+from gateway.runtime import Gateway
+from gateway.sources.sip.adapter import Request, Response, serialize
+from gateway.sources.sip.messages import make_response, transaction_key
+from gateway.sources.sip.publication import PublicationRules
+from gateway.sources.sip.publish_server import PublishServer
+from gateway.sources.sip.settings import SipSettings, sip_settings
+from gateway.sources.sip.subscriber import ALLOW, Subscriber
+from gateway.sources.sip.transactions import ClientTransactions, ServerTransactions
+from gateway.sources.sip.transport import Inbound, SipTransport
+
+log = logging.getLogger("gateway.sip")
+
+MAX_IN_FLIGHT = 4096  # requests being worked on at once
+
+# (response, whether a retransmission of the request may be answered with it)
+Answer = tuple[Response, bool]
+RequestHandler = Callable[[Request], Awaitable[Answer]]
+
+
+class SipService:
+    def __init__(self, gw: Gateway, settings: SipSettings) -> None:
+        self.gw = gw
+        self.settings = settings
+        self.transport = SipTransport(
+            list(settings.listen),
+            settings.limits,
+            self.on_message,
+            on_reject=self._count_reject,
+            on_lost=self._on_lost,
+        )
+        self.server = ServerTransactions(lifetime=64 * settings.timers.t1)
+        self.client = ClientTransactions(settings.timers)
+        self.subscriber = Subscriber(
+            settings, self.transport, self.client, gw.tracker, gw.settings.default_region
+        )
+        self.handlers: dict[str, RequestHandler] = {
+            "NOTIFY": self.subscriber.on_notify,
+            "OPTIONS": self._options,
+        }
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.max_in_flight = MAX_IN_FLIGHT
+        self.publisher: PublishServer | None = None
+        if settings.publish:
+            # Shared across instances through GATEWAY_SECRET (required with Redis),
+            # so that any instance accepts the entity tags another one issued.
+            secret = gw.settings.secret or secrets.token_urlsafe(32)
+            top = settings.publish_max_expires
+            rules = PublicationRules(
+                secret, min_expires=min(60, top), default_expires=min(3600, top), max_expires=top
+            )
+            self.publisher = PublishServer(
+                rules, lambda: gw.directory, gw.tracker, gw.settings.default_region
+            )
+            self.handlers["PUBLISH"] = self.publisher.on_publish
+        self._sweeper: asyncio.Task[None] | None = None
+        registry = gw.metrics.registry
+        self.messages = Counter(
+            "gateway_sip_messages_total", "SIP messages received, by method", ["method"], registry=registry
+        )
+        self.retransmissions = Counter(
+            "gateway_sip_retransmissions_total",
+            "Retransmitted SIP requests answered from the transaction cache",
+            registry=registry,
+        )
+
+    async def start(self) -> None:
+        await self.transport.start()
+        await self.subscriber.sync(self.gw.directory)
+        if self.publisher is not None:
+            self._sweeper = asyncio.create_task(self._sweep(), name="sip-publication-sweeper")
+
+    async def _sweep(self) -> None:
+        assert self.publisher is not None
+        while True:
+            await asyncio.sleep(5)
+            try:
+                await self.publisher.sweep()
+            except Exception:
+                log.exception("sip: ending expired publications failed")
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.wait({self._sweeper})
+        await self.subscriber.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=1)
+        await self.transport.stop()
+
+    async def on_directory(self, old: Directory, new: Directory) -> None:
+        await self.subscriber.sync(new)
+
+    async def readiness(self) -> tuple[bool, str]:
+        if not self.transport.ready:
+            return False, "SIP listeners are not bound"
+        return self.subscriber.summary()
+
+    def _count_reject(self, kind: str, reason: str) -> None:
+        self.gw.metrics.rejected.labels(f"sip/{kind}", reason).inc()
+
+    def _on_lost(self, peer: tuple[str, int]) -> None:
+        self.subscriber.on_connection_lost(peer)
+
+    # --- requests and responses ---
+
+    def on_message(self, inbound: Inbound) -> None:
+        message = inbound.message
+        if isinstance(message, Response):
+            if not self.client.on_response(message):
+                log.debug("sip: stray response %d from %s:%d", message.status_code, *inbound.source)
+            return
+        self.messages.labels(message.method if message.method in _KNOWN else "other").inc()
+        if message.method == "ACK":
+            return  # our final answers to non-INVITE requests are never acknowledged
+        key = transaction_key(message)
+        remembered = self.server.begin(key)
+        if remembered is not None:
+            self.retransmissions.inc()
+            if remembered:
+                self.transport.reply(inbound, remembered)
+            return
+        if len(self._tasks) >= self.max_in_flight:
+            # A flood, or a broker too slow to keep up: shed load rather than memory.
+            self.server.forget(key)
+            self._count_reject(inbound.kind, "Overloaded")
+            busy = make_response(message, 503, "Service Unavailable", extra=[("Retry-After", "5")])
+            self.transport.reply(inbound, serialize(busy))
+            return
+        task = asyncio.create_task(self._serve(inbound, message, key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, inbound: Inbound, request: Request, key: tuple[str, str, str, int]) -> None:
+        handler = self.handlers.get(request.method)
+        reusable = True
+        try:
+            if handler is None:
+                response = make_response(request, 405, "Method Not Allowed", extra=[("Allow", ALLOW)])
+            else:
+                response, reusable = await handler(request)
+        except BrokerUnavailable:
+            # Not remembered: the peer's retransmission gets another try.
+            response, reusable = (
+                make_response(request, 503, "Service Unavailable", extra=[("Retry-After", "5")]),
+                False,
+            )
+        except Exception:
+            log.exception("sip %s from %s:%d failed", request.method, *inbound.source)
+            response, reusable = make_response(request, 500, "Server Internal Error"), False
+        if ";tag=" not in (response.headers.get_first("to") or "").replace(" ", ""):
+            # A stable tag per transaction: retransmissions see the same dialog id.
+            tag = hashlib.blake2s(repr(key).encode(), digest_size=6).hexdigest()
+            response.headers.set_single("To", f"{response.headers.get_first('to')};tag={tag}")
+        data = serialize(response)
+        self.transport.reply(inbound, data)
+        if reusable:
+            self.server.finish(key, data)
+        else:
+            self.server.forget(key)
+
+    async def _options(self, request: Request) -> Answer:
+        return make_response(
+            request, 200, "OK", extra=[("Allow", ALLOW), ("Accept", "application/dialog-info+xml")]
+        ), True
+
+
+_KNOWN = frozenset({"NOTIFY", "PUBLISH", "OPTIONS", "ACK", "SUBSCRIBE", "INVITE", "BYE", "CANCEL", "MESSAGE"})
+
+
+def install(gw: Gateway) -> None:
+    settings = sip_settings(gw.settings.extra)
+    if settings is None:
+        return
+    service = SipService(gw, settings)
+    gw.components.append(service)
+    gw.readiness["sip"] = service.readiness
+    gw.directory_listeners.append(service.on_directory)
+    gw.metrics.gauge(
+        "gateway_sip_subscription_up",
+        "1 while a user's dialog subscription is active, else 0",
+        ["user", "aor", "tenant"],
+        service.subscriber.health,
+    )

@@ -1,0 +1,420 @@
+"""Subscriber mode: one RFC 4235 dialog subscription per user address of record.
+
+Each subscription is a small task: SUBSCRIBE (answering digest challenges),
+refresh before expiry, and start over with capped exponential backoff and
+jitter when the PBX ends it (``Subscription-State: terminated``), forgets it
+(481, e.g. after a restart), stops answering (transaction timeout) or drops
+the TCP connection. NOTIFY bodies go through ``EntityWatch`` to the tracker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import secrets
+import socket
+import time
+from dataclasses import dataclass, field
+
+from gateway.directory import Directory, User
+from gateway.sources.sip.adapter import Request, Response, new_request, parse_address, serialize
+from gateway.sources.sip.dialoginfo import DialogInfoError, parse_dialog_info
+from gateway.sources.sip.digest import DigestClient
+from gateway.sources.sip.messages import make_response
+from gateway.sources.sip.settings import PbxSettings, SipSettings
+from gateway.sources.sip.subscription import (
+    Forgotten,
+    Refused,
+    after_termination,
+    backoff,
+    on_answer,
+    seconds,
+    subscription_state,
+)
+from gateway.sources.sip.transactions import ClientTransactions, TransactionTimeout, new_branch
+from gateway.sources.sip.transport import SipTransport, family_of
+from gateway.sources.sip.watch import EntityWatch
+from gateway.tracker import CallTracker
+
+log = logging.getLogger("gateway.sip")
+
+USER_AGENT = "call-event-gateway"
+ALLOW = "NOTIFY, PUBLISH, OPTIONS"
+
+
+class State(enum.StrEnum):
+    SUBSCRIBING = "subscribing"
+    ACTIVE = "active"
+    RETRYING = "retrying"
+    STOPPED = "stopped"
+
+
+def host_in_uri(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+@dataclass
+class _Dialog:
+    call_id: str
+    local_tag: str
+    cseq: int = 0
+    remote_tag: str | None = None
+    remote_target: str | None = None
+    confirmed: bool = False
+
+
+@dataclass
+class Subscription:
+    user: User
+    aor: str
+    pbx: PbxSettings
+    watch: EntityWatch
+    digest: DigestClient
+    state: State = State.SUBSCRIBING
+    dialog: _Dialog | None = None
+    failures: int = 0
+    expires_at: float = 0.0
+    last_error: str = ""
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    next_delay: float | None = None
+    stopping: bool = False
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def target_uri(self) -> str:
+        user = self.aor.split(":", 1)[1].split("@", 1)[0]
+        domain = self.pbx.domain or self.aor.split("@", 1)[1]
+        return f"sip:{user}@{domain}"
+
+
+class Subscriber:
+    """All dialog subscriptions of this process, kept in line with the directory."""
+
+    def __init__(
+        self,
+        settings: SipSettings,
+        transport: SipTransport,
+        client: ClientTransactions,
+        tracker: CallTracker,
+        default_region: str,
+    ) -> None:
+        self.settings = settings
+        self.transport = transport
+        self.client = client
+        self.tracker = tracker
+        self.default_region = default_region
+        self.subscriptions: dict[tuple[str, str], Subscription] = {}
+        self._by_call_id: dict[str, Subscription] = {}
+        self._resolved: dict[tuple[str, int], tuple[str, int]] = {}
+        self.closed = False
+
+    # --- directory ---
+
+    def wanted(self, directory: Directory) -> dict[tuple[str, str], tuple[User, PbxSettings]]:
+        wanted: dict[tuple[str, str], tuple[User, PbxSettings]] = {}
+        for user in directory:
+            pbx = self.settings.pbx.get(user.tenant)
+            if pbx is None:
+                continue
+            for aor in user.aors:
+                wanted[(user.id, aor)] = (user, pbx)
+        return wanted
+
+    async def sync(self, directory: Directory) -> None:
+        """Subscribe new addresses of record, unsubscribe removed ones."""
+        if self.closed:
+            return  # a directory reload racing with shutdown
+        wanted = self.wanted(directory)
+        gone = [key for key in self.subscriptions if key not in wanted]
+        await asyncio.gather(*(self._remove(key) for key in gone))
+        for key, (user, pbx) in wanted.items():
+            existing = self.subscriptions.get(key)
+            if existing is not None:
+                existing.user = user
+                continue
+            sub = Subscription(
+                user=user,
+                aor=key[1],
+                pbx=pbx,
+                watch=EntityWatch(user.id, "sip", self.default_region, local_number=own_number(user)),
+                digest=DigestClient(pbx.username, pbx.password),
+            )
+            self.subscriptions[key] = sub
+            sub.task = asyncio.create_task(self._run(sub), name=f"sip-subscribe-{key[1]}")
+
+    async def _remove(self, key: tuple[str, str]) -> None:
+        sub = self.subscriptions.pop(key, None)
+        if sub is None:
+            return
+        sub.stopping = True
+        sub.wake.set()
+        if sub.task is not None:
+            sub.task.cancel()
+            # wait() rather than awaiting the task: a cancellation of *this*
+            # task must not be mistaken for the subscription's and swallowed.
+            await asyncio.wait({sub.task})
+        if sub.dialog is not None and sub.dialog.confirmed:
+            try:
+                await asyncio.wait_for(self._send_subscribe(sub, sub.dialog, 0), 2)
+            except (TransactionTimeout, ConnectionError, OSError, TimeoutError) as exc:
+                log.info("sip unsubscribe %s: %s", sub.aor, exc)
+        self._forget_dialog(sub)
+        sub.state = State.STOPPED
+
+    async def stop(self) -> None:
+        self.closed = True
+        await asyncio.gather(*(self._remove(key) for key in list(self.subscriptions)))
+
+    # --- health ---
+
+    def health(self) -> dict[tuple[str, ...], float]:
+        return {
+            (sub.user.login, sub.aor, str(sub.pbx.tenant)): 1.0 if sub.state is State.ACTIVE else 0.0
+            for sub in self.subscriptions.values()
+        }
+
+    def summary(self) -> tuple[bool, str]:
+        total = len(self.subscriptions)
+        active = sum(1 for sub in self.subscriptions.values() if sub.state is State.ACTIVE)
+        failing = [
+            f"{sub.aor}: {sub.last_error}"
+            for sub in self.subscriptions.values()
+            if sub.state is not State.ACTIVE
+        ]
+        detail = f"{active}/{total} dialog subscriptions active"
+        if failing:
+            detail += " (" + "; ".join(failing[:5]) + ")"
+        return active == total, detail
+
+    # --- the subscription loop ---
+
+    async def _run(self, sub: Subscription) -> None:
+        while not sub.stopping:
+            try:
+                delay = await self._attempt(sub)
+                sub.failures = 0
+                sub.last_error = ""
+            except (TransactionTimeout, ConnectionError, OSError, _Refused) as exc:
+                self._forget_dialog(sub)
+                sub.failures += 1
+                sub.state = State.RETRYING
+                sub.last_error = str(exc) or exc.__class__.__name__
+                delay = backoff(
+                    sub.failures, self.settings.retry_min_seconds, self.settings.retry_max_seconds
+                )
+                log.warning(
+                    "sip subscription %s failed (%s); retrying in %.1fs", sub.aor, sub.last_error, delay
+                )
+            except Exception:
+                log.exception("sip subscription %s crashed; retrying", sub.aor)
+                self._forget_dialog(sub)
+                sub.failures += 1
+                sub.state = State.RETRYING
+                delay = backoff(
+                    sub.failures, self.settings.retry_min_seconds, self.settings.retry_max_seconds
+                )
+            await self._sleep(sub, delay)
+            if sub.next_delay is not None:
+                delay, sub.next_delay = sub.next_delay, None
+                await self._sleep(sub, delay)
+
+    def _backoff(self, sub: Subscription) -> float:
+        return backoff(sub.failures, self.settings.retry_min_seconds, self.settings.retry_max_seconds)
+
+    async def _sleep(self, sub: Subscription, delay: float) -> None:
+        # Cleared after, not before: a wake-up that came while a SUBSCRIBE
+        # was in flight (a NOTIFY saying "terminated") must not be lost.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(sub.wake.wait(), delay)
+        sub.wake.clear()
+
+    async def _attempt(self, sub: Subscription) -> float:
+        """Subscribe (or refresh); the delay until the next refresh."""
+        if sub.dialog is None:
+            sub.state = State.SUBSCRIBING
+            sub.dialog = _Dialog(call_id=secrets.token_hex(12) + "@gw", local_tag=secrets.token_hex(6))
+            self._by_call_id[sub.dialog.call_id] = sub
+            sub.watch.resubscribed()
+        dialog = sub.dialog
+        response = await self._send_subscribe(sub, dialog, sub.pbx.expires)
+        to = response.headers.get_first("to")
+        contacts = response.headers.get("contact")
+        outcome = on_answer(
+            response.status_code,
+            response.reason_phrase,
+            refreshing=dialog.confirmed,
+            to_tag=parse_address(to).tag if to else None,
+            contact_uri=_uri_of(contacts[0]) if contacts else None,
+            expires=response.headers.get_first("expires"),
+            requested=sub.pbx.expires,
+        )
+        if isinstance(outcome, Forgotten):
+            log.info("sip subscription %s: refresh got 481, subscribing afresh", sub.aor)
+            self._forget_dialog(sub)
+            return await self._attempt(sub)
+        if isinstance(outcome, Refused):
+            raise _Refused(outcome.reason)
+        dialog.remote_tag = dialog.remote_tag or outcome.remote_tag
+        dialog.remote_target = outcome.remote_target or dialog.remote_target
+        dialog.confirmed = True
+        sub.expires_at = time.monotonic() + outcome.expires
+        sub.state = State.ACTIVE
+        return outcome.refresh_in
+
+    async def _send_subscribe(self, sub: Subscription, dialog: _Dialog, expires: int) -> Response:
+        uri = dialog.remote_target if dialog.confirmed and dialog.remote_target else sub.target_uri
+        credentials = sub.digest.authorize("SUBSCRIBE", uri) if dialog.confirmed else None
+        for _ in range(3):  # first try, then at most two challenges (e.g. a stale nonce)
+            response = await self._transact(sub, dialog, uri, expires, credentials)
+            if response.status_code == 423 and expires:
+                expires = seconds(response.headers.get_first("min-expires"), expires)
+                continue
+            if response.status_code not in (401, 407):
+                return response
+            credentials = sub.digest.answer(response, "SUBSCRIBE", uri)
+            if credentials is None:
+                raise _Refused(f"cannot answer the {response.status_code} challenge")
+        return response
+
+    async def _transact(
+        self, sub: Subscription, dialog: _Dialog, uri: str, expires: int, credentials: tuple[str, str] | None
+    ) -> Response:
+        target = await self._resolve(sub.pbx)
+        kind = sub.pbx.transport
+        local = self._local(kind, target)
+        dialog.cseq += 1
+        branch = new_branch()
+        to = f"<{sub.target_uri}>" + (f";tag={dialog.remote_tag}" if dialog.remote_tag else "")
+        hostport = f"{host_in_uri(local[0])}:{local[1]}"
+        contact = f"<sip:gateway@{hostport}" + (";transport=tcp>" if kind == "tcp" else ">")
+        headers = [
+            ("Via", f"SIP/2.0/{kind.upper()} {hostport};branch={branch};rport"),
+            ("Max-Forwards", "70"),
+            ("From", f"<sip:{sub.pbx.username}@{sub.target_uri.split('@', 1)[1]}>;tag={dialog.local_tag}"),
+            ("To", to),
+            ("Call-ID", dialog.call_id),
+            ("CSeq", f"{dialog.cseq} SUBSCRIBE"),
+            ("Contact", contact),
+            ("Event", "dialog"),
+            ("Accept", "application/dialog-info+xml"),
+            ("Expires", str(expires)),
+            ("Allow", ALLOW),
+            ("User-Agent", USER_AGENT),
+        ]
+        if credentials is not None:
+            headers.append(credentials)
+        data = serialize(new_request("SUBSCRIBE", uri, headers))
+
+        async def send() -> None:
+            if kind == "tcp":
+                await self.transport.send_tcp(data, target)
+            else:
+                self.transport.send_udp(data, target)
+
+        return await self.client.request(branch, "SUBSCRIBE", send, reliable=kind == "tcp")
+
+    async def _resolve(self, pbx: PbxSettings) -> tuple[str, int]:
+        key = (pbx.host, pbx.port)
+        if key not in self._resolved:
+            kind = socket.SOCK_STREAM if pbx.transport == "tcp" else socket.SOCK_DGRAM
+            infos = await asyncio.get_running_loop().getaddrinfo(pbx.host, pbx.port, type=kind)
+            if not infos:
+                raise ConnectionError(f"cannot resolve {pbx.host}")
+            address = infos[0][4]
+            self._resolved[key] = (str(address[0]), int(address[1]))
+        return self._resolved[key]
+
+    def _local(self, kind: str, target: tuple[str, int]) -> tuple[str, int]:
+        family = family_of(target[0])
+        local = self.transport.local(kind, family)
+        if local is None:
+            raise ConnectionError(f"no {kind} listen address for {target[0]}")
+        host = self.settings.advertise or local[0]
+        if host in ("0.0.0.0", "::"):
+            host = _route_host(target, family)
+        return host, local[1]
+
+    def _forget_dialog(self, sub: Subscription) -> None:
+        if sub.dialog is not None:
+            self._by_call_id.pop(sub.dialog.call_id, None)
+            sub.dialog = None
+
+    # --- what the PBX tells us ---
+
+    def on_connection_lost(self, peer: tuple[str, int]) -> None:
+        for sub in self.subscriptions.values():
+            if sub.pbx.transport == "tcp" and self._resolved.get((sub.pbx.host, sub.pbx.port)) == peer:
+                log.warning("sip tcp connection to %s:%d lost; subscribing %s again", *peer, sub.aor)
+                self._restart(sub, None)
+
+    def _restart(self, sub: Subscription, delay: float | None) -> None:
+        self._forget_dialog(sub)
+        sub.state = State.RETRYING
+        sub.failures += 1
+        sub.next_delay = delay if delay is not None else self._backoff(sub)
+        sub.wake.set()
+
+    async def on_notify(self, request: Request) -> tuple[Response, bool]:
+        """The answer to a NOTIFY, and whether a retransmission may reuse it."""
+        call_id = request.headers.get_first("call-id") or ""
+        sub = self._by_call_id.get(call_id)
+        if sub is None or sub.dialog is None:
+            return make_response(request, 481, "Subscription Does Not Exist"), True
+        event = (request.headers.get_first("event") or "").split(";")[0].strip().lower()
+        if event != "dialog":
+            return make_response(request, 489, "Bad Event", extra=[("Allow-Events", "dialog")]), True
+        state, params = subscription_state(request.headers.get_first("subscription-state"))
+        if not state:
+            return make_response(request, 400, "Missing Subscription-State"), True
+        async with sub.lock:
+            if sub.dialog.remote_tag is None:
+                sub.dialog.remote_tag = parse_address(request.headers.get_first("from") or "").tag
+            answer = make_response(request, 200, "OK")
+            if request.body.strip():
+                try:
+                    info = parse_dialog_info(request.body)
+                except DialogInfoError as exc:
+                    log.warning("sip NOTIFY for %s refused: %s", sub.aor, exc)
+                    answer = make_response(request, 400, "Bad dialog-info")
+                else:
+                    result = sub.watch.apply(info, int(time.time() * 1000))
+                    for signal in result.signals:
+                        await self.tracker.observe(signal)
+                    if result.resync and state != "terminated":
+                        log.info("sip %s: version gap, asking for full state", sub.aor)
+                        sub.wake.set()  # the refresh brings a full-state NOTIFY (RFC 6665 §4.2.1.1)
+        if state == "terminated":
+            log.info(
+                "sip subscription %s terminated by the PBX (%s)", sub.aor, params.get("reason") or "no reason"
+            )
+            self._restart(sub, after_termination(params))
+        return answer, True
+
+
+def own_number(user: User) -> str | None:
+    """The user's E.164 number for the SDK's to/from: PBXes name the extension instead."""
+    return user.numbers[0] if user.numbers else None
+
+
+class _Refused(Exception):
+    pass
+
+
+def _uri_of(contact: str) -> str | None:
+    try:
+        value = contact.strip()
+        if "<" in value:
+            return value[value.index("<") + 1 : value.index(">")]
+        return value.split(";")[0] or None
+    except ValueError:
+        return None
+
+
+def _route_host(target: tuple[str, int], family: int) -> str:
+    """The local address the OS would use towards the PBX (for a wildcard listener)."""
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.connect(target)
+        return str(probe.getsockname()[0])

@@ -1,0 +1,98 @@
+"""What a dialog subscription does next: pure decisions, no sockets, no clock.
+
+``subscriber.py`` does the I/O (sending SUBSCRIBE, timers, the directory)
+and asks this module what an answer or a NOTIFY means for the subscription.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# Refresh at this share of the granted lifetime (RFC 6665 leaves it to us;
+# the rest is room for a slow PBX and a retransmitted SUBSCRIBE).
+REFRESH_FRACTION = 0.8
+MIN_REFRESH_SECONDS = 0.2
+# Reasons after which RFC 6665 §4.1.3 says to subscribe again at once.
+RETRY_AT_ONCE = frozenset({"deactivated", "timeout"})
+
+
+@dataclass(frozen=True)
+class Accepted:
+    expires: int
+    remote_tag: str | None
+    remote_target: str | None
+
+    @property
+    def refresh_in(self) -> float:
+        return max(MIN_REFRESH_SECONDS, self.expires * REFRESH_FRACTION)
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """A refresh got 481: the PBX lost the subscription (a restart); start a new one now."""
+
+
+@dataclass(frozen=True)
+class Refused:
+    reason: str
+
+
+Outcome = Accepted | Forgotten | Refused
+
+
+def on_answer(
+    status: int,
+    reason: str,
+    *,
+    refreshing: bool,
+    to_tag: str | None,
+    contact_uri: str | None,
+    expires: str | None,
+    requested: int,
+) -> Outcome:
+    """The meaning of a final answer to our SUBSCRIBE (challenges already met)."""
+    if status == 481 and refreshing:
+        return Forgotten()
+    if status >= 300:
+        return Refused(f"SUBSCRIBE answered {status} {reason}")
+    granted = seconds(expires, requested)
+    if granted <= 0:
+        return Refused("SUBSCRIBE accepted with Expires: 0")
+    return Accepted(granted, to_tag, contact_uri)
+
+
+def after_termination(params: dict[str, str]) -> float | None:
+    """Seconds before subscribing again after ``terminated``; ``None``: back off."""
+    retry_after = seconds(params.get("retry-after"), -1)
+    if retry_after >= 0:
+        return float(retry_after)
+    if params.get("reason", "") in RETRY_AT_ONCE:
+        return 0.0
+    return None
+
+
+def backoff(failures: int, lo: float, hi: float, rng: Callable[[], float] = random.random) -> float:
+    """Capped exponential backoff with jitter: somewhere in [cap/2, cap]."""
+    cap = min(hi, lo * 2.0 ** max(0, failures - 1))
+    return cap / 2 + cap / 2 * rng()
+
+
+def subscription_state(raw: str | None) -> tuple[str, dict[str, str]]:
+    """``active;expires=600`` -> ("active", {"expires": "600"})."""
+    if not raw:
+        return "", {}
+    value, *params = raw.split(";")
+    parsed: dict[str, str] = {}
+    for param in params:
+        key, _, val = param.partition("=")
+        parsed[key.strip().lower()] = val.strip()
+    return value.strip().lower(), parsed
+
+
+def seconds(raw: str | None, default: int) -> int:
+    if raw is None:
+        return default
+    text = raw.strip()
+    return int(text) if text.isdigit() and len(text) < 10 else default

@@ -1,0 +1,125 @@
+"""Transaction layer: retransmissions absorbed on the server side, retried on the client side.
+
+A retransmitted request (same branch, method, Call-ID and CSeq) is answered
+again with the bytes of the first answer and never reaches the application
+twice; one still being worked on is ignored (its answer is on its way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from gateway.sources.sip.adapter import Response
+from gateway.sources.sip.messages import branch_of, cseq_of
+
+ServerKey = tuple[str, str, str, int]
+IN_PROGRESS = b""
+
+
+class ServerTransactions:
+    """Answers remembered for Timer J (64*T1: how long a peer may retransmit)."""
+
+    def __init__(self, lifetime: float = 32.0, capacity: int = 50_000) -> None:
+        self.lifetime = lifetime
+        self.capacity = capacity
+        self._entries: OrderedDict[ServerKey, tuple[float, bytes]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def begin(self, key: ServerKey) -> bytes | None:
+        """``None`` for a new transaction (now in progress), else the remembered answer.
+
+        An empty answer means the first copy is still being processed.
+        """
+        now = time.monotonic()
+        self._expire(now)
+        entry = self._entries.get(key)
+        if entry is not None:
+            return entry[1]
+        self._entries[key] = (now, IN_PROGRESS)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+        return None
+
+    def finish(self, key: ServerKey, answer: bytes) -> None:
+        if key in self._entries:
+            self._entries[key] = (self._entries[key][0], answer)
+
+    def forget(self, key: ServerKey) -> None:
+        """Let a retransmission be processed afresh (the first attempt could not be)."""
+        self._entries.pop(key, None)
+
+    def _expire(self, now: float) -> None:
+        while self._entries:
+            key, (started, _) = next(iter(self._entries.items()))
+            if now - started < self.lifetime:
+                return
+            del self._entries[key]
+
+
+class TransactionTimeout(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Timers:
+    t1: float = 0.5
+    t2: float = 4.0
+
+    @property
+    def timeout(self) -> float:  # Timer F
+        return 64 * self.t1
+
+
+def new_branch() -> str:
+    return "z9hG4bK" + secrets.token_hex(10)
+
+
+class ClientTransactions:
+    """Non-INVITE client transactions (RFC 3261 §17.1.2), matched by branch and method."""
+
+    def __init__(self, timers: Timers) -> None:
+        self.timers = timers
+        self._pending: dict[tuple[str, str], asyncio.Future[Response]] = {}
+
+    def on_response(self, response: Response) -> bool:
+        """Hand a response to its transaction; ``False`` if it has none (stray)."""
+        key = (branch_of(response), cseq_of(response)[1])
+        future = self._pending.get(key)
+        if future is None:
+            return False
+        if response.status_code >= 200 and not future.done():
+            future.set_result(response)
+        return True
+
+    async def request(
+        self, branch: str, method: str, send: Callable[[], Awaitable[None]], reliable: bool
+    ) -> Response:
+        key = (branch, method)
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            await send()
+            deadline = time.monotonic() + self.timers.timeout
+            interval = self.timers.t1
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TransactionTimeout(f"{method} timed out")
+                wait = left if reliable else min(interval, left)
+                try:
+                    return await asyncio.wait_for(asyncio.shield(future), wait)
+                except TimeoutError:
+                    if not reliable and time.monotonic() < deadline:
+                        await send()
+                        interval = min(interval * 2, self.timers.t2)
+        finally:
+            self._pending.pop(key, None)
+            if not future.done():
+                future.cancel()

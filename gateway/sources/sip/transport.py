@@ -1,0 +1,365 @@
+"""UDP and TCP SIP transports: sockets, framing and caps, nothing else.
+
+Ours rather than the library's: the library's TCP framer waits for CRLF CRLF
+forever on bare-LF input and routes TCP responses by Via port (lost without
+``rport``), and its dispatcher drops a malformed request silently where SIP
+wants a 400. Here a response to a TCP request always goes back on the
+connection it came in on (RFC 3261 §18.2.2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from gateway.sources.sip.adapter import Request, Response, serialize
+from gateway.sources.sip.messages import (
+    Limits,
+    Rejected,
+    decode,
+    response_target,
+    salvage_headers,
+    salvaged_response,
+    salvaged_target,
+    scan_head,
+    stamp_via,
+)
+
+log = logging.getLogger("gateway.sip")
+
+MAX_CONNECTIONS = 1024
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    kind: str  # "udp" | "tcp"
+    host: str
+    port: int
+
+    @property
+    def family(self) -> int:
+        return socket.AF_INET6 if ":" in self.host else socket.AF_INET
+
+
+@dataclass
+class Inbound:
+    """One message as it arrived: where from, and the way back."""
+
+    message: Request | Response
+    kind: str
+    source: tuple[str, int]
+    udp: UdpEndpoint | None = None
+    tcp: TcpConnection | None = None
+
+
+MessageHandler = Callable[[Inbound], None]
+RejectHandler = Callable[[str, str], None]  # (kind, reason)
+LostHandler = Callable[[tuple[str, int]], None]
+
+
+def family_of(host: str) -> int:
+    try:
+        return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        return socket.AF_INET
+
+
+class UdpEndpoint(asyncio.DatagramProtocol):
+    def __init__(self, owner: SipTransport, address: ListenAddress) -> None:
+        self.owner = owner
+        self.address = address
+        self.transport: asyncio.DatagramTransport | None = None
+        self.bound: tuple[str, int] = (address.host, address.port)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's datagram transport does not subclass asyncio's: no isinstance check.
+        self.transport = cast(asyncio.DatagramTransport, transport)
+        sock = transport.get_extra_info("sockname")
+        self.bound = (str(sock[0]), int(sock[1]))
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.owner.on_datagram(self, data, (str(addr[0]), int(addr[1])))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable and the like: the peer is gone, transactions time out.
+        log.debug("sip udp error: %s", exc)
+
+    def sendto(self, data: bytes, target: tuple[str, int]) -> None:
+        if self.transport is not None:
+            self.transport.sendto(data, target)
+
+
+class TcpConnection:
+    def __init__(
+        self, owner: SipTransport, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.owner = owner
+        self.reader = reader
+        self.writer = writer
+        peer = writer.get_extra_info("peername")
+        self.peer: tuple[str, int] = (str(peer[0]), int(peer[1])) if peer else ("", 0)
+        self.task: asyncio.Task[None] | None = None
+
+    def send(self, data: bytes) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(data)
+
+    async def run(self) -> None:
+        try:
+            while True:
+                data = await self._read_one()
+                if data is None:
+                    return
+                self.owner.on_stream_message(self, data)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        finally:
+            self.writer.close()
+            self.owner.on_connection_closed(self)
+
+    async def _read_one(self) -> bytes | None:
+        """One message by Content-Length framing; ``None`` ends the connection.
+
+        A connection may idle between messages (PBXes keep them open), but a
+        message, once begun, must arrive whole within ``limits.tcp_message_seconds``:
+        a peer trickling bytes does not hold a connection forever.
+        """
+        limits = self.owner.limits
+        line = b"\r\n"
+        while line in (b"\r\n", b"\n"):  # RFC 5626 keep-alive CRLFs between messages
+            line = await self.reader.readline()
+            if not line:
+                return None
+        buf = bytearray(line)
+        try:
+            async with asyncio.timeout(limits.tcp_message_seconds):
+                while not (buf.endswith(b"\n\n") or buf.endswith(b"\r\n\r\n")):
+                    if len(buf) > limits.max_message_bytes:
+                        self._refuse(bytes(buf), 413, "Message Too Large")
+                        return None
+                    line = await self.reader.readline()
+                    if not line:
+                        return None
+                    buf += line
+                head = bytes(buf)
+                declared = scan_head(head, limits).get("content-length", ["0"])
+                if len(declared) != 1 or not declared[0].isdigit():
+                    # Framing is lost: nothing after this on the stream can be trusted.
+                    self._refuse(head, 400, "Bad Content-Length")
+                    return None
+                length = int(declared[0])
+                if len(head) + length > limits.max_message_bytes:
+                    self._refuse(head, 413, "Message Too Large")
+                    return None
+                body = await self.reader.readexactly(length) if length else b""
+        except TimeoutError:
+            self.owner.count_reject("tcp", "Incomplete Message")
+            log.warning("sip tcp %s:%d: message not complete in time, closing", *self.peer)
+            return None
+        except ValueError:  # a line beyond the stream reader's own limit
+            self._refuse(bytes(buf), 413, "Message Too Large")
+            return None
+        return head + body
+
+    def _refuse(self, head: bytes, status: int, reason: str) -> None:
+        headers = salvage_headers(head, self.owner.limits) if not head.startswith(b"SIP/") else []
+        self.owner.count_reject("tcp", reason)
+        if headers:
+            self.send(salvaged_response(Rejected(status, reason, headers)))
+        log.warning("sip tcp %s:%d: %s, closing connection", *self.peer, reason)
+
+
+class SipTransport:
+    """All listeners of one gateway process, and its outgoing TCP connections."""
+
+    def __init__(
+        self,
+        listen: list[ListenAddress],
+        limits: Limits,
+        on_message: MessageHandler,
+        on_reject: RejectHandler | None = None,
+        on_lost: LostHandler | None = None,
+    ) -> None:
+        self.listen = listen
+        self.limits = limits
+        self.on_message = on_message
+        self.on_reject = on_reject
+        self.on_lost = on_lost
+        self.udp: list[UdpEndpoint] = []
+        self.tcp_servers: list[tuple[ListenAddress, asyncio.Server, tuple[str, int]]] = []
+        self.connections: dict[tuple[str, int], TcpConnection] = {}
+        self._connecting: dict[tuple[str, int], asyncio.Future[TcpConnection]] = {}
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for address in self.listen:
+            if address.kind == "udp":
+                _, endpoint = await loop.create_datagram_endpoint(
+                    lambda a=address: UdpEndpoint(self, a),  # type: ignore[misc]
+                    local_addr=(address.host, address.port),
+                    family=address.family,
+                )
+                assert isinstance(endpoint, UdpEndpoint)
+                self.udp.append(endpoint)
+            else:
+                server = await asyncio.start_server(
+                    self._accept, host=address.host, port=address.port, family=address.family
+                )
+                sock = server.sockets[0].getsockname()
+                self.tcp_servers.append((address, server, (str(sock[0]), int(sock[1]))))
+        for endpoint in self.udp:
+            log.info("sip listening on udp %s:%d", *endpoint.bound)
+        for _, _, bound in self.tcp_servers:
+            log.info("sip listening on tcp %s:%d", *bound)
+
+    async def stop(self) -> None:
+        for endpoint in self.udp:
+            if endpoint.transport is not None:
+                endpoint.transport.close()
+        for _, server, _ in self.tcp_servers:
+            server.close()
+        for connection in list(self.connections.values()):
+            connection.writer.close()
+            if connection.task is not None:
+                connection.task.cancel()
+        tasks = {c.task for c in self.connections.values() if c.task is not None}
+        tasks.discard(asyncio.current_task())
+        if tasks:
+            await asyncio.wait(tasks, timeout=1)
+        for _, server, _ in self.tcp_servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 1)
+        self.udp.clear()
+        self.tcp_servers.clear()
+        self.connections.clear()
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.udp or self.tcp_servers) and all(e.transport is not None for e in self.udp)
+
+    def local(self, kind: str, family: int = socket.AF_INET) -> tuple[str, int] | None:
+        """Our listening address of a kind and family, for Via and Contact."""
+        if kind == "udp":
+            for endpoint in self.udp:
+                if endpoint.address.family == family:
+                    return endpoint.bound
+        else:
+            for address, _, bound in self.tcp_servers:
+                if address.family == family:
+                    return bound
+        return None
+
+    def count_reject(self, kind: str, reason: str) -> None:
+        if self.on_reject is not None:
+            self.on_reject(kind, reason)
+
+    # --- inbound ---
+
+    def on_datagram(self, endpoint: UdpEndpoint, data: bytes, source: tuple[str, int]) -> None:
+        if not data.strip(b"\r\n\x00 "):
+            return  # keep-alive
+        try:
+            message = decode(data, self.limits)
+        except Rejected as rejected:
+            self.count_reject("udp", rejected.reason)
+            target = salvaged_target(rejected, *source) if rejected.status else None
+            if target is not None:
+                endpoint.sendto(salvaged_response(rejected), target)
+                log.info("sip udp %s:%d: answered %s", *source, rejected)
+            else:
+                log.warning("sip udp %s:%d: dropped (%s)", *source, rejected.reason)
+            return
+        if isinstance(message, Request):
+            stamp_via(message, *source)
+        self._deliver(Inbound(message, "udp", source, udp=endpoint))
+
+    def on_stream_message(self, connection: TcpConnection, data: bytes) -> None:
+        try:
+            message = decode(data, self.limits, stream=True)
+        except Rejected as rejected:
+            self.count_reject("tcp", rejected.reason)
+            if rejected.status:
+                connection.send(salvaged_response(rejected))
+                log.info("sip tcp %s:%d: answered %s", *connection.peer, rejected)
+            else:
+                log.warning("sip tcp %s:%d: dropped (%s)", *connection.peer, rejected.reason)
+            return
+        if isinstance(message, Request):
+            stamp_via(message, *connection.peer)
+        self._deliver(Inbound(message, "tcp", connection.peer, tcp=connection))
+
+    def _deliver(self, inbound: Inbound) -> None:
+        try:
+            self.on_message(inbound)
+        except Exception:
+            log.exception("sip handler failed on a message from %s:%d", *inbound.source)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self.connections) >= MAX_CONNECTIONS:
+            self.count_reject("tcp", "Too Many Connections")
+            log.warning("sip tcp: %d connections open, refusing another", len(self.connections))
+            writer.close()
+            return
+        connection = TcpConnection(self, reader, writer)
+        self.connections[connection.peer] = connection
+        connection.task = asyncio.current_task()
+        await connection.run()
+
+    def on_connection_closed(self, connection: TcpConnection) -> None:
+        if self.connections.get(connection.peer) is connection:
+            del self.connections[connection.peer]
+            if self.on_lost is not None:
+                self.on_lost(connection.peer)
+
+    # --- outbound ---
+
+    def reply(self, inbound: Inbound, response: Response | bytes) -> None:
+        data = response if isinstance(response, bytes) else serialize(response)
+        if inbound.tcp is not None:
+            inbound.tcp.send(data)
+        elif inbound.udp is not None:
+            assert isinstance(inbound.message, Request)
+            inbound.udp.sendto(data, response_target(inbound.message))
+
+    def send_udp(self, data: bytes, target: tuple[str, int]) -> None:
+        family = family_of(target[0])
+        for endpoint in self.udp:
+            if endpoint.address.family == family:
+                endpoint.sendto(data, target)
+                return
+        raise ConnectionError(f"no udp listener for the address family of {target[0]}")
+
+    async def send_tcp(self, data: bytes, target: tuple[str, int]) -> None:
+        connection = await self.connect(target)
+        connection.send(data)
+        await connection.writer.drain()
+
+    async def connect(self, target: tuple[str, int]) -> TcpConnection:
+        existing = self.connections.get(target)
+        if existing is not None and not existing.writer.is_closing():
+            return existing
+        pending = self._connecting.get(target)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[TcpConnection] = asyncio.get_running_loop().create_future()
+        self._connecting[target] = future
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(*target), 5)
+            connection = TcpConnection(self, reader, writer)
+            connection.peer = target
+            self.connections[target] = connection
+            connection.task = asyncio.create_task(connection.run(), name=f"sip-tcp-{target}")
+            future.set_result(connection)
+            return connection
+        except BaseException as exc:
+            future.set_exception(ConnectionError(str(exc)))
+            future.exception()  # retrieved: the waiters get their own copy
+            raise ConnectionError(f"tcp connect to {target[0]}:{target[1]} failed: {exc}") from None
+        finally:
+            del self._connecting[target]

@@ -1,0 +1,104 @@
+"""The PUBLISH receiver end to end: PUBLISH -> RFC 3903 -> call model -> SSE."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.fakepbx import FakePbx, Publisher, dialog_info
+from tests.servers import RedisServer
+from tests.sipkit import confirmed, ended, ringing, sip_address, sip_gateway, sip_table
+
+ALICE = "sip:1001@pbx.test"
+
+
+@pytest.mark.parametrize("kind", ["udp", "tcp"])
+async def test_published_dialog_states_reach_the_users_stream(
+    tmp_path: Path, redis_server: RedisServer, kind: str
+) -> None:
+    async with (
+        FakePbx(kind) as pbx,
+        sip_gateway(tmp_path, sip_table(), redis_url=redis_server.url) as gw,
+    ):
+        publisher = Publisher(pbx, sip_address(gw, kind))
+        token = await gw.login("alice")
+        async with gw.stream(token) as stream:
+            first = await publisher.publish(ALICE, dialog_info(ALICE, 1, [ringing("p1")]))
+            assert first.status == 200
+            etag = first.get("sip-etag")
+            assert etag and first.get("expires") == "3600"
+            second = await publisher.publish(ALICE, dialog_info(ALICE, 2, [confirmed("p1")]), etag=etag)
+            assert second.status == 200
+            third = await publisher.publish(
+                ALICE, dialog_info(ALICE, 3, [ended("p1")]), etag=second.get("sip-etag")
+            )
+            assert third.status == 200
+            types = [e.json["type"] for e in await stream.take(4)]
+        assert types == ["incomingCall", "callAnswered", "callEnded", "callCompleted"]
+
+
+async def test_a_refresh_without_body_gets_a_new_etag(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table()) as gw:
+        publisher = Publisher(pbx, sip_address(gw, "udp"))
+        first = await publisher.publish(ALICE, dialog_info(ALICE, 1, [ringing("p2")]))
+        refreshed = await publisher.publish(ALICE, etag=first.get("sip-etag"), expires=600)
+        assert refreshed.status == 200
+        assert refreshed.get("expires") == "600"
+        assert refreshed.get("sip-etag") not in (None, first.get("sip-etag"))
+
+
+async def test_an_unknown_etag_is_answered_412(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table()) as gw:
+        publisher = Publisher(pbx, sip_address(gw, "udp"))
+        answer = await publisher.publish(ALICE, etag="made.up.tag.value")
+        assert answer.status == 412
+
+
+async def test_another_event_package_is_answered_489(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table()) as gw:
+        publisher = Publisher(pbx, sip_address(gw, "udp"))
+        answer = await publisher.publish(ALICE, b"<presence/>", event="presence")
+        assert answer.status == 489
+        assert answer.get("allow-events") == "dialog"
+
+
+async def test_a_publish_for_an_unknown_user_is_answered_404(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table()) as gw:
+        publisher = Publisher(pbx, sip_address(gw, "udp"))
+        nobody = "sip:4040@pbx.test"
+        answer = await publisher.publish(nobody, dialog_info(nobody, 1, [ringing("p3")]))
+        assert answer.status == 404
+
+
+async def test_removing_a_publication_ends_its_call(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table()) as gw:
+        publisher = Publisher(pbx, sip_address(gw, "udp"))
+        token = await gw.login("alice")
+        async with gw.stream(token) as stream:
+            first = await publisher.publish(ALICE, dialog_info(ALICE, 1, [ringing("p4")]))
+            removed = await publisher.publish(ALICE, etag=first.get("sip-etag"), expires=0)
+            assert removed.status == 200
+            types = [e.json["type"] for e in await stream.take(3)]
+        assert types == ["incomingCall", "callEnded", "callCompleted"]
+
+
+async def test_an_etag_issued_by_one_instance_is_accepted_by_another(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with (
+        FakePbx("udp") as pbx,
+        sip_gateway(tmp_path, sip_table(), redis_url=redis_server.url) as one,
+        sip_gateway(tmp_path, sip_table(), redis_url=redis_server.url) as two,
+    ):
+        token = await one.login("alice")
+        async with one.stream(token) as stream:
+            first = await Publisher(pbx, sip_address(one, "udp")).publish(
+                ALICE, dialog_info(ALICE, 1, [ringing("p5")])
+            )
+            second = await Publisher(pbx, sip_address(two, "udp")).publish(
+                ALICE, dialog_info(ALICE, 2, [confirmed("p5")]), etag=first.get("sip-etag")
+            )
+            assert second.status == 200
+            types = [e.json["type"] for e in await stream.take(2)]
+        assert types == ["incomingCall", "callAnswered"]

@@ -1,0 +1,56 @@
+"""The [sip] settings table: off when absent, every problem reported at once."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.config import ConfigError
+from gateway.sources.sip.settings import sip_settings
+from gateway.sources.sip.transport import ListenAddress
+
+
+def test_sip_is_off_without_a_table_or_listen_addresses() -> None:
+    assert sip_settings({}) is None
+    assert sip_settings({"sip": {"pbx": {}}}) is None
+
+
+def test_listen_addresses_of_both_families_are_parsed() -> None:
+    settings = sip_settings({"sip": {"listen": ["udp:0.0.0.0:5060", "tcp:[::]:5061"]}})
+    assert settings is not None
+    assert settings.listen == (ListenAddress("udp", "0.0.0.0", 5060), ListenAddress("tcp", "::", 5061))
+
+
+def test_a_tenant_pbx_table_is_read() -> None:
+    table = {
+        "listen": ["udp:127.0.0.1:5060"],
+        "pbx": {
+            "100": {"address": "pbx.example.com:5070", "username": "gw", "password": "pw", "expires": 300}
+        },
+    }
+    settings = sip_settings({"sip": table})
+    assert settings is not None
+    pbx = settings.pbx[100]
+    assert (pbx.host, pbx.port, pbx.transport, pbx.username, pbx.expires) == (
+        "pbx.example.com",
+        5070,
+        "udp",
+        "gw",
+        300,
+    )
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    table = {
+        "listen": ["udp:nowhere", "sctp:1.2.3.4:5060"],
+        "lisen": True,
+        "pbx": {"acme": {"address": "x"}, "100": {"address": "pbx:5060", "transport": "tcp", "expires": 0}},
+    }
+    with pytest.raises(ConfigError) as raised:
+        sip_settings({"sip": table})
+    text = "\n".join(raised.value.problems)
+    assert "udp:nowhere" in text
+    assert "sctp:1.2.3.4:5060" in text
+    assert "unknown keys ['lisen']" in text
+    assert "portal id" in text
+    assert "expires must be" in text
+    assert "needs a tcp listen address" in text

@@ -1,0 +1,227 @@
+"""Subscriber mode end to end: fake PBX -> SIP -> call model -> broker -> SSE."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from gateway.runtime import DirectoryWatcher
+from tests import harness
+from tests.fakepbx import FakePbx, dialog_info
+from tests.servers import RedisServer, write_users
+from tests.sipkit import confirmed, ended, ringing, sip_gateway, sip_table
+
+
+@pytest.mark.parametrize("kind", ["udp", "tcp"])
+async def test_a_notify_after_a_digest_challenge_rings_the_users_stream(tmp_path: Path, kind: str) -> None:
+    async with FakePbx(kind) as pbx, sip_gateway(tmp_path, sip_table(pbx)) as gw:
+        token = await gw.login("alice")
+        async with gw.stream(token) as stream:
+            sub = await pbx.subscribed("1001")
+            assert pbx.challenges_sent >= 1
+            assert sub.subscribes[-1].get("event") == "dialog"
+            assert sub.subscribes[-1].get("accept") == "application/dialog-info+xml"
+            answer = await pbx.notify("1001", [ringing("call-1")])
+            assert answer.status == 200
+            event = await stream.next()
+        assert event.json["type"] == "incomingCall"
+        assert event.json["payload"]["fromNumber"] == "+15555550199"
+        assert event.json["payload"]["toNumber"] == "+15555550101"  # alice's number, not "1001"
+
+
+async def test_a_retransmitted_notify_is_answered_again_and_gives_one_event(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with (
+        FakePbx("udp") as pbx,
+        sip_gateway(tmp_path, sip_table(pbx), redis_url=redis_server.url) as gw,
+    ):
+        token = await gw.login("alice")
+        async with gw.stream(token) as stream:
+            sub = await pbx.subscribed("1001")
+            branch, data = pbx.notify_bytes(sub, pbx.document(sub, [ringing("r1")]))
+            first = await pbx.transact(sub, branch, data)
+            again = await pbx.transact(sub, branch, data)
+            assert first.status == again.status == 200
+            assert first.headers == again.headers
+            metrics = (await gw.http.get("/metrics")).text
+            assert "gateway_sip_retransmissions_total 1.0" in metrics
+            await pbx.notify("1001", [confirmed("r1")])
+            events = await stream.take(2)
+            assert [e.json["type"] for e in events] == ["incomingCall", "callAnswered"]
+            assert stream.drain() == []
+
+
+async def test_duplicated_and_reordered_notifies_give_each_event_once(tmp_path: Path) -> None:
+    async with FakePbx("tcp") as pbx, sip_gateway(tmp_path, sip_table(pbx)) as gw:
+        token = await gw.login("alice")
+        async with gw.stream(token) as stream:
+            sub = await pbx.subscribed("1001")
+            # v2 overtakes v1, v1 comes late and twice (new transactions), v3 twice.
+            for version in (2, 1, 1, 3, 3):
+                branch, data = pbx.notify_bytes(sub, dialog_info(sub.aor, version, [_dialog(version)]))
+                assert (await pbx.transact(sub, branch, data)).status == 200
+            events = await stream.take(4)
+            types = [e.json["type"] for e in events]
+            assert types == ["incomingCall", "callAnswered", "callEnded", "callCompleted"]
+            assert events[2].json["payload"]["callEndStatus"] == "COMPLETED"
+            assert stream.drain() == []
+
+
+def _dialog(version: int) -> dict[str, object]:
+    return {1: ringing("o1"), 2: confirmed("o1"), 3: ended("o1", event="bye")}[version]
+
+
+async def test_sha256_digest_challenges_are_answered(tmp_path: Path) -> None:
+    async with FakePbx("udp", algorithm="SHA-256") as pbx, sip_gateway(tmp_path, sip_table(pbx)):
+        sub = await pbx.subscribed("1001")
+        assert "algorithm=SHA-256" in (sub.subscribes[-1].get("authorization") or "")
+
+
+async def test_a_refresh_is_sent_before_the_subscription_expires(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(pbx, pbx_extra={"expires": 1})):
+        first = await pbx.subscribed("1001")
+        again = await pbx.subscribed("1001")
+        assert again.call_id == first.call_id  # an in-dialog refresh, not a new subscription
+        assert len(again.subscribes) >= 2
+
+
+async def test_a_terminated_subscription_is_subscribed_again(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(pbx)) as gw:
+        token = await gw.login("alice")
+        async with gw.stream(token) as stream:
+            first = await pbx.subscribed("1001")
+            answer = await pbx.notify("1001", [], state="terminated;reason=deactivated")
+            assert answer.status == 200
+            second = await pbx.subscribed("1001")
+            assert second.call_id != first.call_id
+            await pbx.notify("1001", [ringing("t1")])
+            assert (await stream.next()).json["type"] == "incomingCall"
+
+
+async def test_a_pbx_restart_is_noticed_by_the_481_to_a_refresh(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(pbx, pbx_extra={"expires": 1})):
+        first = await pbx.subscribed("1001")
+        pbx.restart()
+        second = await pbx.subscribed("1001")
+        assert second.call_id != first.call_id
+        refused = [r for r in pbx.requests if r.call_id == first.call_id]
+        assert len(refused) >= 2  # the refresh that got 481 was in the old dialog
+
+
+async def test_a_refused_subscription_is_tried_again(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx:
+        pbx.refuse["1001"] = 503
+        async with sip_gateway(tmp_path, sip_table(pbx)):
+            await pbx.subscribed("1001")
+            assert "1001" not in pbx.refuse  # the refusal was served first
+
+
+async def test_a_subscribe_timeout_is_retried(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx:
+        pbx.silent = True
+        async with sip_gateway(tmp_path, sip_table(pbx, t1_seconds=0.01)) as gw:
+            first = await pbx.request_seen("1001")
+            while (await pbx.request_seen("1001")).call_id == first.call_id:
+                pass  # retransmissions of the first attempt, until it times out
+            assert (await gw.http.get("/readyz")).status_code == 503
+            pbx.silent = False
+            await pbx.subscribed("1001")
+
+
+async def test_a_lost_tcp_connection_leads_to_a_new_subscription(tmp_path: Path) -> None:
+    async with FakePbx("tcp") as pbx, sip_gateway(tmp_path, sip_table(pbx)):
+        first = await pbx.subscribed("1001")
+        await pbx.subscribed("1002")
+        pbx.drop_connections()
+        again = await pbx.subscribed("1001")
+        assert again.call_id != first.call_id
+
+
+async def test_a_notify_for_an_unknown_subscription_is_answered_481(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(pbx)):
+        sub = await pbx.subscribed("1001")
+        sub.call_id = "not-a-subscription"
+        answer = await pbx.notify("1001", [ringing("x1")])
+        assert answer.status == 481
+
+
+async def test_a_version_gap_asks_for_full_state_with_a_refresh(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(pbx)) as gw:
+        token = await gw.login("alice")
+        async with gw.stream(token) as stream:
+            sub = await pbx.subscribed("1001")
+            await pbx.notify("1001", [ringing("g1")])
+            sub.version += 1  # this partial NOTIFY is lost on the way
+            await pbx.notify("1001", [confirmed("g1")], doc_state="partial")
+            refreshed = await pbx.subscribed("1001")
+            assert refreshed.call_id == sub.call_id
+            await pbx.notify("1001", [ended("g1", event="bye")])
+            types = [e.json["type"] for e in await stream.take(4)]
+            assert types == ["incomingCall", "callAnswered", "callEnded", "callCompleted"]
+
+
+async def test_health_is_in_metrics_and_readyz(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(pbx)) as gw:
+        await pbx.subscribed("1001")
+        await pbx.subscribed("1002")
+        ready = await gw.http.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["checks"]["sip"]["detail"].startswith("2/2")
+        metrics = (await gw.http.get("/metrics")).text
+        assert 'gateway_sip_subscription_up{aor="sip:1001@pbx.test",tenant="100",user="alice"} 1.0' in metrics
+
+
+async def test_users_added_and_removed_at_run_time_are_subscribed_and_unsubscribed(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(pbx)) as gw:
+        await pbx.subscribed("1001")
+        await pbx.subscribed("1002")
+        users = [u for u in harness.test_users() if u["login"] != "bob"]
+        users.append(
+            {
+                **harness.test_users()[0],
+                "login": "carol",
+                "hubspot_user_id": 503,
+                "aors": ["sip:1003@pbx.test"],
+            }
+        )
+        users[-1]["numbers"] = []
+        write_users(gw.gateway.settings.users_file, users)
+        watcher = next(c for c in gw.gateway.components if isinstance(c, DirectoryWatcher))
+        await watcher.check()  # or its own timer gets there first: either way
+        gone = await pbx.unsubscribed("1002")
+        assert gone.subscribes[-1].get("expires") == "0"
+        await pbx.subscribed("1003")
+
+
+async def test_a_notify_during_a_redis_outage_is_answered_503_and_later_calls_flow(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with (
+        FakePbx("udp") as pbx,
+        sip_gateway(tmp_path, sip_table(pbx), redis_url=redis_server.url) as gw,
+    ):
+        token = await gw.login("alice")
+        await pbx.subscribed("1001")
+        redis_server.stop()
+        refused = await pbx.notify("1001", [ringing("d1")])
+        assert refused.status == 503
+        assert refused.get("retry-after") is not None
+        redis_server.start()
+        for _ in range(100):  # as the core's outage test: until the broker reconnects
+            if (await gw.http.get("/readyz")).status_code == 200:
+                break
+            await asyncio.sleep(0.1)
+        async with gw.stream(token) as stream:  # as the browser does: a new stream
+            answered = await pbx.notify("1001", [ringing("d2")])
+            assert answered.status == 200, answered.first
+            events = [(e.json["externalCallId"], e.json["type"]) for e in await stream.take(4)]
+        # d1 is not lost: the full state without it ends it, so it shows up as a missed call.
+        assert events == [
+            ("sip:d1", "incomingCall"),
+            ("sip:d1", "callEnded"),
+            ("sip:d1", "callCompleted"),
+            ("sip:d2", "incomingCall"),
+        ]
