@@ -74,7 +74,7 @@ class RedisBroker(Broker):
         self._prefix = settings.key_prefix
         self._ttl = settings.call_ttl_seconds
         self._redis: aioredis.Redis = aioredis.Redis.from_url(
-            self._url, decode_responses=True, socket_connect_timeout=2
+            self._url, decode_responses=True, socket_connect_timeout=2, socket_timeout=None
         )
         self._advance = self._redis.register_script(_ADVANCE)
         # Insertion-ordered: the first entry is the one least recently written.
