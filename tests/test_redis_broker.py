@@ -200,3 +200,14 @@ async def test_a_redis_that_stops_answering_gets_503_within_the_command_deadline
         finally:
             redis_server.proc.send_signal(signal_module.SIGCONT)
     assert response.status_code == 503
+
+
+async def test_more_commands_at_once_than_pooled_connections_all_succeed(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with running_gateway(make_settings(tmp_path, redis_url=redis_server.url)) as gw:
+        broker = gw.gateway.broker
+        assert isinstance(broker, redis_broker.RedisBroker)
+        calls = [broker.get_call("alice", f"ingest:n{i}") for i in range(3 * redis_broker._CONNECTIONS)]
+        found = await asyncio.gather(*calls)
+    assert found == [None] * len(calls)

@@ -63,6 +63,7 @@ _KNOWN_CALLS = 10_000
 # Every command runs under this deadline (our own, not redis-py's
 # socket_timeout, which on Python 3.11 costs a task per command sent).
 _COMMAND_SECONDS = 5.0
+_CONNECTIONS = 100  # per process, the pub/sub connection included
 _NOT_SEEN: tuple[str, CallState | None] = ("", None)
 
 
@@ -73,9 +74,18 @@ class RedisBroker(Broker):
         self._url = settings.redis_url
         self._prefix = settings.key_prefix
         self._ttl = settings.call_ttl_seconds
-        self._redis: aioredis.Redis = aioredis.Redis.from_url(
-            self._url, decode_responses=True, socket_connect_timeout=2, socket_timeout=None
+        # More commands at once than connections (e.g. hundreds of streams
+        # opening together) wait for one, rather than fail with "Too many
+        # connections"; the caller's deadline bounds the wait.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self._url,
+            max_connections=_CONNECTIONS,
+            timeout=None,
+            decode_responses=True,
+            socket_connect_timeout=2,
+            socket_timeout=None,
         )
+        self._redis: aioredis.Redis = aioredis.Redis.from_pool(pool)
         self._advance = self._redis.register_script(_ADVANCE)
         # Insertion-ordered: the first entry is the one least recently written.
         self._known: dict[str, tuple[str, CallState | None]] = {}
