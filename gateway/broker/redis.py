@@ -3,7 +3,8 @@
 - A call's state is a string key, advanced by compare-and-set in a Lua
   script that also appends the emitted events to the user's stream (the
   history) and publishes them, so state and events change together or not
-  at all.
+  at all. The process remembers recent calls' states and tries the script
+  with the remembered one first; the script stays the judge.
 - History is a Redis stream per user, trimmed to about ``history_size``;
   its ids are the SSE event ids.
 - Live fan-out uses ONE pub/sub connection per process, subscribed to the
