@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal as signal_module
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
+from gateway.broker import redis as redis_broker
 from tests.harness import Client, make_settings, running_gateway, signal
 from tests.servers import RedisServer
 
@@ -75,8 +78,6 @@ async def test_streams_are_multiplexed_over_one_pubsub_connection(
         for stream in streams:
             await stream.__aenter__()
         try:
-            import redis.asyncio as aioredis
-
             admin = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
             clients = await admin.client_list()
             await admin.aclose()
@@ -149,3 +150,84 @@ async def test_a_resume_after_redis_trimmed_the_history_says_there_is_a_gap(
             first = await resumed.next()
     assert gap.event == "gap"
     assert first.event == "sdk"
+
+
+# An instance first tries a signal against the state it last saw itself (one
+# round trip); the tests below make that state stale in each way it can be.
+
+
+async def test_a_signal_tried_on_a_stale_state_emits_nothing_twice(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with two_instances(tmp_path, redis_server) as (one, two):
+        token = await one.login("alice")
+        async with one.stream(token) as stream:
+            await one.ingest(signal("s1", "ringing"))  # one remembers the call as ringing
+            await two.ingest(signal("s1", "answered"))  # but it moved on through two
+            again = await one.ingest(signal("s1", "answered"))
+            await one.ingest(signal("s1", "ended"))
+            events = await stream.take(4)
+            await one.ingest(signal("marker", "ringing"))
+            marker = await stream.next()
+    assert again.status_code == 202
+    assert again.json()["events"] == []
+    assert [e.json["type"] for e in events] == ["incomingCall", "callAnswered", "callEnded", "callCompleted"]
+    # Decided on the stored (answered) state, not the remembered (ringing) one.
+    assert events[2].json["payload"]["callEndStatus"] == "COMPLETED"
+    assert marker.json["externalCallId"] == "ingest:marker"
+
+
+async def test_an_engagement_for_a_call_seen_only_by_another_instance_is_kept(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with two_instances(tmp_path, redis_server) as (one, two):
+        auth = {"authorization": f"Bearer {await one.login('alice')}"}
+        await one.ingest(signal("g1", "ringing"))
+        response = await two.http.post(
+            "/api/calls/ingest:g1/engagement", json={"engagementId": 77}, headers=auth
+        )
+    assert response.status_code == 200
+    assert response.json()["engagementId"] == 77
+
+
+async def test_a_call_gone_from_redis_starts_over_though_the_instance_remembers_it(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with running_gateway(make_settings(tmp_path, redis_url=redis_server.url)) as gw:
+        first = await gw.ingest(signal("x1", "ringing"))
+        admin = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+        try:
+            # As when the call's state expires (call_ttl_seconds).
+            assert await admin.delete(*await admin.keys("*:call:ingest:x1")) == 1
+        finally:
+            await admin.aclose()
+        # Unchanged by the remembered state, yet not by the stored one.
+        again = await gw.ingest(signal("x1", "ringing"))
+    assert len(first.json()["events"]) == 1
+    assert len(again.json()["events"]) == 1
+
+
+async def test_a_redis_that_stops_answering_gets_503_within_the_command_deadline(
+    tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_broker, "_COMMAND_SECONDS", 0.5)
+    async with running_gateway(make_settings(tmp_path, redis_url=redis_server.url)) as gw:
+        assert (await gw.ingest(signal("p1", "ringing"))).status_code == 202
+        assert redis_server.proc is not None
+        redis_server.proc.send_signal(signal_module.SIGSTOP)  # alive, connected, silent
+        try:
+            response = await asyncio.wait_for(gw.ingest(signal("p2", "ringing")), 5)
+        finally:
+            redis_server.proc.send_signal(signal_module.SIGCONT)
+    assert response.status_code == 503
+
+
+async def test_more_commands_at_once_than_pooled_connections_all_succeed(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with running_gateway(make_settings(tmp_path, redis_url=redis_server.url)) as gw:
+        broker = gw.gateway.broker
+        assert isinstance(broker, redis_broker.RedisBroker)
+        calls = [broker.get_call("alice", f"ingest:n{i}") for i in range(3 * redis_broker._CONNECTIONS)]
+        found = await asyncio.gather(*calls)
+    assert found == [None] * len(calls)

@@ -3,7 +3,8 @@
 - A call's state is a string key, advanced by compare-and-set in a Lua
   script that also appends the emitted events to the user's stream (the
   history) and publishes them, so state and events change together or not
-  at all.
+  at all. The process remembers recent calls' states and tries the script
+  with the remembered one first; the script stays the judge.
 - History is a Redis stream per user, trimmed to about ``history_size``;
   its ids are the SSE event ids.
 - Live fan-out uses ONE pub/sub connection per process, subscribed to the
@@ -38,11 +39,12 @@ from gateway.model import CallState
 log = logging.getLogger("gateway.broker.redis")
 
 # KEYS: state, history. ARGV: expected state ("" = none), new state ("" =
-# unchanged), ttl, history length, channel, event JSON...
+# unchanged), ttl, history length, channel, event JSON... On a mismatch the
+# reply carries the state found, so the caller can retry without a GET.
 _ADVANCE = """
 local current = redis.call('GET', KEYS[1])
 if current == false then current = '' end
-if current ~= ARGV[1] then return {'conflict'} end
+if current ~= ARGV[1] then return {'conflict', current} end
 if ARGV[2] ~= '' then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) end
 local out = {'ok'}
 for i = 6, #ARGV do
@@ -56,6 +58,14 @@ return out
 
 _MAX_RETRIES = 20
 _EMPTY = (0, 0)
+# Calls whose last known state this process keeps, so that the usual signal
+# costs one round trip (the script) instead of two (GET, then the script).
+_KNOWN_CALLS = 10_000
+# Every command runs under this deadline (our own, not redis-py's
+# socket_timeout, which on Python 3.11 costs a task per command sent).
+_COMMAND_SECONDS = 5.0
+_CONNECTIONS = 100  # per process, the pub/sub connection included
+_NOT_SEEN: tuple[str, CallState | None] = ("", None)
 
 
 class RedisBroker(Broker):
@@ -65,10 +75,21 @@ class RedisBroker(Broker):
         self._url = settings.redis_url
         self._prefix = settings.key_prefix
         self._ttl = settings.call_ttl_seconds
-        self._redis: aioredis.Redis = aioredis.Redis.from_url(
-            self._url, decode_responses=True, socket_connect_timeout=2, socket_timeout=5
+        # More commands at once than connections (e.g. hundreds of streams
+        # opening together) wait for one, rather than fail with "Too many
+        # connections"; the caller's deadline bounds the wait.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self._url,
+            max_connections=_CONNECTIONS,
+            timeout=None,
+            decode_responses=True,
+            socket_connect_timeout=2,
+            socket_timeout=None,
         )
+        self._redis: aioredis.Redis = aioredis.Redis.from_pool(pool)
         self._advance = self._redis.register_script(_ADVANCE)
+        # Insertion-ordered: the first entry is the one least recently written.
+        self._known: dict[str, tuple[str, CallState | None]] = {}
         self._pubsub: PubSub | None = None
         self._listener: asyncio.Task[None] | None = None
         self._confirmed: dict[str, asyncio.Future[None]] = {}
@@ -106,42 +127,76 @@ class RedisBroker(Broker):
 
     async def ping(self) -> bool:
         try:
-            return bool(await self._redis.ping()) and self._healthy
+            async with asyncio.timeout(_COMMAND_SECONDS):
+                return bool(await self._redis.ping()) and self._healthy
         except (RedisError, OSError):
             return False
 
     # -- state -------------------------------------------------------------
     async def transact(self, user_id: str, call_key: str, step: Step) -> list[Envelope]:
         state_key = self._state_key(user_id, call_key)
+        keys = [state_key, self._history_key(user_id)]
+        # The first try assumes the state this process last saw (none for a
+        # call it has not seen). The script compares it with the stored one
+        # and, if another instance moved the call on, answers with that
+        # state, which the next try starts from.
+        raw, current = self._known.get(state_key, _NOT_SEEN)
+        confirmed = False
         try:
-            for _ in range(_MAX_RETRIES):
-                raw = await self._redis.get(state_key)
-                current = None if raw is None else CallState.from_dict(json.loads(raw))
-                new, events = step(current)
-                new_raw = "" if new is None else json.dumps(new.to_dict(), separators=(",", ":"))
-                if new_raw == (raw or "") and not events:
-                    return []
-                payloads = [encode_event(new, e) for e in events] if new is not None else []
-                result: list[str] = await self._advance(
-                    keys=[state_key, self._history_key(user_id)],
-                    args=[
-                        raw or "",
-                        new_raw,
-                        self._ttl,
-                        self.history_size,
-                        self._channel(user_id),
-                        *payloads,
-                    ],
-                )
-                if result[0] == "ok":
-                    return [Envelope(i, p) for i, p in zip(result[1:], payloads, strict=True)]
+            async with asyncio.timeout(_COMMAND_SECONDS):
+                for _ in range(_MAX_RETRIES):
+                    try:
+                        new, events = step(current)
+                    except Exception:
+                        if confirmed:
+                            raise
+                        # The step refused the assumed state (e.g. "unknown
+                        # call"); it decides again on the stored one.
+                        raw = str(await self._redis.get(state_key) or "")
+                        current = self._decode(raw)
+                        confirmed = True
+                        continue
+                    new_raw = "" if new is None else _dumps(new.to_dict())
+                    if new_raw == raw and not events:
+                        if confirmed:
+                            return []
+                        # Nothing to change, but only by an assumed state:
+                        # an empty write checks it against the stored one.
+                        new_raw = ""
+                    payloads = [encode_event(new, e) for e in events] if new is not None else []
+                    result: list[str] = await self._advance(
+                        keys=keys,
+                        args=[raw, new_raw, self._ttl, self.history_size, self._channel(user_id), *payloads],
+                    )
+                    if result[0] == "ok":
+                        if new_raw:
+                            self._remember(state_key, new_raw, new)
+                        return [Envelope(i, p) for i, p in zip(result[1:], payloads, strict=True)]
+                    raw = result[1]
+                    current = self._decode(raw)
+                    confirmed = True
+                    self._remember(state_key, raw, current)
         except (RedisError, OSError) as exc:
+            # (TimeoutError is an OSError.)
             raise BrokerUnavailable(f"redis: {exc}") from exc
         raise Conflict(f"call {call_key} kept changing; gave up after {_MAX_RETRIES} tries")
 
+    @staticmethod
+    def _decode(raw: str) -> CallState | None:
+        return CallState.from_dict(json.loads(raw)) if raw else None
+
+    def _remember(self, state_key: str, raw: str, state: CallState | None) -> None:
+        known = self._known
+        known.pop(state_key, None)
+        if raw:
+            known[state_key] = (raw, state)
+            if len(known) > _KNOWN_CALLS:
+                del known[next(iter(known))]
+
     async def get_call(self, user_id: str, call_key: str) -> CallState | None:
         try:
-            raw = await self._redis.get(self._state_key(user_id, call_key))
+            async with asyncio.timeout(_COMMAND_SECONDS):
+                raw = await self._redis.get(self._state_key(user_id, call_key))
         except (RedisError, OSError) as exc:
             raise BrokerUnavailable(f"redis: {exc}") from exc
         return None if raw is None else CallState.from_dict(json.loads(raw))
@@ -149,7 +204,8 @@ class RedisBroker(Broker):
     # -- history -----------------------------------------------------------
     async def _head(self, user_id: str) -> tuple[int, int]:
         try:
-            newest = await self._redis.xrevrange(self._history_key(user_id), count=1)
+            async with asyncio.timeout(_COMMAND_SECONDS):
+                newest = await self._redis.xrevrange(self._history_key(user_id), count=1)
         except (RedisError, OSError) as exc:
             raise BrokerUnavailable(f"redis: {exc}") from exc
         # An empty history's head is 0-0: every id Redis will give is newer.
@@ -162,14 +218,16 @@ class RedisBroker(Broker):
             # (Trimming needs history_size events, far more than a client
             # misses before it reconnects; a gap shows there as usual.)
             try:
-                found = await self._redis.xrange(self._history_key(user_id), min="-", max="+")
+                async with asyncio.timeout(_COMMAND_SECONDS):
+                    found = await self._redis.xrange(self._history_key(user_id), min="-", max="+")
             except (RedisError, OSError) as exc:
                 raise BrokerUnavailable(f"redis: {exc}") from exc
             return [Envelope(str(i), str((f or {})["d"])) for i, f in found or []], False
         try:
             # Inclusive of ``after``: if that entry is still there, nothing
             # between it and now can have been trimmed.
-            found = await self._redis.xrange(self._history_key(user_id), min=start, max="+")
+            async with asyncio.timeout(_COMMAND_SECONDS):
+                found = await self._redis.xrange(self._history_key(user_id), min=start, max="+")
             rows = [(str(i), dict(f or {})) for i, f in found or []]
         except (RedisError, OSError) as exc:
             raise BrokerUnavailable(f"redis: {exc}") from exc
@@ -183,7 +241,8 @@ class RedisBroker(Broker):
 
     async def _lost_since(self, user_id: str, after: tuple[int, int]) -> bool:
         try:
-            info: dict[str, Any] = await self._redis.xinfo_stream(self._history_key(user_id))
+            async with asyncio.timeout(_COMMAND_SECONDS):
+                info: dict[str, Any] = await self._redis.xinfo_stream(self._history_key(user_id))
         except (RedisError, OSError):
             return True
         last = parse_event_id(str(info.get("last-generated-id", "")))
@@ -203,7 +262,8 @@ class RedisBroker(Broker):
                 pending = asyncio.get_running_loop().create_future()
                 self._confirmed[channel] = pending
                 try:
-                    await self._pubsub.subscribe(channel)
+                    async with asyncio.timeout(_COMMAND_SECONDS):
+                        await self._pubsub.subscribe(channel)
                 except (RedisError, OSError) as exc:
                     self._confirmed.pop(channel, None)
                     raise BrokerUnavailable(f"redis: {exc}") from exc
@@ -225,7 +285,8 @@ class RedisBroker(Broker):
             channel = self._channel(user_id)
             self._confirmed.pop(channel, None)
             if self._pubsub is not None and self._healthy:
-                await self._pubsub.unsubscribe(channel)
+                async with asyncio.timeout(_COMMAND_SECONDS):
+                    await self._pubsub.unsubscribe(channel)
 
     async def _listen_forever(self) -> None:
         delay = 0.1
@@ -275,6 +336,9 @@ class RedisBroker(Broker):
             self.close_streams("broker-reconnect")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _ignore_result(task: asyncio.Task[Any]) -> None:
