@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -11,6 +12,8 @@ _VISUAL_SEPARATORS = re.compile(r"[\s().\-/]")
 _MAX_EXTENSION_DIGITS = 6
 
 
+# Parsing is the dearest step of a signal and the same numbers recur.
+@functools.lru_cache(maxsize=8192)
 def to_e164(raw: str | None, default_region: str = "US") -> str | None:
     """A dialled or presented number in E.164, or the input cleaned up.
 

@@ -225,3 +225,26 @@ async def test_a_notify_during_a_redis_outage_is_answered_503_and_later_calls_fl
             ("sip:d1", "callCompleted"),
             ("sip:d2", "incomingCall"),
         ]
+
+
+async def test_a_call_refused_during_an_outage_rings_with_the_next_notify(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with (
+        FakePbx("udp") as pbx,
+        sip_gateway(tmp_path, sip_table(pbx), redis_url=redis_server.url) as gw,
+    ):
+        token = await gw.login("alice")
+        await pbx.subscribed("1001")
+        redis_server.stop()
+        assert (await pbx.notify("1001", [ringing("d1")])).status == 503
+        redis_server.start()
+        for _ in range(100):
+            if (await gw.http.get("/readyz")).status_code == 200:
+                break
+            await asyncio.sleep(0.1)
+        async with gw.stream(token) as stream:
+            # Still ringing: the watch was rolled back, so this reports it now.
+            assert (await pbx.notify("1001", [ringing("d1")])).status == 200
+            event = await stream.next()
+    assert (event.json["externalCallId"], event.json["type"]) == ("sip:d1", "incomingCall")

@@ -24,6 +24,7 @@ from gateway.sources.sip.adapter import Request, Response
 from gateway.sources.sip.dialoginfo import DialogInfoError, parse_dialog_info
 from gateway.sources.sip.messages import make_response
 from gateway.sources.sip.publication import PublicationRules, PublishRequest
+from gateway.sources.sip.report import Reporter
 from gateway.sources.sip.subscriber import own_number
 from gateway.sources.sip.watch import EntityWatch
 from gateway.tracker import CallTracker
@@ -51,7 +52,7 @@ class PublishServer:
     ) -> None:
         self.rules = rules
         self.directory = directory
-        self.tracker = tracker
+        self.report = Reporter(tracker)
         self.default_region = default_region
         self._watches: OrderedDict[str, EntityWatch] = OrderedDict()
         self._publications: OrderedDict[str, _Publication] = OrderedDict()
@@ -109,9 +110,7 @@ class PublishServer:
             except DialogInfoError as exc:
                 log.warning("sip PUBLISH for %s refused: %s", entity, exc)
                 return make_response(request, 400, "Bad dialog-info"), True
-            result = watch.apply(info, now_ms)
-            for signal in result.signals:
-                await self.tracker.observe(signal)
+            await self.report.apply(watch, info, now_ms)
             self._remember(publication_id, user.id, decision.expires or 0).dialog_ids.update(
                 d.id for d in info.dialogs
             )
@@ -120,8 +119,7 @@ class PublishServer:
         elif decision.kind == "remove":
             publication = self._publications.pop(publication_id, None)
             if publication is not None:
-                for signal in watch.withdraw(now_ms, publication.dialog_ids):
-                    await self.tracker.observe(signal)
+                await self.report.withdraw(watch, now_ms, publication.dialog_ids)
         return make_response(request, decision.status, decision.reason, extra=list(decision.headers)), True
 
     def _remember(self, publication_id: str, user_id: str, expires: int) -> _Publication:
@@ -144,5 +142,4 @@ class PublishServer:
             del self._publications[publication_id]
             watch = self._watches.get(publication.user_id)
             if watch is not None:
-                for signal in watch.withdraw(now_ms, publication.dialog_ids):
-                    await self.tracker.observe(signal)
+                await self.report.withdraw(watch, now_ms, publication.dialog_ids)

@@ -23,6 +23,7 @@ from gateway.sources.sip.adapter import Request, Response, new_request, parse_ad
 from gateway.sources.sip.dialoginfo import DialogInfoError, parse_dialog_info
 from gateway.sources.sip.digest import DigestClient
 from gateway.sources.sip.messages import make_response
+from gateway.sources.sip.report import Reporter
 from gateway.sources.sip.settings import PbxSettings, SipSettings
 from gateway.sources.sip.subscription import (
     Forgotten,
@@ -104,7 +105,7 @@ class Subscriber:
         self.settings = settings
         self.transport = transport
         self.client = client
-        self.tracker = tracker
+        self.report = Reporter(tracker)
         self.default_region = default_region
         self.subscriptions: dict[tuple[str, str], Subscription] = {}
         self._by_call_id: dict[str, Subscription] = {}
@@ -380,9 +381,7 @@ class Subscriber:
                     log.warning("sip NOTIFY for %s refused: %s", sub.aor, exc)
                     answer = make_response(request, 400, "Bad dialog-info")
                 else:
-                    result = sub.watch.apply(info, int(time.time() * 1000))
-                    for signal in result.signals:
-                        await self.tracker.observe(signal)
+                    result = await self.report.apply(sub.watch, info, int(time.time() * 1000))
                     if result.resync and state != "terminated":
                         log.info("sip %s: version gap, asking for full state", sub.aor)
                         sub.wake.set()  # the refresh brings a full-state NOTIFY (RFC 6665 §4.2.1.1)

@@ -1,0 +1,58 @@
+"""Hands a watch's signals to the call tracker without losing any to an outage.
+
+An ``EntityWatch`` counts what it has signalled as reported. If the broker
+is down, those signals never arrived (the peer gets a 503), so they are kept
+and delivered first with the watch's next signals. Repeating a signal that
+did arrive is harmless: the call model emits each SDK event once and merges
+facts whatever the order.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Iterable
+
+from gateway.broker.base import BrokerUnavailable
+from gateway.model import Signal
+from gateway.sources.sip.dialoginfo import DialogInfo
+from gateway.sources.sip.watch import EntityWatch, WatchResult
+from gateway.tracker import CallTracker
+
+log = logging.getLogger("gateway.sip")
+
+# Per watch, at most this many signals wait for the broker to come back.
+MAX_UNDELIVERED = 1000
+
+
+class Reporter:
+    def __init__(self, tracker: CallTracker) -> None:
+        self.tracker = tracker
+        self._undelivered: weakref.WeakKeyDictionary[EntityWatch, list[Signal]] = weakref.WeakKeyDictionary()
+
+    async def apply(self, watch: EntityWatch, info: DialogInfo, now_ms: int) -> WatchResult:
+        result = watch.apply(info, now_ms)
+        await self._deliver(watch, result.signals)
+        return result
+
+    async def withdraw(
+        self, watch: EntityWatch, now_ms: int, dialog_ids: Iterable[str] | None = None
+    ) -> None:
+        await self._deliver(watch, watch.withdraw(now_ms, dialog_ids))
+
+    async def _deliver(self, watch: EntityWatch, signals: list[Signal]) -> None:
+        queue = self._undelivered.pop(watch, []) + signals
+        for index, signal in enumerate(queue):
+            try:
+                await self.tracker.observe(signal)
+            except BrokerUnavailable:
+                left = queue[index:]
+                if len(left) > MAX_UNDELIVERED:
+                    log.error(
+                        "sip: broker down too long for %s; dropping %d old signals",
+                        watch.user_id,
+                        len(left) - MAX_UNDELIVERED,
+                    )
+                    left = left[-MAX_UNDELIVERED:]
+                self._undelivered[watch] = left
+                raise
