@@ -128,6 +128,15 @@ def _signal(item: Any, index: int, directory: Directory, now_ms: int) -> Signal:
 
     region = directory.default_region
     at = integer("at", 0, 2**53)
+    # The user's own side of the call defaults to the user's number, so that
+    # HubSpot logs both ends even when the sender only knows the remote one.
+    own = user.numbers[0] if user.numbers else None
+    from_number = to_e164(text("from", limit=128), region)
+    to_number = to_e164(text("to", limit=128), region)
+    if direction is Direction.INBOUND:
+        to_number = to_number or own
+    else:
+        from_number = from_number or own
     return Signal(
         source=source,
         call_id=call_id,
@@ -135,8 +144,8 @@ def _signal(item: Any, index: int, directory: Directory, now_ms: int) -> Signal:
         direction=direction,
         phase=phase,
         at_ms=now_ms if at is None else at,
-        from_number=to_e164(text("from", limit=128), region),
-        to_number=to_e164(text("to", limit=128), region),
+        from_number=from_number,
+        to_number=to_number,
         remote_name=text("remoteName", limit=128),
         end_status=end_status,
         sip_code=integer("sipCode", 100, 699),
