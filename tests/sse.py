@@ -98,10 +98,10 @@ class SseStream:
         finally:
             self.ended.set()
 
-    async def next(self, timeout: float = 5) -> SseEvent:
+    async def next(self, timeout: float = 10) -> SseEvent:
         return await asyncio.wait_for(self.events.get(), timeout)
 
-    async def take(self, count: int, timeout: float = 5) -> list[SseEvent]:
+    async def take(self, count: int, timeout: float = 10) -> list[SseEvent]:
         return [await self.next(timeout) for _ in range(count)]
 
     def drain(self) -> list[SseEvent]:
