@@ -16,6 +16,7 @@ import pytest
 from gateway.model import EVENT_ORDER
 from tests.cpaas import (
     ALICE,
+    BOB,
     CALLER,
     PUBLIC_URL,
     TWILIO_TOKEN,
@@ -280,3 +281,21 @@ async def test_signed_but_malformed_body_is_400(gw: Client, provider: str) -> No
         response = await post(gw, provider, (body, headers))
     assert response.status_code == 400
     assert response.json()["error"].startswith("body is not JSON")
+
+
+async def test_a_telnyx_call_between_two_users_stays_with_the_caller_when_answered(gw: Client) -> None:
+    # Alice calls Bob: her outgoing leg's answer and hangup say no direction,
+    # and both numbers are users'. The leg's first event settled it.
+    token = await gw.login("alice")
+    t = time.time()
+    bodies = [
+        telnyx_body("call.initiated", "a2b", at=t, direction="outgoing", src=ALICE, dst=BOB),
+        telnyx_body("call.answered", "a2b", at=t + 3, src=ALICE, dst=BOB),
+        telnyx_body("call.hangup", "a2b", at=t + 60, src=ALICE, dst=BOB, hangup_cause="normal_clearing"),
+    ]
+    async with gw.stream(token) as stream:
+        for body in bodies:
+            assert (await post(gw, "telnyx", (body, telnyx_headers(body)))).status_code == 200
+        events = [e.json for e in await stream.take(4)]
+    assert [e["type"] for e in events] == ["outgoingCall", "callAnswered", "callEnded", "callCompleted"]
+    assert events[2]["payload"]["callEndStatus"] == "COMPLETED"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from prometheus_client import Counter
 from starlette.requests import Request
@@ -19,6 +20,8 @@ from starlette.routing import Route
 
 from gateway.broker.base import BrokerUnavailable, Conflict
 from gateway.http.errors import ApiError, read_body
+from gateway.model import Direction
+from gateway.numbers import to_e164
 from gateway.runtime import Gateway
 from gateway.sources.webhooks import telnyx, twilio, vonage
 from gateway.sources.webhooks.common import CallEvent, Ignored, WebhookError, signals_for
@@ -47,7 +50,28 @@ def install(gw: Gateway) -> None:
         registry=gw.metrics.registry,
     )
 
+    async def settle_direction(provider: str, event: CallEvent) -> CallEvent:
+        """An event without a direction between two users' numbers belongs to
+        the user whose side already holds the call (the leg's initiating
+        event said which); only a leg never seen before is taken as inbound."""
+        if event.direction is not None:
+            return event
+        region = gw.directory.default_region
+        to_user = gw.directory.by_number(to_e164(event.to_number, region) or "")
+        from_user = gw.directory.by_number(to_e164(event.from_number, region) or "")
+        if to_user is None or from_user is None or to_user is from_user:
+            return event
+        key = f"{provider}:{event.call_id}"
+        if await gw.broker.get_call(to_user.id, key) is None and await gw.broker.get_call(from_user.id, key):
+            return replace(event, direction=Direction.OUTBOUND)
+        return event
+
     async def deliver(provider: str, parsed: list[CallEvent] | Ignored) -> JSONResponse:
+        try:
+            if not isinstance(parsed, Ignored):
+                parsed = [await settle_direction(provider, event) for event in parsed]
+        except BrokerUnavailable as exc:
+            raise ApiError(503, f"event broker unavailable: {exc}", "broker-down") from None
         signals = signals_for(parsed, provider, gw.directory)
         if isinstance(signals, Ignored):
             # 2xx: the delivery was genuine, and retrying it cannot help.
