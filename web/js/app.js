@@ -115,6 +115,11 @@ function signedIn() {
 function signedOut(tell = true) {
   if (stream) stream.stop();
   stream = null;
+  // Whoever signs in next (perhaps another user) starts from a fresh stream,
+  // not from this session's place in it.
+  seen.forget();
+  queues.clear();
+  generation += 1;
   if (tell) cti.userLoggedOut();
   view.showLogin(hubspot);
   fit();
@@ -122,7 +127,6 @@ function signedOut(tell = true) {
 
 function logOut() {
   session.clear();
-  seen.forget();
   signedOut();
 }
 
