@@ -122,3 +122,24 @@ async def test_failed_engagement_lets_the_calls_end_go_out_at_once(sim: Simulato
     # Well inside the page's 5 s wait for an engagement id.
     assert ended["at"] - failed["at"] < 2_000
     await sim.widget.locator("#notice").get_by_text("HubSpot could not log the call").wait_for()
+
+
+async def test_reload_replays_a_waiting_calls_end_but_not_another_call_passed_on_meanwhile(
+    sim: Simulator,
+) -> None:
+    first = await end_held_for_engagement(sim, "wait-1")
+    second = "ingest:other-2"
+    # The second call's event comes after the first call's end in the stream,
+    # and reaches HubSpot while that end still waits.
+    await feed(sim, signal("other-2", "ringing", **{"from": "+15555550177"}))
+    await sim.from_app("INCOMING_CALL", 2)
+
+    await sim.page.get_by_role("button", name="Reload iframe").click()
+    await sim.from_app("SYNC_ACK", 2)
+    await sim.from_app("CALL_COMPLETED")
+    # Something after the replay, so a second INCOMING_CALL would be in by now.
+    await feed(sim, signal("other-2", "answered"))
+    await sim.from_app("CALL_ANSWERED")
+    log = await sim.messages()
+    assert types_of(log, first) == ["INCOMING_CALL", "CALL_ENDED", "CALL_COMPLETED"]
+    assert types_of(log, second) == ["INCOMING_CALL", "CALL_ANSWERED"]
