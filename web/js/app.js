@@ -18,9 +18,11 @@ let hubspot = {}; // what onReady said: portalId, userId, iframeLocation, …
 let isReady = false; // the SYNC handshake is done
 let lastHeight = 0;
 let stream = null;
-// SDK calls go out one at a time, in stream order, even while one waits
-// for an engagement id.
-let queue = Promise.resolve();
+// Each call's SDK calls go out in stream order, one at a time, even while
+// one waits for an engagement id; calls do not wait for each other.
+const queues = new Map(); // externalCallId -> the promise its next event follows
+// Bumped whenever the session ends: deliveries queued for it are dropped.
+let generation = 0;
 
 const session = new Session({
   onExpired: () => {
@@ -35,7 +37,7 @@ const cti = new CallingExtensions({
     onReady: (data) => ready(data || {}),
     onDialNumber: (data) => dialRequested(data || {}),
     onCreateEngagementSucceeded: (data) => engagementCreated(data || {}),
-    onCreateEngagementFailed: (data) => showNotice(`HubSpot could not log the call: ${describe(data)}`),
+    onCreateEngagementFailed: (data) => engagementFailed(data || {}),
     onEndCall: () =>
       showNotice("Hang up on your phone: the gateway watches the call and cannot end it from here."),
     onVisibilityChanged: (data) => view.setVisibility(data || {}),
@@ -113,6 +115,11 @@ function signedIn() {
 function signedOut(tell = true) {
   if (stream) stream.stop();
   stream = null;
+  // Whoever signs in next (perhaps another user) starts from a fresh stream,
+  // not from this session's place in it.
+  seen.forget();
+  queues.clear();
+  generation += 1;
   if (tell) cti.userLoggedOut();
   view.showLogin(hubspot);
   fit();
@@ -120,7 +127,6 @@ function signedOut(tell = true) {
 
 function logOut() {
   session.clear();
-  seen.forget();
   signedOut();
 }
 
@@ -131,15 +137,33 @@ function setAvailable(available) {
 }
 
 function enqueue(id, event) {
-  queue = queue.then(() => deliver(id, event)).catch((err) => showError(`Could not pass event ${id} on: ${err.message}`));
+  const key = (event && typeof event === "object" && event.externalCallId) || "";
+  const mine = generation;
+  const next = (queues.get(key) || Promise.resolve())
+    .then(() => deliver(id, event, mine))
+    .catch((err) => {
+      if (mine !== generation) return;
+      seen.add(id);
+      showError(`Could not pass event ${id} on: ${err.message}`);
+    });
+  queues.set(key, next);
+  // A finished chain is dropped, so the map holds only calls with work left.
+  next.then(() => {
+    if (queues.get(key) === next) queues.delete(key);
+  });
 }
 
-async function deliver(id, event) {
+async function deliver(id, event, mine) {
   const result = await book.sdkCall(event);
+  if (mine !== generation) return; // the session ended meanwhile
   if (result.error) {
+    seen.add(id); // it will never be passed on; replaying it would not help
     showError(`Event ${id} was not passed to HubSpot: ${result.error}`);
     return;
   }
+  // Handled from here: a reload after this line must not send it again,
+  // one before it must.
+  seen.add(id);
   cti[result.method](result.args);
   view.showCalls(book.current, book.history);
 }
@@ -157,6 +181,13 @@ async function engagementCreated(data) {
     // anyway, and callEnded/callCompleted carry it from here.
     if (err.status !== 404) showError(`Could not save the call's engagement: ${err.message}`);
   }
+}
+
+// callEnded/callCompleted of that call go out at once, without an
+// engagement id, rather than waiting for one that will not come.
+function engagementFailed(data) {
+  book.engagementFailed(data);
+  showNotice(`HubSpot could not log the call: ${describe(data)}`);
 }
 
 async function dialRequested(data) {

@@ -31,7 +31,7 @@ export class CallBook {
   entry(externalCallId) {
     let entry = this.calls.get(externalCallId);
     if (!entry) {
-      entry = { snapshot: null, engagementId: null, startedHere: false };
+      entry = { snapshot: null, engagementId: null, startedHere: false, engagementFailed: false };
       this.calls.set(externalCallId, entry);
     }
     return entry;
@@ -53,9 +53,31 @@ export class CallBook {
     return target;
   }
 
+  // HubSpot's onCreateEngagementFailed: nothing will come for that call (or,
+  // unnamed, the newest started call still waiting), so its waiters go on
+  // without an engagement id now.
+  engagementFailed({ externalCallId }) {
+    let target = externalCallId;
+    if (!target) {
+      const waiting = [...this.calls.entries()].filter(
+        ([, e]) => e.startedHere && !e.engagementId && !e.engagementFailed,
+      );
+      target = waiting.length ? waiting[waiting.length - 1][0] : null;
+    }
+    if (!target) return null;
+    const entry = this.entry(target);
+    if (entry.engagementId) return target;
+    entry.engagementFailed = true;
+    for (const resolve of this.waiters.get(target) || []) resolve(null);
+    this.waiters.delete(target);
+    return target;
+  }
+
   waitForEngagement(externalCallId, timeoutMs) {
     const entry = this.entry(externalCallId);
-    if (entry.engagementId || !entry.startedHere) return Promise.resolve(entry.engagementId);
+    if (entry.engagementId || !entry.startedHere || entry.engagementFailed) {
+      return Promise.resolve(entry.engagementId);
+    }
     return new Promise((resolve) => {
       const list = this.waiters.get(externalCallId) || [];
       list.push(resolve);

@@ -182,6 +182,12 @@ $("engagement-form").addEventListener("submit", (event) => {
     engagementId: id,
   });
 });
+$("send-engagement-failed").addEventListener("click", () =>
+  send(messageType.CREATE_ENGAGEMENT_FAILED, {
+    externalCallId: $("engagement-call").value.trim() || lastCallId,
+    error: { message: "The simulator refused to log this call" },
+  }),
+);
 $("send-minimize").addEventListener("click", () =>
   send(messageType.VISIBILITY_CHANGED, { isMinimized: true, isHidden: false }),
 );

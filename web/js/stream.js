@@ -3,9 +3,11 @@
 // EventSource cannot send an Authorization header, so each connection uses a
 // one-minute ticket in its URL. Its built-in reconnect would reuse an expired
 // ticket, so on any error this closes the source and opens a new one with a
-// fresh ticket, passing the last event id it handled; the gateway resumes
-// from there. Ids already handled are remembered (in sessionStorage, so a
-// reload of the iframe does not replay a call to HubSpot) and skipped.
+// fresh ticket, passing where it may resume; the gateway replays from
+// there. An id counts as handled only once its SDK call is made: ids already
+// handled are remembered (in sessionStorage, so a reload of the iframe does
+// not replay a call to HubSpot) and skipped, while events received but not
+// yet passed on are fetched again after a reload.
 
 import { streamUrl } from "./api.js";
 import { storage } from "./storage.js";
@@ -13,6 +15,11 @@ import { storage } from "./storage.js";
 const SEEN_KEY = "gateway.seen";
 const SEEN_LIMIT = 1000;
 
+// Two kinds of id: handled (its SDK call was made; persisted) and pending
+// (received, waiting for its turn; this page only). Events of different
+// calls are handled out of stream order, so the place to resume from is the
+// newest id before which everything received has been handled: a reload
+// replays every pending event and skips the handled ones.
 export class SeenIds {
   constructor(store = storage) {
     this.storage = store;
@@ -24,30 +31,43 @@ export class SeenIds {
     }
     this.last = stored.last;
     this.ids = new Set(stored.ids);
+    this.pending = []; // received, not yet handled, in stream order
   }
 
   has(id) {
-    return this.ids.has(id);
+    return this.ids.has(id) || this.pending.includes(id);
+  }
+
+  received(id) {
+    this.pending.push(id);
   }
 
   add(id) {
+    const wasPending = this.pending.includes(id);
+    if (this.ids.has(id) && !wasPending) return;
     this.ids.add(id);
-    this.last = id;
     if (this.ids.size > SEEN_LIMIT) {
       const oldest = this.ids.values().next().value;
       this.ids.delete(oldest);
     }
-    this.storage.setItem(SEEN_KEY, JSON.stringify({ last: this.last, ids: [...this.ids] }));
+    if (!wasPending && !this.pending.length) this.last = id;
+    while (this.pending.length && this.ids.has(this.pending[0])) this.last = this.pending.shift();
+    this.save();
   }
 
   resumeFrom(id) {
     this.last = id;
+    this.save();
+  }
+
+  save() {
     this.storage.setItem(SEEN_KEY, JSON.stringify({ last: this.last, ids: [...this.ids] }));
   }
 
   forget() {
     this.last = null;
     this.ids.clear();
+    this.pending = [];
     this.storage.removeItem(SEEN_KEY);
   }
 }
@@ -134,11 +154,10 @@ export class GatewayStream {
     try {
       data = JSON.parse(message.data);
     } catch {
-      data = null; // reported by the page; the id is still spent
+      data = null; // reported by the page, which spends the id
     }
-    // Marked before it is handed on: a crash in between loses one SDK call
-    // rather than sending it twice.
-    this.seen.add(id);
+    // Handled (seen.add) only when its SDK call is made, by the page.
+    this.seen.received(id);
     this.onEvent(id, data);
   }
 }
