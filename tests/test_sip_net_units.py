@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
 from gateway.sources.sip.adapter import Request
 from gateway.sources.sip.messages import Limits, Rejected, decode, stamp_via
+from gateway.sources.sip.publish_server import source_allowed
 from gateway.sources.sip.subscription import (
     Accepted,
     Forgotten,
@@ -138,3 +141,12 @@ def test_481_to_a_new_subscription_is_a_refusal() -> None:
 )
 def test_the_delay_after_termination_follows_rfc_6665(params: dict[str, str], delay: float | None) -> None:
     assert after_termination(params) == delay
+
+
+def test_publish_sources_match_by_network_and_mapped_ipv4() -> None:
+    networks = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8"))
+    assert source_allowed("10.1.2.3", networks)
+    assert source_allowed("::ffff:10.1.2.3", networks)
+    assert source_allowed("fd00::1%eth0", networks)
+    assert not source_allowed("11.0.0.1", networks)
+    assert not source_allowed("not-an-address", networks)

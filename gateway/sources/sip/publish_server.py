@@ -12,6 +12,7 @@ publication's body ends nothing there; the PBX's own ``terminated`` document
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import time
@@ -33,6 +34,18 @@ log = logging.getLogger("gateway.sip")
 
 MAX_PUBLICATIONS = 10_000
 MAX_WATCHES = 10_000
+
+
+def source_allowed(host: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    """Whether a packet's source address lies in one of the ``publish_from`` networks."""
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        # A dual-stack socket shows IPv4 peers as ::ffff:a.b.c.d.
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from gateway.runtime import Gateway
 from gateway.sources.sip.adapter import Request, Response, serialize
 from gateway.sources.sip.messages import make_response, transaction_key
 from gateway.sources.sip.publication import PublicationRules
-from gateway.sources.sip.publish_server import PublishServer
+from gateway.sources.sip.publish_server import PublishServer, source_allowed
 from gateway.sources.sip.settings import SipSettings, sip_settings
 from gateway.sources.sip.subscriber import ALLOW, Subscriber
 from gateway.sources.sip.transactions import ClientTransactions, ServerTransactions
@@ -58,7 +58,10 @@ class SipService:
         self._tasks: set[asyncio.Task[None]] = set()
         self.max_in_flight = MAX_IN_FLIGHT
         self.publisher: PublishServer | None = None
-        if settings.publish:
+        # PUBLISH carries no credentials: without a `publish_from` list it is not
+        # offered at all (405 and left out of Allow), like any method we do not serve.
+        self.allow = ALLOW if settings.publish and settings.publish_from else "NOTIFY, OPTIONS"
+        if settings.publish and settings.publish_from:
             # Shared across instances through GATEWAY_SECRET (required with Redis),
             # so that any instance accepts the entity tags another one issued.
             secret = gw.settings.secret or secrets.token_urlsafe(32)
@@ -155,7 +158,13 @@ class SipService:
         reusable = True
         try:
             if handler is None:
-                response = make_response(request, 405, "Method Not Allowed", extra=[("Allow", ALLOW)])
+                response = make_response(request, 405, "Method Not Allowed", extra=[("Allow", self.allow)])
+            elif request.method == "PUBLISH" and not source_allowed(
+                inbound.source[0], self.settings.publish_from
+            ):
+                log.warning("sip PUBLISH from %s:%d refused: not in publish_from", *inbound.source)
+                self._count_reject(inbound.kind, "PublishForbidden")
+                response = make_response(request, 403, "Forbidden")
             else:
                 response, reusable = await handler(request)
         except BrokerUnavailable:
@@ -180,7 +189,7 @@ class SipService:
 
     async def _options(self, request: Request) -> Answer:
         return make_response(
-            request, 200, "OK", extra=[("Allow", ALLOW), ("Accept", "application/dialog-info+xml")]
+            request, 200, "OK", extra=[("Allow", self.allow), ("Accept", "application/dialog-info+xml")]
         ), True
 
 
