@@ -122,3 +122,15 @@ async def test_an_ipv6_udp_listener_answers(tmp_path: Path) -> None:
             assert status_of(await peer.next()) == 200
         finally:
             peer.close()
+
+
+async def test_a_forged_rport_and_received_cannot_point_the_answer_elsewhere(gw: Client) -> None:
+    async with udp_peer() as attacker, udp_peer() as victim:
+        forged = request(port=victim.port, rport=True).replace(
+            b";rport", f";rport={victim.port};received=192.0.2.66".encode(), 1
+        )
+        attacker.send(forged, sip_address(gw, "udp"))
+        answer = await attacker.next()
+        via = header(answer, "via") or ""
+        assert f"rport={attacker.port}" in via
+        assert "192.0.2.66" not in via and f"rport={victim.port}" not in via

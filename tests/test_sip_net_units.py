@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 
 from gateway.sources.sip.adapter import Request
-from gateway.sources.sip.messages import Limits, Rejected, decode, stamp_via
+from gateway.sources.sip.messages import Limits, Rejected, decode, response_target, stamp_via
 from gateway.sources.sip.publish_server import source_allowed
 from gateway.sources.sip.subscription import (
     Accepted,
@@ -78,6 +78,30 @@ def test_rport_is_filled_and_received_added() -> None:
     stamp_via(message, "192.0.2.1", 40000)
     via = message.headers.get_first("via") or ""
     assert via.endswith(";rport=40000;received=192.0.2.1")
+
+
+def test_received_and_rport_values_written_by_the_sender_are_replaced() -> None:
+    raw = request(host="10.0.0.9", port=5070, rport=False).replace(
+        b"branch=", b"received=203.0.113.5;rport=6000;branch=", 1
+    )
+    message = decode(raw, Limits())
+    assert isinstance(message, Request)
+    stamp_via(message, "192.0.2.1", 40000)
+    via = message.headers.get_first("via") or ""
+    assert "203.0.113.5" not in via and "6000" not in via
+    assert via.endswith(";rport=40000;received=192.0.2.1")
+    assert response_target(message, ("192.0.2.1", 40000)) == ("192.0.2.1", 40000)
+
+
+def test_without_rport_the_answer_goes_to_the_source_host_and_via_port() -> None:
+    raw = request(host="10.0.0.9", port=5070, rport=False).replace(
+        b"branch=", b"received=203.0.113.5;branch=", 1
+    )
+    message = decode(raw, Limits())
+    assert isinstance(message, Request)
+    stamp_via(message, "192.0.2.1", 40000)
+    assert (message.headers.get_first("via") or "").endswith(";received=192.0.2.1")
+    assert response_target(message, ("192.0.2.1", 40000)) == ("192.0.2.1", 5070)
 
 
 def test_a_via_matching_the_source_without_rport_is_left_alone() -> None:

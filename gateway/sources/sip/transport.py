@@ -325,7 +325,7 @@ class SipTransport:
             inbound.tcp.send(data)
         elif inbound.udp is not None:
             assert isinstance(inbound.message, Request)
-            inbound.udp.sendto(data, response_target(inbound.message))
+            inbound.udp.sendto(data, response_target(inbound.message, inbound.source))
 
     def send_udp(self, data: bytes, target: tuple[str, int]) -> None:
         family = family_of(target[0])
