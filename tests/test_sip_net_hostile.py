@@ -181,3 +181,69 @@ async def test_requests_beyond_the_in_flight_cap_are_answered_503(gw: Client, pe
     sip_service(gw).max_in_flight = 1
     peer.send(request(port=peer.port), sip_address(gw, "udp"))
     assert status_of(await peer.next()) == 200
+
+
+@pytest.fixture
+async def tight(tmp_path: Path) -> AsyncIterator[Client]:
+    table = sip_table(tcp_message_seconds=0.3, tcp_idle_seconds=0.5, tcp_connections_per_source=2)
+    async with sip_gateway(tmp_path, table) as client:
+        yield client
+
+
+async def test_an_idle_tcp_connection_is_closed(tight: Client) -> None:
+    reader, writer = await asyncio.open_connection(*sip_address(tight, "tcp"))
+    try:
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+    finally:
+        writer.close()
+
+
+async def test_a_trickled_first_line_is_cut_off_by_the_message_timeout(tmp_path: Path) -> None:
+    table = sip_table(tcp_message_seconds=0.3, tcp_idle_seconds=600)
+    async with sip_gateway(tmp_path, table) as gw:
+        reader, writer = await asyncio.open_connection(*sip_address(gw, "tcp"))
+        try:
+            writer.write(b"OPTIONS sip:gateway@127.0.0.1")
+            await writer.drain()
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+        finally:
+            writer.close()
+
+
+async def test_a_crlf_crlf_ping_is_answered_with_a_crlf_pong(tight: Client) -> None:
+    reader, writer = await asyncio.open_connection(*sip_address(tight, "tcp"))
+    try:
+        writer.write(b"\r\n\r\n")
+        await writer.drain()
+        assert await asyncio.wait_for(reader.readexactly(2), 5) == b"\r\n"
+        writer.write(request(transport="TCP"))
+        await writer.drain()
+        assert status_of(await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)) == 200
+    finally:
+        writer.close()
+
+
+async def test_connections_beyond_the_per_source_cap_are_refused(tight: Client) -> None:
+    target = sip_address(tight, "tcp")
+    opened = [await asyncio.open_connection(*target) for _ in range(3)]
+    try:
+        for reader, writer in opened[:2]:
+            writer.write(request(transport="TCP"))
+            await writer.drain()
+            assert status_of(await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)) == 200
+        assert await asyncio.wait_for(opened[2][0].read(), 5) == b""
+    finally:
+        for _, writer in opened:
+            writer.close()
+
+
+async def test_a_first_line_beyond_the_reader_limit_is_refused_and_counted(gw: Client) -> None:
+    reader, writer = await asyncio.open_connection(*sip_address(gw, "tcp"))
+    try:
+        writer.write(b"O" * 100_000)
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+    finally:
+        writer.close()
+    metrics = (await gw.http.get("/metrics")).text
+    assert 'gateway_rejected_total{reason="Message Too Large",where="sip/tcp"} 1.0' in metrics

@@ -40,6 +40,10 @@ class Limits:
     max_headers: int = 128
     max_line_bytes: int = 4096
     tcp_message_seconds: float = 10.0  # a message, once begun on TCP, must be whole by then
+    # An accepted TCP connection silent this long is closed: above the PBX's keep-alive
+    # interval (Asterisk, Kamailio: 60-120 s), so that only dead or hostile peers go.
+    tcp_idle_seconds: float = 300.0
+    tcp_connections_per_source: int = 32  # one host cannot take every connection slot
 
 
 @dataclass

@@ -128,7 +128,7 @@ def sip_settings(extra: Mapping[str, Any]) -> SipSettings | None:
     known = {
         "listen", "advertise", "max_message_bytes", "max_headers", "tcp_message_seconds", "t1_seconds",
         "retry_min_seconds", "retry_max_seconds", "publish", "publish_max_expires", "pbx",
-        "publish_from",
+        "publish_from", "tcp_idle_seconds", "tcp_connections_per_source",
     }  # fmt: skip
     unknown = set(table) - known
     if unknown:
@@ -151,6 +151,8 @@ def sip_settings(extra: Mapping[str, Any]) -> SipSettings | None:
         max_message_bytes=int(_number(table, "max_message_bytes", 65_535, 1024, 1 << 20, problems)),
         max_headers=int(_number(table, "max_headers", 128, 16, 1024, problems)),
         tcp_message_seconds=_number(table, "tcp_message_seconds", 10.0, 0.05, 300, problems),
+        tcp_idle_seconds=_number(table, "tcp_idle_seconds", 300.0, 0.05, 86400, problems),
+        tcp_connections_per_source=int(_number(table, "tcp_connections_per_source", 32, 1, 1024, problems)),
     )
     settings = SipSettings(
         listen=tuple(listen),
