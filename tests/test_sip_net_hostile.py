@@ -134,10 +134,23 @@ async def test_an_xml_bomb_in_a_notify_is_refused_and_other_users_calls_flow(
             await pbx.subscribed("1002")
             with caplog.at_level(logging.WARNING, "gateway.sip"):
                 branch, data = pbx.notify_bytes(alice, body)
-                assert (await pbx.transact(alice, branch, data)).status == 400
-            assert any("refused" in r.message for r in caplog.records)
+                assert (await pbx.transact(alice, branch, data)).status == 200
+            assert any("body refused" in r.message for r in caplog.records)
             await pbx.notify("1002", [ringing("b1")])
             assert (await stream.next()).json["type"] == "incomingCall"
+        metrics = (await gw.http.get("/metrics")).text
+        assert 'gateway_rejected_total{reason="Bad dialog-info",where="sip/notify"} 1.0' in metrics
+
+
+async def test_a_refused_notify_body_keeps_the_subscription_and_asks_for_full_state(
+    tmp_path: Path,
+) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(pbx)):
+        alice = await pbx.subscribed("1001")
+        branch, data = pbx.notify_bytes(alice, BILLION_LAUGHS)
+        assert (await pbx.transact(alice, branch, data)).status == 200
+        refreshed = await pbx.subscribed("1001")
+        assert refreshed.call_id == alice.call_id  # an in-dialog refresh, not a new subscription
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from gateway.runtime import DirectoryWatcher
 from tests import harness
 from tests.fakepbx import FakePbx, dialog_info
 from tests.servers import RedisServer, write_users
-from tests.sipkit import confirmed, ended, ringing, sip_gateway, sip_table
+from tests.sipkit import confirmed, ended, ringing, sip_gateway, sip_service, sip_table
 
 
 @pytest.mark.parametrize("kind", ["udp", "tcp"])
@@ -248,3 +248,28 @@ async def test_a_call_refused_during_an_outage_rings_with_the_next_notify(
             assert (await pbx.notify("1001", [ringing("d1")])).status == 200
             event = await stream.next()
     assert (event.json["externalCallId"], event.json["type"]) == ("sip:d1", "incomingCall")
+
+
+async def test_a_notify_answered_with_an_error_starts_the_subscription_again(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(pbx)):
+        first = await pbx.subscribed("1001")
+        answer = await pbx.notify("1001", [ringing("e1")], event="presence")
+        assert answer.status == 489
+        again = await pbx.subscribed("1001")
+        assert again.call_id != first.call_id
+
+
+async def test_a_notify_that_crashes_the_handler_starts_the_subscription_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(pbx)) as gw:
+        first = await pbx.subscribed("1001")
+
+        async def broken(*args: object) -> None:
+            raise RuntimeError("injected fault")
+
+        monkeypatch.setattr(sip_service(gw).subscriber.report, "apply", broken)
+        answer = await pbx.notify("1001", [ringing("e2")])
+        assert answer.status == 500
+        again = await pbx.subscribed("1001")
+        assert again.call_id != first.call_id

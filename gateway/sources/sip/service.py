@@ -49,7 +49,12 @@ class SipService:
         self.server = ServerTransactions(lifetime=64 * settings.timers.t1)
         self.client = ClientTransactions(settings.timers)
         self.subscriber = Subscriber(
-            settings, self.transport, self.client, gw.tracker, gw.settings.default_region
+            settings,
+            self.transport,
+            self.client,
+            gw.tracker,
+            gw.settings.default_region,
+            on_refused_body=lambda: self._count_reject("notify", "Bad dialog-info"),
         )
         self.handlers: dict[str, RequestHandler] = {
             "NOTIFY": self.subscriber.on_notify,
@@ -176,6 +181,8 @@ class SipService:
         except Exception:
             log.exception("sip %s from %s:%d failed", request.method, *inbound.source)
             response, reusable = make_response(request, 500, "Server Internal Error"), False
+            if request.method == "NOTIFY":
+                self.subscriber.on_notify_failed(request)
         if ";tag=" not in (response.headers.get_first("to") or "").replace(" ", ""):
             # A stable tag per transaction: retransmissions see the same dialog id.
             tag = hashlib.blake2s(repr(key).encode(), digest_size=6).hexdigest()

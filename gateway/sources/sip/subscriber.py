@@ -16,6 +16,7 @@ import logging
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.directory import Directory, User
@@ -101,8 +102,10 @@ class Subscriber:
         client: ClientTransactions,
         tracker: CallTracker,
         default_region: str,
+        on_refused_body: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.on_refused_body = on_refused_body
         self.transport = transport
         self.client = client
         self.report = Reporter(tracker)
@@ -351,6 +354,13 @@ class Subscriber:
                 log.warning("sip tcp connection to %s:%d lost; subscribing %s again", *peer, sub.aor)
                 self._restart(sub, None)
 
+    def on_notify_failed(self, request: Request) -> None:
+        """A NOTIFY got an error answer elsewhere (a crash): its subscription is gone at the PBX."""
+        sub = self._by_call_id.get(request.headers.get_first("call-id") or "")
+        if sub is not None:
+            log.warning("sip NOTIFY for %s failed; subscribing again", sub.aor)
+            self._restart(sub, None)
+
     def _restart(self, sub: Subscription, delay: float | None) -> None:
         self._forget_dialog(sub)
         sub.state = State.RETRYING
@@ -365,10 +375,14 @@ class Subscriber:
         if sub is None or sub.dialog is None:
             return make_response(request, 481, "Subscription Does Not Exist"), True
         event = (request.headers.get_first("event") or "").split(";")[0].strip().lower()
+        # A non-2xx answer without Retry-After makes the PBX drop the subscription
+        # (RFC 6665 §4.2.2): start a new one rather than wait for silence.
         if event != "dialog":
+            self._restart(sub, None)
             return make_response(request, 489, "Bad Event", extra=[("Allow-Events", "dialog")]), True
         state, params = subscription_state(request.headers.get_first("subscription-state"))
         if not state:
+            self._restart(sub, None)
             return make_response(request, 400, "Missing Subscription-State"), True
         async with sub.lock:
             if sub.dialog.remote_tag is None:
@@ -378,8 +392,13 @@ class Subscriber:
                 try:
                     info = parse_dialog_info(request.body)
                 except DialogInfoError as exc:
-                    log.warning("sip NOTIFY for %s refused: %s", sub.aor, exc)
-                    answer = make_response(request, 400, "Bad dialog-info")
+                    # Answered 200 all the same: an error answer would end the
+                    # subscription (RFC 6665 §4.2.2). The refresh brings full state.
+                    log.warning("sip NOTIFY for %s: body refused (%s); asking for full state", sub.aor, exc)
+                    if self.on_refused_body is not None:
+                        self.on_refused_body()
+                    if state != "terminated":
+                        sub.wake.set()
                 else:
                     result = await self.report.apply(sub.watch, info, int(time.time() * 1000))
                     if result.resync and state != "terminated":
