@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
 
 from gateway.runtime import DirectoryWatcher
+from gateway.sources.sip.subscription import MIN_RESTART_SECONDS
 from tests import harness
 from tests.fakepbx import FakePbx, dialog_info
 from tests.servers import RedisServer, write_users
@@ -273,3 +275,23 @@ async def test_a_notify_that_crashes_the_handler_starts_the_subscription_again(
         assert answer.status == 500
         again = await pbx.subscribed("1001")
         assert again.call_id != first.call_id
+
+
+async def test_a_subscription_ended_at_once_is_not_started_again_within_a_second(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(pbx)):
+        await pbx.subscribed("1001")
+        await pbx.notify("1001", [], state="terminated;reason=deactivated")
+        ended_at = time.monotonic()
+        await pbx.subscribed("1001")
+        assert time.monotonic() - ended_at >= MIN_RESTART_SECONDS * 0.95
+
+
+async def test_accept_then_terminate_loops_keep_counting_failures(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(pbx)) as gw:
+        await pbx.subscribed("1001")
+        for _ in range(2):
+            await pbx.notify("1001", [], state="terminated;reason=deactivated")
+            await pbx.subscribed("1001")
+        await pbx.notify("1001", [])  # answered only after the accepting 200 was handled
+        sub = sip_service(gw).subscriber.subscriptions[("alice", "sip:1001@pbx.test")]
+        assert sub.failures == 2

@@ -15,7 +15,9 @@ from gateway.sources.sip.subscription import (
     Refused,
     after_termination,
     backoff,
+    failures_after,
     on_answer,
+    restart_delay,
     subscription_state,
 )
 from gateway.sources.sip.transactions import ServerTransactions
@@ -174,3 +176,14 @@ def test_publish_sources_match_by_network_and_mapped_ipv4() -> None:
     assert source_allowed("fd00::1%eth0", networks)
     assert not source_allowed("11.0.0.1", networks)
     assert not source_allowed("not-an-address", networks)
+
+
+def test_only_a_subscription_active_long_enough_wipes_its_failures() -> None:
+    assert failures_after(3, None) == 4
+    assert failures_after(3, 5.0) == 4
+    assert failures_after(3, 30.0) == 1
+
+
+def test_a_restart_is_never_sooner_than_the_floor() -> None:
+    assert restart_delay(0.0) == 1.0
+    assert restart_delay(7.5) == 7.5

@@ -31,7 +31,9 @@ from gateway.sources.sip.subscription import (
     Refused,
     after_termination,
     backoff,
+    failures_after,
     on_answer,
+    restart_delay,
     seconds,
     subscription_state,
 )
@@ -78,6 +80,7 @@ class Subscription:
     dialog: _Dialog | None = None
     failures: int = 0
     expires_at: float = 0.0
+    active_since: float | None = None  # when the current dialog became active
     last_error: str = ""
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -199,31 +202,30 @@ class Subscriber:
         while not sub.stopping:
             try:
                 delay = await self._attempt(sub)
-                sub.failures = 0
                 sub.last_error = ""
             except (TransactionTimeout, ConnectionError, OSError, _Refused) as exc:
+                sub.failures = self._failures_after(sub)
                 self._forget_dialog(sub)
-                sub.failures += 1
                 sub.state = State.RETRYING
                 sub.last_error = str(exc) or exc.__class__.__name__
-                delay = backoff(
-                    sub.failures, self.settings.retry_min_seconds, self.settings.retry_max_seconds
-                )
+                delay = restart_delay(self._backoff(sub))
                 log.warning(
                     "sip subscription %s failed (%s); retrying in %.1fs", sub.aor, sub.last_error, delay
                 )
             except Exception:
                 log.exception("sip subscription %s crashed; retrying", sub.aor)
+                sub.failures = self._failures_after(sub)
                 self._forget_dialog(sub)
-                sub.failures += 1
                 sub.state = State.RETRYING
-                delay = backoff(
-                    sub.failures, self.settings.retry_min_seconds, self.settings.retry_max_seconds
-                )
+                delay = restart_delay(self._backoff(sub))
             await self._sleep(sub, delay)
             if sub.next_delay is not None:
                 delay, sub.next_delay = sub.next_delay, None
                 await self._sleep(sub, delay)
+
+    def _failures_after(self, sub: Subscription) -> int:
+        active_for = None if sub.active_since is None else time.monotonic() - sub.active_since
+        return failures_after(sub.failures, active_for)
 
     def _backoff(self, sub: Subscription) -> float:
         return backoff(sub.failures, self.settings.retry_min_seconds, self.settings.retry_max_seconds)
@@ -263,6 +265,8 @@ class Subscriber:
             raise _Refused(outcome.reason)
         dialog.remote_tag = dialog.remote_tag or outcome.remote_tag
         dialog.remote_target = outcome.remote_target or dialog.remote_target
+        if not dialog.confirmed:
+            sub.active_since = time.monotonic()
         dialog.confirmed = True
         sub.expires_at = time.monotonic() + outcome.expires
         sub.state = State.ACTIVE
@@ -345,6 +349,7 @@ class Subscriber:
         if sub.dialog is not None:
             self._by_call_id.pop(sub.dialog.call_id, None)
             sub.dialog = None
+        sub.active_since = None
 
     # --- what the PBX tells us ---
 
@@ -362,10 +367,10 @@ class Subscriber:
             self._restart(sub, None)
 
     def _restart(self, sub: Subscription, delay: float | None) -> None:
+        sub.failures = self._failures_after(sub)
         self._forget_dialog(sub)
         sub.state = State.RETRYING
-        sub.failures += 1
-        sub.next_delay = delay if delay is not None else self._backoff(sub)
+        sub.next_delay = restart_delay(delay if delay is not None else self._backoff(sub))
         sub.wake.set()
 
     async def on_notify(self, request: Request) -> tuple[Response, bool]:
