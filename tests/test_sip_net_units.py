@@ -58,6 +58,17 @@ def test_the_transaction_cache_is_bounded() -> None:
     assert len(cache) == 100
 
 
+def test_the_transaction_cache_is_bounded_in_bytes_dropping_the_oldest() -> None:
+    cache = ServerTransactions(max_bytes=1000)
+    for n in range(10):
+        cache.begin(("b", "NOTIFY", "c", n))
+        cache.finish(("b", "NOTIFY", "c", n), b"x" * 300)
+    assert cache.bytes <= 1000
+    assert len(cache) == 3
+    assert cache.begin(("b", "NOTIFY", "c", 9)) == b"x" * 300
+    assert cache.begin(("b", "NOTIFY", "c", 0)) is None
+
+
 def test_answers_expire_after_the_lifetime() -> None:
     cache = ServerTransactions(lifetime=0.0)
     key = ("b", "NOTIFY", "c", 1)

@@ -46,7 +46,9 @@ class SipService:
             on_reject=self._count_reject,
             on_lost=self._on_lost,
         )
-        self.server = ServerTransactions(lifetime=64 * settings.timers.t1)
+        self.server = ServerTransactions(
+            lifetime=64 * settings.timers.t1, max_bytes=settings.transaction_cache_bytes
+        )
         self.client = ClientTransactions(settings.timers)
         self.subscriber = Subscriber(
             settings,
@@ -141,7 +143,9 @@ class SipService:
         if message.method == "ACK":
             return  # our final answers to non-INVITE requests are never acknowledged
         key = transaction_key(message)
-        remembered = self.server.begin(key)
+        # OPTIONS is stateless and cheap to answer again: a flood of them
+        # (qualify pings, scanners) must not fill the retransmission cache.
+        remembered = None if message.method == "OPTIONS" else self.server.begin(key)
         if remembered is not None:
             self.retransmissions.inc()
             if remembered:

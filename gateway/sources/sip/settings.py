@@ -46,6 +46,7 @@ class SipSettings:
     publish_max_expires: int = 3600
     # Sources allowed to PUBLISH; empty means PUBLISH is off (PUBLISH carries no
     # credentials of its own, so the network is its only authentication).
+    transaction_cache_bytes: int = 64 * 1024 * 1024  # answers kept for retransmissions, at most
     publish_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     pbx: Mapping[int, PbxSettings] = field(default_factory=dict)
 
@@ -128,7 +129,7 @@ def sip_settings(extra: Mapping[str, Any]) -> SipSettings | None:
     known = {
         "listen", "advertise", "max_message_bytes", "max_headers", "tcp_message_seconds", "t1_seconds",
         "retry_min_seconds", "retry_max_seconds", "publish", "publish_max_expires", "pbx",
-        "publish_from", "tcp_idle_seconds", "tcp_connections_per_source",
+        "publish_from", "tcp_idle_seconds", "tcp_connections_per_source", "transaction_cache_bytes",
     }  # fmt: skip
     unknown = set(table) - known
     if unknown:
@@ -164,6 +165,9 @@ def sip_settings(extra: Mapping[str, Any]) -> SipSettings | None:
         publish=bool(table.get("publish", True)),
         publish_max_expires=int(_number(table, "publish_max_expires", 3600, 60, 86400, problems)),
         pbx=pbx,
+        transaction_cache_bytes=int(
+            _number(table, "transaction_cache_bytes", 64 * 1024 * 1024, 1 << 20, 1 << 32, problems)
+        ),
         publish_from=_networks(table.get("publish_from", []), problems),
     )
     if problems:

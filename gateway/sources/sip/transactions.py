@@ -22,11 +22,20 @@ IN_PROGRESS = b""
 
 
 class ServerTransactions:
-    """Answers remembered for Timer J (64*T1: how long a peer may retransmit)."""
+    """Answers remembered for Timer J (64*T1: how long a peer may retransmit).
 
-    def __init__(self, lifetime: float = 32.0, capacity: int = 50_000) -> None:
+    Bounded both in entries and in the bytes of the answers kept, so that a
+    flood of requests with large answers cannot grow memory past ``max_bytes``;
+    the oldest transactions go first.
+    """
+
+    def __init__(
+        self, lifetime: float = 32.0, capacity: int = 50_000, max_bytes: int = 64 * 1024 * 1024
+    ) -> None:
         self.lifetime = lifetime
         self.capacity = capacity
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._entries: OrderedDict[ServerKey, tuple[float, bytes]] = OrderedDict()
 
     def __len__(self) -> int:
@@ -44,23 +53,34 @@ class ServerTransactions:
             return entry[1]
         self._entries[key] = (now, IN_PROGRESS)
         while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
+            self._drop_oldest()
         return None
 
     def finish(self, key: ServerKey, answer: bytes) -> None:
-        if key in self._entries:
-            self._entries[key] = (self._entries[key][0], answer)
+        entry = self._entries.get(key)
+        if entry is None:
+            return
+        self.bytes += len(answer) - len(entry[1])
+        self._entries[key] = (entry[0], answer)
+        while self.bytes > self.max_bytes and self._entries:
+            self._drop_oldest()
 
     def forget(self, key: ServerKey) -> None:
         """Let a retransmission be processed afresh (the first attempt could not be)."""
-        self._entries.pop(key, None)
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self.bytes -= len(entry[1])
+
+    def _drop_oldest(self) -> None:
+        _, (_, answer) = self._entries.popitem(last=False)
+        self.bytes -= len(answer)
 
     def _expire(self, now: float) -> None:
         while self._entries:
-            key, (started, _) = next(iter(self._entries.items()))
+            started = next(iter(self._entries.values()))[0]
             if now - started < self.lifetime:
                 return
-            del self._entries[key]
+            self._drop_oldest()
 
 
 class TransactionTimeout(Exception):
