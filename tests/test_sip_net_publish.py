@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from gateway.sources.sip.publish_server import PublishServer
 from tests.fakepbx import FakePbx, Publisher, dialog_info
+from tests.harness import Client
 from tests.servers import RedisServer
-from tests.sipkit import confirmed, ended, ringing, sip_address, sip_gateway, sip_table
+from tests.sipkit import confirmed, ended, ringing, sip_address, sip_gateway, sip_service, sip_table
 
 LOCAL = ["127.0.0.1"]
 ALICE = "sip:1001@pbx.test"
@@ -131,3 +133,39 @@ async def test_publish_from_accepts_a_cidr_holding_the_source(tmp_path: Path) ->
             ALICE, dialog_info(ALICE, 1, [ringing("p8")])
         )
         assert answer.status == 200
+
+
+def _expire_all(gw: Client) -> PublishServer:
+    publisher = sip_service(gw).publisher
+    assert publisher is not None
+    for publication in publisher._publications.values():
+        publication.expires_at = 0.0  # as if its lifetime had passed without a refresh
+    return publisher
+
+
+async def test_an_expired_publication_ends_its_calls_on_a_single_instance(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(publish_from=LOCAL)) as gw:
+        publisher = Publisher(pbx, sip_address(gw, "udp"))
+        token = await gw.login("alice")
+        async with gw.stream(token) as stream:
+            await publisher.publish(ALICE, dialog_info(ALICE, 1, [ringing("x1")]))
+            await _expire_all(gw).sweep()
+            types = [e.json["type"] for e in await stream.take(2)]
+        assert types == ["incomingCall", "callEnded"]
+
+
+async def test_an_expired_publication_ends_nothing_when_instances_share_redis(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with (
+        FakePbx("udp") as pbx,
+        sip_gateway(tmp_path, sip_table(publish_from=LOCAL), redis_url=redis_server.url) as gw,
+    ):
+        publisher = Publisher(pbx, sip_address(gw, "udp"))
+        token = await gw.login("alice")
+        async with gw.stream(token) as stream:
+            await publisher.publish(ALICE, dialog_info(ALICE, 1, [ringing("x2")]))
+            await _expire_all(gw).sweep()
+            await publisher.publish(ALICE, dialog_info(ALICE, 1, [ringing("x3")]))
+            types = [e.json["type"] for e in await stream.take(2)]
+        assert types == ["incomingCall", "incomingCall"]  # no callEnded for x2 in between

@@ -77,7 +77,11 @@ class SipService:
                 secret, min_expires=min(60, top), default_expires=min(3600, top), max_expires=top
             )
             self.publisher = PublishServer(
-                rules, lambda: gw.directory, gw.tracker, gw.settings.default_region
+                rules,
+                lambda: gw.directory,
+                gw.tracker,
+                gw.settings.default_region,
+                end_on_expiry=not gw.settings.redis_url,
             )
             self.handlers["PUBLISH"] = self.publisher.on_publish
         self._sweeper: asyncio.Task[None] | None = None
