@@ -295,3 +295,14 @@ async def test_accept_then_terminate_loops_keep_counting_failures(tmp_path: Path
         await pbx.notify("1001", [])  # answered only after the accepting 200 was handled
         sub = sip_service(gw).subscriber.subscriptions[("alice", "sip:1001@pbx.test")]
         assert sub.failures == 2
+
+
+async def test_a_lost_tcp_connection_fails_the_subscribe_in_flight_at_once(tmp_path: Path) -> None:
+    async with FakePbx("tcp") as pbx:
+        pbx.silent = True
+        # T1 0.5 s: a SUBSCRIBE left to time out would take 32 s (Timer F).
+        async with sip_gateway(tmp_path, sip_table(pbx, t1_seconds=0.5)):
+            await pbx.request_seen("1001")
+            pbx.silent = False
+            pbx.drop_connections()
+            await pbx.subscribed("1001")

@@ -133,6 +133,7 @@ class SipService:
         self.gw.metrics.rejected.labels(f"sip/{kind}", reason).inc()
 
     def _on_lost(self, peer: tuple[str, int]) -> None:
+        self.client.on_connection_lost(peer)
         self.subscriber.on_connection_lost(peer)
 
     # --- requests and responses ---

@@ -322,7 +322,7 @@ class Subscriber:
             else:
                 self.transport.send_udp(data, target)
 
-        return await self.client.request(branch, "SUBSCRIBE", send, reliable=kind == "tcp")
+        return await self.client.request(branch, "SUBSCRIBE", send, reliable=kind == "tcp", target=target)
 
     async def _resolve(self, pbx: PbxSettings) -> tuple[str, int]:
         key = (pbx.host, pbx.port)

@@ -107,6 +107,15 @@ class ClientTransactions:
     def __init__(self, timers: Timers) -> None:
         self.timers = timers
         self._pending: dict[tuple[str, str], asyncio.Future[Response]] = {}
+        # reliable transactions by the connection they went out on
+        self._over: dict[tuple[str, str], tuple[str, int]] = {}
+
+    def on_connection_lost(self, peer: tuple[str, int]) -> None:
+        """Fail at once the transactions whose answer can only come on a connection now closed."""
+        for key, target in list(self._over.items()):
+            future = self._pending.get(key)
+            if target == peer and future is not None and not future.done():
+                future.set_exception(ConnectionError(f"connection to {peer[0]}:{peer[1]} lost"))
 
     def on_response(self, response: Response) -> bool:
         """Hand a response to its transaction; ``False`` if it has none (stray)."""
@@ -119,11 +128,18 @@ class ClientTransactions:
         return True
 
     async def request(
-        self, branch: str, method: str, send: Callable[[], Awaitable[None]], reliable: bool
+        self,
+        branch: str,
+        method: str,
+        send: Callable[[], Awaitable[None]],
+        reliable: bool,
+        target: tuple[str, int] | None = None,
     ) -> Response:
         key = (branch, method)
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
+        if reliable and target is not None:
+            self._over[key] = target
         try:
             await send()
             deadline = time.monotonic() + self.timers.timeout
@@ -141,5 +157,6 @@ class ClientTransactions:
                         interval = min(interval * 2, self.timers.t2)
         finally:
             self._pending.pop(key, None)
+            self._over.pop(key, None)
             if not future.done():
                 future.cancel()
