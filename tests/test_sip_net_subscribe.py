@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from pathlib import Path
 
@@ -306,3 +307,16 @@ async def test_a_lost_tcp_connection_fails_the_subscribe_in_flight_at_once(tmp_p
             pbx.silent = False
             pbx.drop_connections()
             await pbx.subscribed("1001")
+
+
+async def test_a_pbx_address_that_stops_answering_is_looked_up_again(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx:
+        table = sip_table(pbx, pbx_extra={"expires": 1}, t1_seconds=0.01)
+        async with sip_gateway(tmp_path, table) as gw:
+            await pbx.subscribed("1001")
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as dead:
+                dead.bind(("127.0.0.1", 0))  # bound and never read: nothing answers there
+                subscriber = sip_service(gw).subscriber
+                for key in subscriber._resolved:
+                    subscriber._resolved[key] = dead.getsockname()  # a stale DNS answer
+                await pbx.subscribed("1001")

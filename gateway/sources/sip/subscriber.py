@@ -204,6 +204,9 @@ class Subscriber:
                 delay = await self._attempt(sub)
                 sub.last_error = ""
             except (TransactionTimeout, ConnectionError, OSError, _Refused) as exc:
+                if not isinstance(exc, _Refused):
+                    # The PBX may have moved (DNS failover): look its name up afresh.
+                    self._resolved.pop((sub.pbx.host, sub.pbx.port), None)
                 sub.failures = self._failures_after(sub)
                 self._forget_dialog(sub)
                 sub.state = State.RETRYING
