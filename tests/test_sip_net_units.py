@@ -93,13 +93,17 @@ def test_rport_is_filled_and_received_added() -> None:
     assert via.endswith(";rport=40000;received=192.0.2.1")
 
 
-def test_received_and_rport_values_written_by_the_sender_are_replaced() -> None:
-    raw = request(host="10.0.0.9", port=5070, rport=False).replace(
-        b"branch=", b"received=203.0.113.5;rport=6000;branch=", 1
-    )
+def _stamped_from_192_0_2_1(forged_params: bytes) -> Request:
+    """A request from 10.0.0.9:5070 whose Via carries ``forged_params``, as received from 192.0.2.1:40000."""
+    raw = request(host="10.0.0.9", port=5070, rport=False).replace(b"branch=", forged_params + b"branch=", 1)
     message = decode(raw, Limits())
     assert isinstance(message, Request)
     stamp_via(message, "192.0.2.1", 40000)
+    return message
+
+
+def test_received_and_rport_values_written_by_the_sender_are_replaced() -> None:
+    message = _stamped_from_192_0_2_1(b"received=203.0.113.5;rport=6000;")
     via = message.headers.get_first("via") or ""
     assert "203.0.113.5" not in via and "6000" not in via
     assert via.endswith(";rport=40000;received=192.0.2.1")
@@ -107,12 +111,7 @@ def test_received_and_rport_values_written_by_the_sender_are_replaced() -> None:
 
 
 def test_without_rport_the_answer_goes_to_the_source_host_and_via_port() -> None:
-    raw = request(host="10.0.0.9", port=5070, rport=False).replace(
-        b"branch=", b"received=203.0.113.5;branch=", 1
-    )
-    message = decode(raw, Limits())
-    assert isinstance(message, Request)
-    stamp_via(message, "192.0.2.1", 40000)
+    message = _stamped_from_192_0_2_1(b"received=203.0.113.5;")
     assert (message.headers.get_first("via") or "").endswith(";received=192.0.2.1")
     assert response_target(message, ("192.0.2.1", 40000)) == ("192.0.2.1", 5070)
 
