@@ -320,3 +320,9 @@ async def test_a_pbx_address_that_stops_answering_is_looked_up_again(tmp_path: P
                 for key in subscriber._resolved:
                     subscriber._resolved[key] = dead.getsockname()  # a stale DNS answer
                 await pbx.subscribed("1001")
+
+
+async def test_subscribe_allows_publish_only_when_publish_from_is_set(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(pbx)):
+        sub = await pbx.subscribed("1001")
+        assert sub.subscribes[-1].get("allow") == "NOTIFY, OPTIONS"

@@ -22,7 +22,7 @@ from gateway.sources.sip.messages import make_response, transaction_key
 from gateway.sources.sip.publication import PublicationRules
 from gateway.sources.sip.publish_server import PublishServer, source_allowed
 from gateway.sources.sip.settings import SipSettings, sip_settings
-from gateway.sources.sip.subscriber import ALLOW, Subscriber
+from gateway.sources.sip.subscriber import ALLOW, Subscriber, allowed_methods
 from gateway.sources.sip.transactions import ClientTransactions, ServerTransactions
 from gateway.sources.sip.transport import Inbound, SipTransport
 
@@ -67,8 +67,8 @@ class SipService:
         self.publisher: PublishServer | None = None
         # PUBLISH carries no credentials: without a `publish_from` list it is not
         # offered at all (405 and left out of Allow), like any method we do not serve.
-        self.allow = ALLOW if settings.publish and settings.publish_from else "NOTIFY, OPTIONS"
-        if settings.publish and settings.publish_from:
+        self.allow = allowed_methods(settings)
+        if self.allow == ALLOW:
             # Shared across instances through GATEWAY_SECRET (required with Redis),
             # so that any instance accepts the entity tags another one issued.
             secret = gw.settings.secret or secrets.token_urlsafe(32)

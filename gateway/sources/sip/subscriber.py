@@ -48,6 +48,11 @@ USER_AGENT = "call-event-gateway"
 ALLOW = "NOTIFY, PUBLISH, OPTIONS"
 
 
+def allowed_methods(settings: SipSettings) -> str:
+    """The ``Allow`` value: PUBLISH only when it is served (``publish_from`` set)."""
+    return ALLOW if settings.publish and settings.publish_from else "NOTIFY, OPTIONS"
+
+
 class State(enum.StrEnum):
     SUBSCRIBING = "subscribing"
     ACTIVE = "active"
@@ -312,7 +317,7 @@ class Subscriber:
             ("Event", "dialog"),
             ("Accept", "application/dialog-info+xml"),
             ("Expires", str(expires)),
-            ("Allow", ALLOW),
+            ("Allow", allowed_methods(self.settings)),
             ("User-Agent", USER_AGENT),
         ]
         if credentials is not None:
