@@ -134,17 +134,33 @@ async def test_an_xml_bomb_in_a_notify_is_refused_and_other_users_calls_flow(
             await pbx.subscribed("1002")
             with caplog.at_level(logging.WARNING, "gateway.sip"):
                 branch, data = pbx.notify_bytes(alice, body)
-                assert (await pbx.transact(alice, branch, data)).status == 400
-            assert any("refused" in r.message for r in caplog.records)
+                assert (await pbx.transact(alice, branch, data)).status == 200
+            assert any("body refused" in r.message for r in caplog.records)
             await pbx.notify("1002", [ringing("b1")])
             assert (await stream.next()).json["type"] == "incomingCall"
+        metrics = (await gw.http.get("/metrics")).text
+        assert 'gateway_rejected_total{reason="Bad dialog-info",where="sip/notify"} 1.0' in metrics
+
+
+async def test_a_refused_notify_body_keeps_the_subscription_and_asks_for_full_state(
+    tmp_path: Path,
+) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(pbx)):
+        alice = await pbx.subscribed("1001")
+        branch, data = pbx.notify_bytes(alice, BILLION_LAUGHS)
+        assert (await pbx.transact(alice, branch, data)).status == 200
+        refreshed = await pbx.subscribed("1001")
+        assert refreshed.call_id == alice.call_id  # an in-dialog refresh, not a new subscription
 
 
 @pytest.mark.parametrize(
     "body", [BILLION_LAUGHS, EXTERNAL_ENTITY, DEEP], ids=["billion laughs", "xxe", "deep"]
 )
 async def test_an_xml_bomb_in_a_publish_is_answered_400(tmp_path: Path, body: bytes) -> None:
-    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table()) as gw:
+    async with (
+        FakePbx("udp") as pbx,
+        sip_gateway(tmp_path, sip_table(publish_from=["127.0.0.1"])) as gw,
+    ):
         answer = await Publisher(pbx, sip_address(gw, "udp")).publish("sip:1001@pbx.test", body)
         assert answer.status == 400
 
@@ -178,3 +194,69 @@ async def test_requests_beyond_the_in_flight_cap_are_answered_503(gw: Client, pe
     sip_service(gw).max_in_flight = 1
     peer.send(request(port=peer.port), sip_address(gw, "udp"))
     assert status_of(await peer.next()) == 200
+
+
+@pytest.fixture
+async def tight(tmp_path: Path) -> AsyncIterator[Client]:
+    table = sip_table(tcp_message_seconds=0.3, tcp_idle_seconds=0.5, tcp_connections_per_source=2)
+    async with sip_gateway(tmp_path, table) as client:
+        yield client
+
+
+async def test_an_idle_tcp_connection_is_closed(tight: Client) -> None:
+    reader, writer = await asyncio.open_connection(*sip_address(tight, "tcp"))
+    try:
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+    finally:
+        writer.close()
+
+
+async def test_a_trickled_first_line_is_cut_off_by_the_message_timeout(tmp_path: Path) -> None:
+    table = sip_table(tcp_message_seconds=0.3, tcp_idle_seconds=600)
+    async with sip_gateway(tmp_path, table) as gw:
+        reader, writer = await asyncio.open_connection(*sip_address(gw, "tcp"))
+        try:
+            writer.write(b"OPTIONS sip:gateway@127.0.0.1")
+            await writer.drain()
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+        finally:
+            writer.close()
+
+
+async def test_a_crlf_crlf_ping_is_answered_with_a_crlf_pong(tight: Client) -> None:
+    reader, writer = await asyncio.open_connection(*sip_address(tight, "tcp"))
+    try:
+        writer.write(b"\r\n\r\n")
+        await writer.drain()
+        assert await asyncio.wait_for(reader.readexactly(2), 5) == b"\r\n"
+        writer.write(request(transport="TCP"))
+        await writer.drain()
+        assert status_of(await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)) == 200
+    finally:
+        writer.close()
+
+
+async def test_connections_beyond_the_per_source_cap_are_refused(tight: Client) -> None:
+    target = sip_address(tight, "tcp")
+    opened = [await asyncio.open_connection(*target) for _ in range(3)]
+    try:
+        for reader, writer in opened[:2]:
+            writer.write(request(transport="TCP"))
+            await writer.drain()
+            assert status_of(await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)) == 200
+        assert await asyncio.wait_for(opened[2][0].read(), 5) == b""
+    finally:
+        for _, writer in opened:
+            writer.close()
+
+
+async def test_a_first_line_beyond_the_reader_limit_is_refused_and_counted(gw: Client) -> None:
+    reader, writer = await asyncio.open_connection(*sip_address(gw, "tcp"))
+    try:
+        writer.write(b"O" * 100_000)
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+    finally:
+        writer.close()
+    metrics = (await gw.http.get("/metrics")).text
+    assert 'gateway_rejected_total{reason="Message Too Large",where="sip/tcp"} 1.0' in metrics

@@ -6,10 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from gateway.sources.sip.publish_server import PublishServer
 from tests.fakepbx import FakePbx, Publisher, dialog_info
+from tests.harness import Client
 from tests.servers import RedisServer
-from tests.sipkit import confirmed, ended, ringing, sip_address, sip_gateway, sip_table
+from tests.sipkit import confirmed, ended, ringing, sip_address, sip_gateway, sip_service, sip_table
 
+LOCAL = ["127.0.0.1"]
 ALICE = "sip:1001@pbx.test"
 
 
@@ -19,7 +22,7 @@ async def test_published_dialog_states_reach_the_users_stream(
 ) -> None:
     async with (
         FakePbx(kind) as pbx,
-        sip_gateway(tmp_path, sip_table(), redis_url=redis_server.url) as gw,
+        sip_gateway(tmp_path, sip_table(publish_from=LOCAL), redis_url=redis_server.url) as gw,
     ):
         publisher = Publisher(pbx, sip_address(gw, kind))
         token = await gw.login("alice")
@@ -39,7 +42,7 @@ async def test_published_dialog_states_reach_the_users_stream(
 
 
 async def test_a_refresh_without_body_gets_a_new_etag(tmp_path: Path) -> None:
-    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table()) as gw:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(publish_from=LOCAL)) as gw:
         publisher = Publisher(pbx, sip_address(gw, "udp"))
         first = await publisher.publish(ALICE, dialog_info(ALICE, 1, [ringing("p2")]))
         refreshed = await publisher.publish(ALICE, etag=first.get("sip-etag"), expires=600)
@@ -49,14 +52,14 @@ async def test_a_refresh_without_body_gets_a_new_etag(tmp_path: Path) -> None:
 
 
 async def test_an_unknown_etag_is_answered_412(tmp_path: Path) -> None:
-    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table()) as gw:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(publish_from=LOCAL)) as gw:
         publisher = Publisher(pbx, sip_address(gw, "udp"))
         answer = await publisher.publish(ALICE, etag="made.up.tag.value")
         assert answer.status == 412
 
 
 async def test_another_event_package_is_answered_489(tmp_path: Path) -> None:
-    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table()) as gw:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(publish_from=LOCAL)) as gw:
         publisher = Publisher(pbx, sip_address(gw, "udp"))
         answer = await publisher.publish(ALICE, b"<presence/>", event="presence")
         assert answer.status == 489
@@ -64,7 +67,7 @@ async def test_another_event_package_is_answered_489(tmp_path: Path) -> None:
 
 
 async def test_a_publish_for_an_unknown_user_is_answered_404(tmp_path: Path) -> None:
-    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table()) as gw:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(publish_from=LOCAL)) as gw:
         publisher = Publisher(pbx, sip_address(gw, "udp"))
         nobody = "sip:4040@pbx.test"
         answer = await publisher.publish(nobody, dialog_info(nobody, 1, [ringing("p3")]))
@@ -72,7 +75,7 @@ async def test_a_publish_for_an_unknown_user_is_answered_404(tmp_path: Path) -> 
 
 
 async def test_removing_a_publication_ends_its_call(tmp_path: Path) -> None:
-    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table()) as gw:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(publish_from=LOCAL)) as gw:
         publisher = Publisher(pbx, sip_address(gw, "udp"))
         token = await gw.login("alice")
         async with gw.stream(token) as stream:
@@ -88,8 +91,8 @@ async def test_an_etag_issued_by_one_instance_is_accepted_by_another(
 ) -> None:
     async with (
         FakePbx("udp") as pbx,
-        sip_gateway(tmp_path, sip_table(), redis_url=redis_server.url) as one,
-        sip_gateway(tmp_path, sip_table(), redis_url=redis_server.url) as two,
+        sip_gateway(tmp_path, sip_table(publish_from=LOCAL), redis_url=redis_server.url) as one,
+        sip_gateway(tmp_path, sip_table(publish_from=LOCAL), redis_url=redis_server.url) as two,
     ):
         token = await one.login("alice")
         async with one.stream(token) as stream:
@@ -102,3 +105,67 @@ async def test_an_etag_issued_by_one_instance_is_accepted_by_another(
             assert second.status == 200
             types = [e.json["type"] for e in await stream.take(2)]
         assert types == ["incomingCall", "callAnswered"]
+
+
+async def test_a_publish_from_a_source_outside_publish_from_is_forbidden(tmp_path: Path) -> None:
+    table = sip_table(publish_from=["10.0.0.0/8", "fd00::/8"])
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, table) as gw:
+        answer = await Publisher(pbx, sip_address(gw, "udp")).publish(
+            ALICE, dialog_info(ALICE, 1, [ringing("p6")])
+        )
+        assert answer.status == 403
+        metrics = (await gw.http.get("/metrics")).text
+        assert 'gateway_rejected_total{reason="PublishForbidden",where="sip/udp"} 1.0' in metrics
+
+
+async def test_publish_is_not_offered_without_publish_from(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table()) as gw:
+        answer = await Publisher(pbx, sip_address(gw, "udp")).publish(
+            ALICE, dialog_info(ALICE, 1, [ringing("p7")])
+        )
+        assert answer.status == 405
+        assert "PUBLISH" not in (answer.get("allow") or "")
+
+
+async def test_publish_from_accepts_a_cidr_holding_the_source(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(publish_from=["127.0.0.0/8"])) as gw:
+        answer = await Publisher(pbx, sip_address(gw, "udp")).publish(
+            ALICE, dialog_info(ALICE, 1, [ringing("p8")])
+        )
+        assert answer.status == 200
+
+
+def _expire_all(gw: Client) -> PublishServer:
+    publisher = sip_service(gw).publisher
+    assert publisher is not None
+    for publication in publisher._publications.values():
+        publication.expires_at = 0.0  # as if its lifetime had passed without a refresh
+    return publisher
+
+
+async def test_an_expired_publication_ends_its_calls_on_a_single_instance(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(publish_from=LOCAL)) as gw:
+        publisher = Publisher(pbx, sip_address(gw, "udp"))
+        token = await gw.login("alice")
+        async with gw.stream(token) as stream:
+            await publisher.publish(ALICE, dialog_info(ALICE, 1, [ringing("x1")]))
+            await _expire_all(gw).sweep()
+            types = [e.json["type"] for e in await stream.take(2)]
+        assert types == ["incomingCall", "callEnded"]
+
+
+async def test_an_expired_publication_ends_nothing_when_instances_share_redis(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with (
+        FakePbx("udp") as pbx,
+        sip_gateway(tmp_path, sip_table(publish_from=LOCAL), redis_url=redis_server.url) as gw,
+    ):
+        publisher = Publisher(pbx, sip_address(gw, "udp"))
+        token = await gw.login("alice")
+        async with gw.stream(token) as stream:
+            await publisher.publish(ALICE, dialog_info(ALICE, 1, [ringing("x2")]))
+            await _expire_all(gw).sweep()
+            await publisher.publish(ALICE, dialog_info(ALICE, 1, [ringing("x3")]))
+            types = [e.json["type"] for e in await stream.take(2)]
+        assert types == ["incomingCall", "incomingCall"]  # no callEnded for x2 in between

@@ -54,3 +54,26 @@ def test_every_problem_is_reported_at_once() -> None:
     assert "portal id" in text
     assert "expires must be" in text
     assert "needs a tcp listen address" in text
+
+
+def test_publish_from_takes_addresses_and_networks_of_both_families() -> None:
+    table = {"listen": ["udp:127.0.0.1:5060"], "publish_from": ["127.0.0.1", "10.0.0.0/8", "fd00::/8"]}
+    settings = sip_settings({"sip": table})
+    assert settings is not None
+    assert [str(n) for n in settings.publish_from] == ["127.0.0.1/32", "10.0.0.0/8", "fd00::/8"]
+
+
+def test_a_bad_publish_from_entry_is_reported() -> None:
+    with pytest.raises(ConfigError) as raised:
+        sip_settings({"sip": {"listen": ["udp:127.0.0.1:5060"], "publish_from": ["10.0.0.0/33"]}})
+    assert "publish_from: '10.0.0.0/33'" in "\n".join(raised.value.problems)
+
+
+def test_tcp_idle_and_per_source_caps_are_read_with_defaults() -> None:
+    default = sip_settings({"sip": {"listen": ["tcp:127.0.0.1:5060"]}})
+    assert default is not None
+    assert (default.limits.tcp_idle_seconds, default.limits.tcp_connections_per_source) == (300.0, 32)
+    table = {"listen": ["tcp:127.0.0.1:5060"], "tcp_idle_seconds": 120, "tcp_connections_per_source": 4}
+    settings = sip_settings({"sip": table})
+    assert settings is not None
+    assert (settings.limits.tcp_idle_seconds, settings.limits.tcp_connections_per_source) == (120.0, 4)

@@ -68,7 +68,7 @@ async def run_sipp(
 
 @pytest.mark.parametrize(("kind", "mode"), [("udp", "u1"), ("tcp", "t1")])
 async def test_sipp_publishing_a_call_drives_the_users_stream(tmp_path: Path, kind: str, mode: str) -> None:
-    async with sip_gateway(tmp_path, sip_table()) as gw:
+    async with sip_gateway(tmp_path, sip_table(publish_from=["127.0.0.1"])) as gw:
         token = await gw.login("alice")
         async with gw.stream(token) as stream:
             code, output = await run_sipp(

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
 from pathlib import Path
 
 import pytest
 
 from gateway.runtime import DirectoryWatcher
+from gateway.sources.sip.subscription import MIN_RESTART_SECONDS
 from tests import harness
 from tests.fakepbx import FakePbx, dialog_info
 from tests.servers import RedisServer, write_users
-from tests.sipkit import confirmed, ended, ringing, sip_gateway, sip_table
+from tests.sipkit import confirmed, ended, ringing, sip_gateway, sip_service, sip_table
 
 
 @pytest.mark.parametrize("kind", ["udp", "tcp"])
@@ -248,3 +251,78 @@ async def test_a_call_refused_during_an_outage_rings_with_the_next_notify(
             assert (await pbx.notify("1001", [ringing("d1")])).status == 200
             event = await stream.next()
     assert (event.json["externalCallId"], event.json["type"]) == ("sip:d1", "incomingCall")
+
+
+async def test_a_notify_answered_with_an_error_starts_the_subscription_again(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(pbx)):
+        first = await pbx.subscribed("1001")
+        answer = await pbx.notify("1001", [ringing("e1")], event="presence")
+        assert answer.status == 489
+        again = await pbx.subscribed("1001")
+        assert again.call_id != first.call_id
+
+
+async def test_a_notify_that_crashes_the_handler_starts_the_subscription_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(pbx)) as gw:
+        first = await pbx.subscribed("1001")
+
+        async def broken(*args: object) -> None:
+            raise RuntimeError("injected fault")
+
+        monkeypatch.setattr(sip_service(gw).subscriber.report, "apply", broken)
+        answer = await pbx.notify("1001", [ringing("e2")])
+        assert answer.status == 500
+        again = await pbx.subscribed("1001")
+        assert again.call_id != first.call_id
+
+
+async def test_a_subscription_ended_at_once_is_not_started_again_within_a_second(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(pbx)):
+        await pbx.subscribed("1001")
+        await pbx.notify("1001", [], state="terminated;reason=deactivated")
+        ended_at = time.monotonic()
+        await pbx.subscribed("1001")
+        assert time.monotonic() - ended_at >= MIN_RESTART_SECONDS * 0.95
+
+
+async def test_accept_then_terminate_loops_keep_counting_failures(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(pbx)) as gw:
+        await pbx.subscribed("1001")
+        for _ in range(2):
+            await pbx.notify("1001", [], state="terminated;reason=deactivated")
+            await pbx.subscribed("1001")
+        await pbx.notify("1001", [])  # answered only after the accepting 200 was handled
+        sub = sip_service(gw).subscriber.subscriptions[("alice", "sip:1001@pbx.test")]
+        assert sub.failures == 2
+
+
+async def test_a_lost_tcp_connection_fails_the_subscribe_in_flight_at_once(tmp_path: Path) -> None:
+    async with FakePbx("tcp") as pbx:
+        pbx.silent = True
+        # T1 0.5 s: a SUBSCRIBE left to time out would take 32 s (Timer F).
+        async with sip_gateway(tmp_path, sip_table(pbx, t1_seconds=0.5)):
+            await pbx.request_seen("1001")
+            pbx.silent = False
+            pbx.drop_connections()
+            await pbx.subscribed("1001")
+
+
+async def test_a_pbx_address_that_stops_answering_is_looked_up_again(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx:
+        table = sip_table(pbx, pbx_extra={"expires": 1}, t1_seconds=0.01)
+        async with sip_gateway(tmp_path, table) as gw:
+            await pbx.subscribed("1001")
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as dead:
+                dead.bind(("127.0.0.1", 0))  # bound and never read: nothing answers there
+                subscriber = sip_service(gw).subscriber
+                for key in subscriber._resolved:
+                    subscriber._resolved[key] = dead.getsockname()  # a stale DNS answer
+                await pbx.subscribed("1001")
+
+
+async def test_subscribe_allows_publish_only_when_publish_from_is_set(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(pbx)):
+        sub = await pbx.subscribed("1001")
+        assert sub.subscribes[-1].get("allow") == "NOTIFY, OPTIONS"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import Client
-from tests.sipkit import sip_address, sip_gateway, sip_table
+from tests.sipkit import sip_address, sip_gateway, sip_service, sip_table
 from tests.sipwire import UdpPeer, header, request, status_of, tcp_exchange, udp_peer
 
 
@@ -122,3 +122,29 @@ async def test_an_ipv6_udp_listener_answers(tmp_path: Path) -> None:
             assert status_of(await peer.next()) == 200
         finally:
             peer.close()
+
+
+async def test_a_forged_rport_and_received_cannot_point_the_answer_elsewhere(gw: Client) -> None:
+    async with udp_peer() as attacker, udp_peer() as victim:
+        forged = request(port=victim.port, rport=True).replace(
+            b";rport", f";rport={victim.port};received=192.0.2.66".encode(), 1
+        )
+        attacker.send(forged, sip_address(gw, "udp"))
+        answer = await attacker.next()
+        via = header(answer, "via") or ""
+        assert f"rport={attacker.port}" in via
+        assert "192.0.2.66" not in via and f"rport={victim.port}" not in via
+
+
+async def test_answers_to_options_are_not_kept_for_retransmissions(gw: Client, peer: UdpPeer) -> None:
+    data = request(port=peer.port)
+    for _ in range(2):
+        peer.send(data, sip_address(gw, "udp"))
+        assert status_of(await peer.next()) == 200
+    assert len(sip_service(gw).server) == 0
+    assert "gateway_sip_retransmissions_total 0.0" in (await gw.http.get("/metrics")).text
+
+
+async def test_the_retransmission_cache_takes_its_byte_cap_from_the_settings(tmp_path: Path) -> None:
+    async with sip_gateway(tmp_path, sip_table(transaction_cache_bytes=2 * 1024 * 1024)) as gw:
+        assert sip_service(gw).server.max_bytes == 2 * 1024 * 1024

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
 from gateway.sources.sip.adapter import Request
-from gateway.sources.sip.messages import Limits, Rejected, decode, stamp_via
+from gateway.sources.sip.messages import Limits, Rejected, decode, response_target, stamp_via
+from gateway.sources.sip.publish_server import source_allowed
 from gateway.sources.sip.subscription import (
     Accepted,
     Forgotten,
     Refused,
     after_termination,
     backoff,
+    failures_after,
     on_answer,
+    restart_delay,
     subscription_state,
 )
 from gateway.sources.sip.transactions import ServerTransactions
@@ -53,6 +58,17 @@ def test_the_transaction_cache_is_bounded() -> None:
     assert len(cache) == 100
 
 
+def test_the_transaction_cache_is_bounded_in_bytes_dropping_the_oldest() -> None:
+    cache = ServerTransactions(max_bytes=1000)
+    for n in range(10):
+        cache.begin(("b", "NOTIFY", "c", n))
+        cache.finish(("b", "NOTIFY", "c", n), b"x" * 300)
+    assert cache.bytes <= 1000
+    assert len(cache) == 3
+    assert cache.begin(("b", "NOTIFY", "c", 9)) == b"x" * 300
+    assert cache.begin(("b", "NOTIFY", "c", 0)) is None
+
+
 def test_answers_expire_after_the_lifetime() -> None:
     cache = ServerTransactions(lifetime=0.0)
     key = ("b", "NOTIFY", "c", 1)
@@ -75,6 +91,29 @@ def test_rport_is_filled_and_received_added() -> None:
     stamp_via(message, "192.0.2.1", 40000)
     via = message.headers.get_first("via") or ""
     assert via.endswith(";rport=40000;received=192.0.2.1")
+
+
+def _stamped_from_192_0_2_1(forged_params: bytes) -> Request:
+    """A request from 10.0.0.9:5070 whose Via carries ``forged_params``, as received from 192.0.2.1:40000."""
+    raw = request(host="10.0.0.9", port=5070, rport=False).replace(b"branch=", forged_params + b"branch=", 1)
+    message = decode(raw, Limits())
+    assert isinstance(message, Request)
+    stamp_via(message, "192.0.2.1", 40000)
+    return message
+
+
+def test_received_and_rport_values_written_by_the_sender_are_replaced() -> None:
+    message = _stamped_from_192_0_2_1(b"received=203.0.113.5;rport=6000;")
+    via = message.headers.get_first("via") or ""
+    assert "203.0.113.5" not in via and "6000" not in via
+    assert via.endswith(";rport=40000;received=192.0.2.1")
+    assert response_target(message, ("192.0.2.1", 40000)) == ("192.0.2.1", 40000)
+
+
+def test_without_rport_the_answer_goes_to_the_source_host_and_via_port() -> None:
+    message = _stamped_from_192_0_2_1(b"received=203.0.113.5;")
+    assert (message.headers.get_first("via") or "").endswith(";received=192.0.2.1")
+    assert response_target(message, ("192.0.2.1", 40000)) == ("192.0.2.1", 5070)
 
 
 def test_a_via_matching_the_source_without_rport_is_left_alone() -> None:
@@ -138,3 +177,23 @@ def test_481_to_a_new_subscription_is_a_refusal() -> None:
 )
 def test_the_delay_after_termination_follows_rfc_6665(params: dict[str, str], delay: float | None) -> None:
     assert after_termination(params) == delay
+
+
+def test_publish_sources_match_by_network_and_mapped_ipv4() -> None:
+    networks = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8"))
+    assert source_allowed("10.1.2.3", networks)
+    assert source_allowed("::ffff:10.1.2.3", networks)
+    assert source_allowed("fd00::1%eth0", networks)
+    assert not source_allowed("11.0.0.1", networks)
+    assert not source_allowed("not-an-address", networks)
+
+
+def test_only_a_subscription_active_long_enough_wipes_its_failures() -> None:
+    assert failures_after(3, None) == 4
+    assert failures_after(3, 5.0) == 4
+    assert failures_after(3, 30.0) == 1
+
+
+def test_a_restart_is_never_sooner_than_the_floor() -> None:
+    assert restart_delay(0.0) == 1.0
+    assert restart_delay(7.5) == 7.5

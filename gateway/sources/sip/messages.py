@@ -28,6 +28,8 @@ _CSEQ = re.compile(r"^\s*(\d{1,10})\s+([A-Za-z!%*_+`'~.-]+)\s*$")
 _TOKEN = re.compile(r"^[A-Za-z!%*_+`'~.-]+$")
 _SENT_BY = re.compile(r"^\s*SIP\s*/\s*2\.0\s*/\s*[A-Za-z]+\s+(\[[^\]]*\]|[^;:\s]+)", re.IGNORECASE)
 _RPORT_ASKED = re.compile(r";\s*rport\s*(?=;|$)", re.IGNORECASE)
+# received and rport parameters as a sender wrote them, with or without a value
+_SOURCE_PARAMS = re.compile(r";\s*(received|rport)\b\s*(?:=\s*[^;]*)?", re.IGNORECASE)
 _BRANCH = re.compile(r";\s*branch\s*=\s*([^;,\s]+)", re.IGNORECASE)
 _CONTENT_LENGTH = re.compile(rb"(?im)^(?:content-length|l)[ \t]*:([^\r\n]*)")
 
@@ -38,6 +40,10 @@ class Limits:
     max_headers: int = 128
     max_line_bytes: int = 4096
     tcp_message_seconds: float = 10.0  # a message, once begun on TCP, must be whole by then
+    # An accepted TCP connection silent this long is closed: above the PBX's keep-alive
+    # interval (Asterisk, Kamailio: 60-120 s), so that only dead or hostile peers go.
+    tcp_idle_seconds: float = 300.0
+    tcp_connections_per_source: int = 32  # one host cannot take every connection slot
 
 
 @dataclass
@@ -194,18 +200,29 @@ def transaction_key(request: Request) -> tuple[str, str, str, int]:
 def stamp_via(request: Request, host: str, port: int) -> None:
     """Record where a request really came from in its top Via (RFC 3261 §18.2.1, RFC 3581).
 
-    Done on the header text: parsing and re-writing the Via costs more than
-    the rest of the transport's work on a message.
+    Any ``received`` or ``rport`` value in the Via is the sender's word and is
+    stripped first: only the packet's own source is written back, so that
+    responses can never be pointed at a third party. Done on the header text:
+    parsing and re-writing the Via costs more than the rest of the transport's
+    work on a message.
     """
     values = request.headers.get("via")
-    top = values[0]
+    original = values[0]
+    asked = False
+
+    def drop(match: re.Match[str]) -> str:
+        nonlocal asked
+        asked = asked or match.group(1).lower() == "rport"
+        return ""
+
+    top = _SOURCE_PARAMS.sub(drop, original)
     sent_by = _SENT_BY.match(top)
-    rport = _RPORT_ASKED.search(top)
-    if rport is None and sent_by is not None and sent_by.group(1).strip("[]") == host:
+    if asked:
+        top = f"{top};rport={port}"
+    if asked or sent_by is None or sent_by.group(1).strip("[]") != host:
+        top = f"{top};received={host}"
+    if top == original:
         return
-    if rport is not None:
-        top = f"{top[: rport.start()]};rport={port}{top[rport.end() :]}"
-    top = f"{top};received={host}"
     rest = values[1:]
     request.headers.remove("via")
     request.headers.append("Via", top)
@@ -213,13 +230,16 @@ def stamp_via(request: Request, host: str, port: int) -> None:
         request.headers.append("Via", value)
 
 
-def response_target(request: Request) -> tuple[str, int]:
-    """Where an unreliable-transport response goes (RFC 3261 §18.2.2, RFC 3581 §4)."""
+def response_target(request: Request, source: tuple[str, int]) -> tuple[str, int]:
+    """Where an unreliable-transport response goes (RFC 3261 §18.2.2, RFC 3581 §4).
+
+    Always the packet's source host (what ``received`` says, as we stamped
+    it); its source port when ``rport`` was asked for, else the Via's port.
+    """
     via = top_via(request)
-    host = via.received or via.host.strip("[]")
-    if via.rport:
-        return host, int(via.rport)
-    return host, via.port or 5060
+    if "rport" in via.params:
+        return source
+    return source[0], via.port or 5060
 
 
 def make_response(

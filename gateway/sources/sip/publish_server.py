@@ -4,14 +4,17 @@ Any instance may receive any PUBLISH: entity tags validate themselves
 (``publication.PublicationRules``) and the call model lives in the broker.
 What an instance keeps in memory is a cache that only sharpens what it
 reports: per user an ``EntityWatch`` in publication mode (dialog versions),
-and per publication the dialogs it described, so that a removal or an expiry
-ends them. A removal that reaches an instance which never saw the
-publication's body ends nothing there; the PBX's own ``terminated`` document
-(which pua_dialoginfo always sends) still ends the call.
+and per publication the dialogs it described, so that a removal ends them,
+and so does an expiry with the embedded memory broker (a single instance;
+with Redis the refresh may have gone to another instance). A removal that
+reaches an instance which never saw the publication's body ends nothing
+there; the PBX's own ``terminated`` document (which pua_dialoginfo always
+sends) still ends the call.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import time
@@ -35,6 +38,18 @@ MAX_PUBLICATIONS = 10_000
 MAX_WATCHES = 10_000
 
 
+def source_allowed(host: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    """Whether a packet's source address lies in one of the ``publish_from`` networks."""
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        # A dual-stack socket shows IPv4 peers as ::ffff:a.b.c.d.
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
+
+
 @dataclass
 class _Publication:
     user_id: str
@@ -49,8 +64,16 @@ class PublishServer:
         directory: Callable[[], Directory],
         tracker: CallTracker,
         default_region: str,
+        *,
+        end_on_expiry: bool = True,
     ) -> None:
         self.rules = rules
+        # Only a single instance (the embedded memory broker) knows that a
+        # publication was not refreshed: with several behind a balancer the
+        # refresh may have reached another one, and ending the calls here would
+        # end live calls. There the PBX's terminated documents and the call
+        # model's TTL end them instead.
+        self.end_on_expiry = end_on_expiry
         self.directory = directory
         self.report = Reporter(tracker)
         self.default_region = default_region
@@ -141,5 +164,5 @@ class PublishServer:
                 continue
             del self._publications[publication_id]
             watch = self._watches.get(publication.user_id)
-            if watch is not None:
+            if watch is not None and self.end_on_expiry:
                 await self.report.withdraw(watch, now_ms, publication.dialog_ids)

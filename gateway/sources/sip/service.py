@@ -20,9 +20,9 @@ from gateway.runtime import Gateway
 from gateway.sources.sip.adapter import Request, Response, serialize
 from gateway.sources.sip.messages import make_response, transaction_key
 from gateway.sources.sip.publication import PublicationRules
-from gateway.sources.sip.publish_server import PublishServer
+from gateway.sources.sip.publish_server import PublishServer, source_allowed
 from gateway.sources.sip.settings import SipSettings, sip_settings
-from gateway.sources.sip.subscriber import ALLOW, Subscriber
+from gateway.sources.sip.subscriber import ALLOW, Subscriber, allowed_methods
 from gateway.sources.sip.transactions import ClientTransactions, ServerTransactions
 from gateway.sources.sip.transport import Inbound, SipTransport
 
@@ -46,10 +46,17 @@ class SipService:
             on_reject=self._count_reject,
             on_lost=self._on_lost,
         )
-        self.server = ServerTransactions(lifetime=64 * settings.timers.t1)
+        self.server = ServerTransactions(
+            lifetime=64 * settings.timers.t1, max_bytes=settings.transaction_cache_bytes
+        )
         self.client = ClientTransactions(settings.timers)
         self.subscriber = Subscriber(
-            settings, self.transport, self.client, gw.tracker, gw.settings.default_region
+            settings,
+            self.transport,
+            self.client,
+            gw.tracker,
+            gw.settings.default_region,
+            on_refused_body=lambda: self._count_reject("notify", "Bad dialog-info"),
         )
         self.handlers: dict[str, RequestHandler] = {
             "NOTIFY": self.subscriber.on_notify,
@@ -58,7 +65,10 @@ class SipService:
         self._tasks: set[asyncio.Task[None]] = set()
         self.max_in_flight = MAX_IN_FLIGHT
         self.publisher: PublishServer | None = None
-        if settings.publish:
+        # PUBLISH carries no credentials: without a `publish_from` list it is not
+        # offered at all (405 and left out of Allow), like any method we do not serve.
+        self.allow = allowed_methods(settings)
+        if self.allow == ALLOW:
             # Shared across instances through GATEWAY_SECRET (required with Redis),
             # so that any instance accepts the entity tags another one issued.
             secret = gw.settings.secret or secrets.token_urlsafe(32)
@@ -67,7 +77,11 @@ class SipService:
                 secret, min_expires=min(60, top), default_expires=min(3600, top), max_expires=top
             )
             self.publisher = PublishServer(
-                rules, lambda: gw.directory, gw.tracker, gw.settings.default_region
+                rules,
+                lambda: gw.directory,
+                gw.tracker,
+                gw.settings.default_region,
+                end_on_expiry=not gw.settings.redis_url,
             )
             self.handlers["PUBLISH"] = self.publisher.on_publish
         self._sweeper: asyncio.Task[None] | None = None
@@ -119,6 +133,7 @@ class SipService:
         self.gw.metrics.rejected.labels(f"sip/{kind}", reason).inc()
 
     def _on_lost(self, peer: tuple[str, int]) -> None:
+        self.client.on_connection_lost(peer)
         self.subscriber.on_connection_lost(peer)
 
     # --- requests and responses ---
@@ -133,7 +148,9 @@ class SipService:
         if message.method == "ACK":
             return  # our final answers to non-INVITE requests are never acknowledged
         key = transaction_key(message)
-        remembered = self.server.begin(key)
+        # OPTIONS is stateless and cheap to answer again: a flood of them
+        # (qualify pings, scanners) must not fill the retransmission cache.
+        remembered = None if message.method == "OPTIONS" else self.server.begin(key)
         if remembered is not None:
             self.retransmissions.inc()
             if remembered:
@@ -155,7 +172,13 @@ class SipService:
         reusable = True
         try:
             if handler is None:
-                response = make_response(request, 405, "Method Not Allowed", extra=[("Allow", ALLOW)])
+                response = make_response(request, 405, "Method Not Allowed", extra=[("Allow", self.allow)])
+            elif request.method == "PUBLISH" and not source_allowed(
+                inbound.source[0], self.settings.publish_from
+            ):
+                log.warning("sip PUBLISH from %s:%d refused: not in publish_from", *inbound.source)
+                self._count_reject(inbound.kind, "PublishForbidden")
+                response = make_response(request, 403, "Forbidden")
             else:
                 response, reusable = await handler(request)
         except BrokerUnavailable:
@@ -167,6 +190,8 @@ class SipService:
         except Exception:
             log.exception("sip %s from %s:%d failed", request.method, *inbound.source)
             response, reusable = make_response(request, 500, "Server Internal Error"), False
+            if request.method == "NOTIFY":
+                self.subscriber.on_notify_failed(request)
         if ";tag=" not in (response.headers.get_first("to") or "").replace(" ", ""):
             # A stable tag per transaction: retransmissions see the same dialog id.
             tag = hashlib.blake2s(repr(key).encode(), digest_size=6).hexdigest()
@@ -180,7 +205,7 @@ class SipService:
 
     async def _options(self, request: Request) -> Answer:
         return make_response(
-            request, 200, "OK", extra=[("Allow", ALLOW), ("Accept", "application/dialog-info+xml")]
+            request, 200, "OK", extra=[("Allow", self.allow), ("Accept", "application/dialog-info+xml")]
         ), True
 
 

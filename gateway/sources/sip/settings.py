@@ -5,6 +5,7 @@ An absent or empty table (or one without ``listen``) means SIP is off.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -43,6 +44,10 @@ class SipSettings:
     retry_max_seconds: float = 300.0
     publish: bool = True
     publish_max_expires: int = 3600
+    # Sources allowed to PUBLISH; empty means PUBLISH is off (PUBLISH carries no
+    # credentials of its own, so the network is its only authentication).
+    transaction_cache_bytes: int = 64 * 1024 * 1024  # answers kept for retransmissions, at most
+    publish_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     pbx: Mapping[int, PbxSettings] = field(default_factory=dict)
 
 
@@ -101,6 +106,21 @@ def _number(
     return float(value)
 
 
+def _networks(raw: Any, problems: list[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list):
+        problems.append("[sip] publish_from must be a list of addresses or CIDR networks")
+        return ()
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for item in raw:
+        try:
+            networks.append(ipaddress.ip_network(str(item).strip(), strict=False))
+        except ValueError:
+            problems.append(f"[sip] publish_from: {item!r} is not an address or CIDR network")
+    return tuple(networks)
+
+
 def sip_settings(extra: Mapping[str, Any]) -> SipSettings | None:
     table = extra.get("sip")
     if not table or not table.get("listen"):
@@ -109,6 +129,7 @@ def sip_settings(extra: Mapping[str, Any]) -> SipSettings | None:
     known = {
         "listen", "advertise", "max_message_bytes", "max_headers", "tcp_message_seconds", "t1_seconds",
         "retry_min_seconds", "retry_max_seconds", "publish", "publish_max_expires", "pbx",
+        "publish_from", "tcp_idle_seconds", "tcp_connections_per_source", "transaction_cache_bytes",
     }  # fmt: skip
     unknown = set(table) - known
     if unknown:
@@ -131,6 +152,8 @@ def sip_settings(extra: Mapping[str, Any]) -> SipSettings | None:
         max_message_bytes=int(_number(table, "max_message_bytes", 65_535, 1024, 1 << 20, problems)),
         max_headers=int(_number(table, "max_headers", 128, 16, 1024, problems)),
         tcp_message_seconds=_number(table, "tcp_message_seconds", 10.0, 0.05, 300, problems),
+        tcp_idle_seconds=_number(table, "tcp_idle_seconds", 300.0, 0.05, 86400, problems),
+        tcp_connections_per_source=int(_number(table, "tcp_connections_per_source", 32, 1, 1024, problems)),
     )
     settings = SipSettings(
         listen=tuple(listen),
@@ -142,6 +165,10 @@ def sip_settings(extra: Mapping[str, Any]) -> SipSettings | None:
         publish=bool(table.get("publish", True)),
         publish_max_expires=int(_number(table, "publish_max_expires", 3600, 60, 86400, problems)),
         pbx=pbx,
+        transaction_cache_bytes=int(
+            _number(table, "transaction_cache_bytes", 64 * 1024 * 1024, 1 << 20, 1 << 32, problems)
+        ),
+        publish_from=_networks(table.get("publish_from", []), problems),
     )
     if problems:
         raise ConfigError(problems)

@@ -16,6 +16,7 @@ import logging
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.directory import Directory, User
@@ -30,7 +31,9 @@ from gateway.sources.sip.subscription import (
     Refused,
     after_termination,
     backoff,
+    failures_after,
     on_answer,
+    restart_delay,
     seconds,
     subscription_state,
 )
@@ -43,6 +46,11 @@ log = logging.getLogger("gateway.sip")
 
 USER_AGENT = "call-event-gateway"
 ALLOW = "NOTIFY, PUBLISH, OPTIONS"
+
+
+def allowed_methods(settings: SipSettings) -> str:
+    """The ``Allow`` value: PUBLISH only when it is served (``publish_from`` set)."""
+    return ALLOW if settings.publish and settings.publish_from else "NOTIFY, OPTIONS"
 
 
 class State(enum.StrEnum):
@@ -77,6 +85,7 @@ class Subscription:
     dialog: _Dialog | None = None
     failures: int = 0
     expires_at: float = 0.0
+    active_since: float | None = None  # when the current dialog became active
     last_error: str = ""
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -101,8 +110,10 @@ class Subscriber:
         client: ClientTransactions,
         tracker: CallTracker,
         default_region: str,
+        on_refused_body: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.on_refused_body = on_refused_body
         self.transport = transport
         self.client = client
         self.report = Reporter(tracker)
@@ -196,31 +207,33 @@ class Subscriber:
         while not sub.stopping:
             try:
                 delay = await self._attempt(sub)
-                sub.failures = 0
                 sub.last_error = ""
             except (TransactionTimeout, ConnectionError, OSError, _Refused) as exc:
+                if not isinstance(exc, _Refused):
+                    # The PBX may have moved (DNS failover): look its name up afresh.
+                    self._resolved.pop((sub.pbx.host, sub.pbx.port), None)
+                sub.failures = self._failures_after(sub)
                 self._forget_dialog(sub)
-                sub.failures += 1
                 sub.state = State.RETRYING
                 sub.last_error = str(exc) or exc.__class__.__name__
-                delay = backoff(
-                    sub.failures, self.settings.retry_min_seconds, self.settings.retry_max_seconds
-                )
+                delay = restart_delay(self._backoff(sub))
                 log.warning(
                     "sip subscription %s failed (%s); retrying in %.1fs", sub.aor, sub.last_error, delay
                 )
             except Exception:
                 log.exception("sip subscription %s crashed; retrying", sub.aor)
+                sub.failures = self._failures_after(sub)
                 self._forget_dialog(sub)
-                sub.failures += 1
                 sub.state = State.RETRYING
-                delay = backoff(
-                    sub.failures, self.settings.retry_min_seconds, self.settings.retry_max_seconds
-                )
+                delay = restart_delay(self._backoff(sub))
             await self._sleep(sub, delay)
             if sub.next_delay is not None:
                 delay, sub.next_delay = sub.next_delay, None
                 await self._sleep(sub, delay)
+
+    def _failures_after(self, sub: Subscription) -> int:
+        active_for = None if sub.active_since is None else time.monotonic() - sub.active_since
+        return failures_after(sub.failures, active_for)
 
     def _backoff(self, sub: Subscription) -> float:
         return backoff(sub.failures, self.settings.retry_min_seconds, self.settings.retry_max_seconds)
@@ -260,6 +273,8 @@ class Subscriber:
             raise _Refused(outcome.reason)
         dialog.remote_tag = dialog.remote_tag or outcome.remote_tag
         dialog.remote_target = outcome.remote_target or dialog.remote_target
+        if not dialog.confirmed:
+            sub.active_since = time.monotonic()
         dialog.confirmed = True
         sub.expires_at = time.monotonic() + outcome.expires
         sub.state = State.ACTIVE
@@ -302,7 +317,7 @@ class Subscriber:
             ("Event", "dialog"),
             ("Accept", "application/dialog-info+xml"),
             ("Expires", str(expires)),
-            ("Allow", ALLOW),
+            ("Allow", allowed_methods(self.settings)),
             ("User-Agent", USER_AGENT),
         ]
         if credentials is not None:
@@ -315,7 +330,7 @@ class Subscriber:
             else:
                 self.transport.send_udp(data, target)
 
-        return await self.client.request(branch, "SUBSCRIBE", send, reliable=kind == "tcp")
+        return await self.client.request(branch, "SUBSCRIBE", send, reliable=kind == "tcp", target=target)
 
     async def _resolve(self, pbx: PbxSettings) -> tuple[str, int]:
         key = (pbx.host, pbx.port)
@@ -342,6 +357,7 @@ class Subscriber:
         if sub.dialog is not None:
             self._by_call_id.pop(sub.dialog.call_id, None)
             sub.dialog = None
+        sub.active_since = None
 
     # --- what the PBX tells us ---
 
@@ -351,11 +367,18 @@ class Subscriber:
                 log.warning("sip tcp connection to %s:%d lost; subscribing %s again", *peer, sub.aor)
                 self._restart(sub, None)
 
+    def on_notify_failed(self, request: Request) -> None:
+        """A NOTIFY got an error answer elsewhere (a crash): its subscription is gone at the PBX."""
+        sub = self._by_call_id.get(request.headers.get_first("call-id") or "")
+        if sub is not None:
+            log.warning("sip NOTIFY for %s failed; subscribing again", sub.aor)
+            self._restart(sub, None)
+
     def _restart(self, sub: Subscription, delay: float | None) -> None:
+        sub.failures = self._failures_after(sub)
         self._forget_dialog(sub)
         sub.state = State.RETRYING
-        sub.failures += 1
-        sub.next_delay = delay if delay is not None else self._backoff(sub)
+        sub.next_delay = restart_delay(delay if delay is not None else self._backoff(sub))
         sub.wake.set()
 
     async def on_notify(self, request: Request) -> tuple[Response, bool]:
@@ -365,10 +388,14 @@ class Subscriber:
         if sub is None or sub.dialog is None:
             return make_response(request, 481, "Subscription Does Not Exist"), True
         event = (request.headers.get_first("event") or "").split(";")[0].strip().lower()
+        # A non-2xx answer without Retry-After makes the PBX drop the subscription
+        # (RFC 6665 §4.2.2): start a new one rather than wait for silence.
         if event != "dialog":
+            self._restart(sub, None)
             return make_response(request, 489, "Bad Event", extra=[("Allow-Events", "dialog")]), True
         state, params = subscription_state(request.headers.get_first("subscription-state"))
         if not state:
+            self._restart(sub, None)
             return make_response(request, 400, "Missing Subscription-State"), True
         async with sub.lock:
             if sub.dialog.remote_tag is None:
@@ -378,8 +405,13 @@ class Subscriber:
                 try:
                     info = parse_dialog_info(request.body)
                 except DialogInfoError as exc:
-                    log.warning("sip NOTIFY for %s refused: %s", sub.aor, exc)
-                    answer = make_response(request, 400, "Bad dialog-info")
+                    # Answered 200 all the same: an error answer would end the
+                    # subscription (RFC 6665 §4.2.2). The refresh brings full state.
+                    log.warning("sip NOTIFY for %s: body refused (%s); asking for full state", sub.aor, exc)
+                    if self.on_refused_body is not None:
+                        self.on_refused_body()
+                    if state != "terminated":
+                        sub.wake.set()
                 else:
                     result = await self.report.apply(sub.watch, info, int(time.time() * 1000))
                     if result.resync and state != "terminated":

@@ -16,6 +16,12 @@ REFRESH_FRACTION = 0.8
 MIN_REFRESH_SECONDS = 0.2
 # Reasons after which RFC 6665 §4.1.3 says to subscribe again at once.
 RETRY_AT_ONCE = frozenset({"deactivated", "timeout"})
+# A PBX that accepts and at once ends every subscription must not get a
+# SUBSCRIBE storm: never start one over sooner than this...
+MIN_RESTART_SECONDS = 1.0
+# ...and only a subscription that stayed active this long wipes its failure
+# count, so that accept-then-terminate loops back off like refusals do.
+STABLE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,20 @@ def backoff(failures: int, lo: float, hi: float, rng: Callable[[], float] = rand
     """Capped exponential backoff with jitter: somewhere in [cap/2, cap]."""
     cap = min(hi, lo * 2.0 ** max(0, failures - 1))
     return cap / 2 + cap / 2 * rng()
+
+
+def restart_delay(delay: float) -> float:
+    return max(MIN_RESTART_SECONDS, delay)
+
+
+def failures_after(failures: int, active_for: float | None) -> int:
+    """The failure count once a subscription has ended or failed again.
+
+    ``active_for``: how long its last dialog was active (``None``: never).
+    """
+    if active_for is not None and active_for >= STABLE_SECONDS:
+        return 1
+    return failures + 1
 
 
 def subscription_state(raw: str | None) -> tuple[str, dict[str, str]]:

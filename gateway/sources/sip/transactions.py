@@ -22,11 +22,20 @@ IN_PROGRESS = b""
 
 
 class ServerTransactions:
-    """Answers remembered for Timer J (64*T1: how long a peer may retransmit)."""
+    """Answers remembered for Timer J (64*T1: how long a peer may retransmit).
 
-    def __init__(self, lifetime: float = 32.0, capacity: int = 50_000) -> None:
+    Bounded both in entries and in the bytes of the answers kept, so that a
+    flood of requests with large answers cannot grow memory past ``max_bytes``;
+    the oldest transactions go first.
+    """
+
+    def __init__(
+        self, lifetime: float = 32.0, capacity: int = 50_000, max_bytes: int = 64 * 1024 * 1024
+    ) -> None:
         self.lifetime = lifetime
         self.capacity = capacity
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._entries: OrderedDict[ServerKey, tuple[float, bytes]] = OrderedDict()
 
     def __len__(self) -> int:
@@ -44,23 +53,34 @@ class ServerTransactions:
             return entry[1]
         self._entries[key] = (now, IN_PROGRESS)
         while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
+            self._drop_oldest()
         return None
 
     def finish(self, key: ServerKey, answer: bytes) -> None:
-        if key in self._entries:
-            self._entries[key] = (self._entries[key][0], answer)
+        entry = self._entries.get(key)
+        if entry is None:
+            return
+        self.bytes += len(answer) - len(entry[1])
+        self._entries[key] = (entry[0], answer)
+        while self.bytes > self.max_bytes and self._entries:
+            self._drop_oldest()
 
     def forget(self, key: ServerKey) -> None:
         """Let a retransmission be processed afresh (the first attempt could not be)."""
-        self._entries.pop(key, None)
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self.bytes -= len(entry[1])
+
+    def _drop_oldest(self) -> None:
+        _, (_, answer) = self._entries.popitem(last=False)
+        self.bytes -= len(answer)
 
     def _expire(self, now: float) -> None:
         while self._entries:
-            key, (started, _) = next(iter(self._entries.items()))
+            started = next(iter(self._entries.values()))[0]
             if now - started < self.lifetime:
                 return
-            del self._entries[key]
+            self._drop_oldest()
 
 
 class TransactionTimeout(Exception):
@@ -87,6 +107,15 @@ class ClientTransactions:
     def __init__(self, timers: Timers) -> None:
         self.timers = timers
         self._pending: dict[tuple[str, str], asyncio.Future[Response]] = {}
+        # reliable transactions by the connection they went out on
+        self._over: dict[tuple[str, str], tuple[str, int]] = {}
+
+    def on_connection_lost(self, peer: tuple[str, int]) -> None:
+        """Fail at once the transactions whose answer can only come on a connection now closed."""
+        for key, target in list(self._over.items()):
+            future = self._pending.get(key)
+            if target == peer and future is not None and not future.done():
+                future.set_exception(ConnectionError(f"connection to {peer[0]}:{peer[1]} lost"))
 
     def on_response(self, response: Response) -> bool:
         """Hand a response to its transaction; ``False`` if it has none (stray)."""
@@ -99,11 +128,18 @@ class ClientTransactions:
         return True
 
     async def request(
-        self, branch: str, method: str, send: Callable[[], Awaitable[None]], reliable: bool
+        self,
+        branch: str,
+        method: str,
+        send: Callable[[], Awaitable[None]],
+        reliable: bool,
+        target: tuple[str, int] | None = None,
     ) -> Response:
         key = (branch, method)
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
+        if reliable and target is not None:
+            self._over[key] = target
         try:
             await send()
             deadline = time.monotonic() + self.timers.timeout
@@ -121,5 +157,6 @@ class ClientTransactions:
                         interval = min(interval * 2, self.timers.t2)
         finally:
             self._pending.pop(key, None)
+            self._over.pop(key, None)
             if not future.done():
                 future.cancel()

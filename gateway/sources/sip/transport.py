@@ -97,9 +97,16 @@ class UdpEndpoint(asyncio.DatagramProtocol):
 
 class TcpConnection:
     def __init__(
-        self, owner: SipTransport, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        owner: SipTransport,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        accepted: bool = False,
     ) -> None:
         self.owner = owner
+        # Only connections peers opened to us idle out; ours to a PBX live as long as we need them.
+        self.accepted = accepted
         self.reader = reader
         self.writer = writer
         peer = writer.get_extra_info("peername")
@@ -126,17 +133,16 @@ class TcpConnection:
     async def _read_one(self) -> bytes | None:
         """One message by Content-Length framing; ``None`` ends the connection.
 
-        A connection may idle between messages (PBXes keep them open), but a
-        message, once begun, must arrive whole within ``limits.tcp_message_seconds``:
-        a peer trickling bytes does not hold a connection forever.
+        An accepted connection may idle between messages for ``tcp_idle_seconds``
+        (PBXes keep them open and ping); a message, once its first byte is in,
+        must arrive whole within ``limits.tcp_message_seconds``: a peer trickling
+        bytes, even of its first line, does not hold a connection forever.
         """
         limits = self.owner.limits
-        line = b"\r\n"
-        while line in (b"\r\n", b"\n"):  # RFC 5626 keep-alive CRLFs between messages
-            line = await self.reader.readline()
-            if not line:
-                return None
-        buf = bytearray(line)
+        first = await self._await_message()
+        if first is None:
+            return None
+        buf = bytearray(first)
         try:
             async with asyncio.timeout(limits.tcp_message_seconds):
                 while not (buf.endswith(b"\n\n") or buf.endswith(b"\r\n\r\n")):
@@ -166,6 +172,33 @@ class TcpConnection:
             self._refuse(bytes(buf), 413, "Message Too Large")
             return None
         return head + body
+
+    async def _await_message(self) -> bytes | None:
+        """The first byte of the next message, after any keep-alive CRLFs.
+
+        A CRLF CRLF "ping" is answered with a CRLF "pong" (RFC 5626 §3.5.1);
+        a lone CRLF (a pong, or padding) is skipped.
+        """
+        idle = self.owner.limits.tcp_idle_seconds if self.accepted else None
+        line_ends = 0
+        while True:
+            try:
+                async with asyncio.timeout(idle):
+                    byte = await self.reader.read(1)
+            except TimeoutError:
+                self.owner.count_reject("tcp", "Idle")
+                log.info("sip tcp %s:%d: idle for %.0f s, closing", *self.peer, idle or 0)
+                return None
+            if not byte:
+                return None
+            if byte == b"\r":
+                continue
+            if byte != b"\n":
+                return byte
+            line_ends += 1
+            if line_ends == 2:
+                self.send(b"\r\n")
+                line_ends = 0
 
     def _refuse(self, head: bytes, status: int, reason: str) -> None:
         headers = salvage_headers(head, self.owner.limits) if not head.startswith(b"SIP/") else []
@@ -306,7 +339,15 @@ class SipTransport:
             log.warning("sip tcp: %d connections open, refusing another", len(self.connections))
             writer.close()
             return
-        connection = TcpConnection(self, reader, writer)
+        peer = writer.get_extra_info("peername")
+        host = str(peer[0]) if peer else ""
+        from_host = sum(1 for open_peer in self.connections if open_peer[0] == host)
+        if from_host >= self.limits.tcp_connections_per_source:
+            self.count_reject("tcp", "Too Many Connections From Source")
+            log.warning("sip tcp: %d connections open from %s, refusing another", from_host, host)
+            writer.close()
+            return
+        connection = TcpConnection(self, reader, writer, accepted=True)
         self.connections[connection.peer] = connection
         connection.task = asyncio.current_task()
         await connection.run()
@@ -325,7 +366,7 @@ class SipTransport:
             inbound.tcp.send(data)
         elif inbound.udp is not None:
             assert isinstance(inbound.message, Request)
-            inbound.udp.sendto(data, response_target(inbound.message))
+            inbound.udp.sendto(data, response_target(inbound.message, inbound.source))
 
     def send_udp(self, data: bytes, target: tuple[str, int]) -> None:
         family = family_of(target[0])
