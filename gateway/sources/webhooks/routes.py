@@ -18,8 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from gateway.broker.base import BrokerUnavailable, Conflict
+from gateway.broker.base import BrokerUnavailable
 from gateway.http.errors import ApiError, read_body
+from gateway.http.ingest import observe_all
 from gateway.model import Direction
 from gateway.numbers import to_e164
 from gateway.runtime import Gateway
@@ -78,15 +79,7 @@ def install(gw: Gateway) -> None:
             outcomes.labels(provider, signals.outcome).inc()
             log.info("%s webhook ignored: %s", provider, signals.reason)
             return JSONResponse({"ignored": signals.reason})
-        event_ids: list[str] = []
-        try:
-            for signal in signals:
-                event_ids.extend(e.id for e in await gw.tracker.observe(signal))
-        except BrokerUnavailable as exc:
-            # 503 makes the provider retry; the model makes the retry harmless.
-            raise ApiError(503, f"event broker unavailable: {exc}", "broker-down") from None
-        except Conflict as exc:
-            raise ApiError(503, str(exc), "conflict") from None
+        event_ids = await observe_all(gw, signals)
         outcomes.labels(provider, "accepted").inc()
         return JSONResponse({"accepted": len(signals), "events": event_ids})
 
