@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -107,6 +108,14 @@ class Client:
         if last_event_id:
             headers["last-event-id"] = last_event_id
         return SseStream(self.http, "/api/stream" + query, headers)
+
+    async def until_ready(self, seconds: float = 10) -> None:
+        """Poll /readyz (nothing to await: readiness is only observable) until 200."""
+        for _ in range(int(seconds * 10)):
+            if (await self.http.get("/readyz")).status_code == 200:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"gateway not ready after {seconds} s")
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -29,6 +29,23 @@ def app_call_messages(log: list[Message], call_id: str) -> list[Message]:
     ]
 
 
+STREAM = "**/api/stream?*"
+
+
+async def hold_stream(sim: Simulator) -> tuple[list[str], asyncio.Event]:
+    """Refuse the page's stream requests (until unrouted); the URLs it tried."""
+    blocked: list[str] = []
+    tried = asyncio.Event()
+
+    async def block(route: Route) -> None:
+        blocked.append(route.request.url)
+        tried.set()
+        await route.abort()
+
+    await sim.context.route(STREAM, block)
+    return blocked, tried
+
+
 async def engagement_handed_out(sim: Simulator, call_id: str) -> int:
     replies = await sim.to_app("CREATE_ENGAGEMENT_SUCCEEDED")
     mine = [m["data"]["engagementId"] for m in replies if m["data"]["externalCallId"] == call_id]
@@ -134,21 +151,12 @@ async def test_stream_cut_mid_call_still_delivers_every_message_once(simulator: 
 
     # Cut the stream from the server side, and keep the page from
     # reconnecting until the call has ended, so the rest comes from history.
-    held = "**/api/stream?*"
-    blocked: list[str] = []
-    tried = asyncio.Event()
-
-    async def block(route: Route) -> None:
-        blocked.append(route.request.url)
-        tried.set()
-        await route.abort()
-
-    await sim.context.route(held, block)
+    blocked, tried = await hold_stream(sim)
     sim.gateway.gateway.broker.close_streams("test")
     await sim.widget.locator("#connection[data-state=reconnecting]").wait_for()
     await asyncio.wait_for(tried.wait(), 10)
     await feed(sim, signal("cut-1", "ended", endStatus="COMPLETED"))
-    await sim.context.unroute(held)
+    await sim.context.unroute(STREAM)
     # The page did try to come back, with a fresh ticket and where it left off.
     assert blocked
     assert all("ticket=" in url and "lastEventId=" in url for url in blocked)
@@ -171,20 +179,11 @@ async def test_stream_cut_before_any_event_still_delivers_the_call_that_rang_mea
     await sim.log_in("alice")
     await sim.logged_in()
     await sim.widget.locator("#connection[data-state=open]").wait_for()
-    held = "**/api/stream?*"
-    blocked: list[str] = []
-    tried = asyncio.Event()
-
-    async def block(route: Route) -> None:
-        blocked.append(route.request.url)
-        tried.set()
-        await route.abort()
-
-    await sim.context.route(held, block)
+    blocked, tried = await hold_stream(sim)
     sim.gateway.gateway.broker.close_streams("test")
     await asyncio.wait_for(tried.wait(), 10)
     await feed(sim, signal("early-1", "ringing"))
-    await sim.context.unroute(held)
+    await sim.context.unroute(STREAM)
     # The stream's hello gave the page a place to resume from.
     assert all("lastEventId=" in url for url in blocked)
     await sim.from_app("INCOMING_CALL")

@@ -100,12 +100,7 @@ async def test_redis_outage_is_reported_and_recovered_from(tmp_path: Path, redis
         assert (await gw.http.get("/readyz")).status_code == 503
         assert (await gw.ingest(signal("o2", "ringing"))).status_code == 503
         redis_server.start()
-        for _ in range(100):
-            if (await gw.http.get("/readyz")).status_code == 200:
-                break
-            await asyncio.sleep(0.1)
-        else:
-            pytest.fail("gateway did not become ready after redis came back")
+        await gw.until_ready()
         async with gw.stream(token) as stream:
             assert (await gw.ingest(signal("o3", "ringing"))).status_code == 202
             assert (await stream.next()).json["externalCallId"] == "ingest:o3"

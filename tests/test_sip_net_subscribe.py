@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import time
 from pathlib import Path
@@ -213,10 +212,7 @@ async def test_a_notify_during_a_redis_outage_is_answered_503_and_later_calls_fl
         assert refused.status == 503
         assert refused.get("retry-after") is not None
         redis_server.start()
-        for _ in range(100):  # as the core's outage test: until the broker reconnects
-            if (await gw.http.get("/readyz")).status_code == 200:
-                break
-            await asyncio.sleep(0.1)
+        await gw.until_ready()
         async with gw.stream(token) as stream:  # as the browser does: a new stream
             answered = await pbx.notify("1001", [ringing("d2")])
             assert answered.status == 200, answered.first
@@ -242,10 +238,7 @@ async def test_a_call_refused_during_an_outage_rings_with_the_next_notify(
         redis_server.stop()
         assert (await pbx.notify("1001", [ringing("d1")])).status == 503
         redis_server.start()
-        for _ in range(100):
-            if (await gw.http.get("/readyz")).status_code == 200:
-                break
-            await asyncio.sleep(0.1)
+        await gw.until_ready()
         async with gw.stream(token) as stream:
             # Still ringing: the watch was rolled back, so this reports it now.
             assert (await pbx.notify("1001", [ringing("d1")])).status == 200

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import random
 import time
@@ -235,10 +234,7 @@ async def test_broker_outage_is_503_and_the_providers_retry_is_delivered_once(
     assert response.status_code == 503
     assert "event broker unavailable" in response.json()["error"]
     redis_server.start()
-    for _ in range(100):
-        if (await gw.http.get("/readyz")).status_code == 200:
-            break
-        await asyncio.sleep(0.1)
+    await gw.until_ready()
     token = await gw.login("alice")
     async with gw.stream(token) as stream:
         assert (await post(gw, "twilio", delivery)).status_code == 200
