@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from gateway.runtime import DirectoryWatcher
 from gateway.sources.sip.subscription import MIN_RESTART_SECONDS
 from tests import harness
 from tests.fakepbx import FakePbx, dialog_info
+from tests.harness import Client
 from tests.servers import RedisServer, write_users
 from tests.sipkit import confirmed, ended, ringing, sip_gateway, sip_service, sip_table
 
@@ -198,9 +201,11 @@ async def test_users_added_and_removed_at_run_time_are_subscribed_and_unsubscrib
         await pbx.subscribed("1003")
 
 
-async def test_a_notify_during_a_redis_outage_is_answered_503_and_later_calls_flow(
+@contextlib.asynccontextmanager
+async def refused_during_an_outage(
     tmp_path: Path, redis_server: RedisServer
-) -> None:
+) -> AsyncIterator[tuple[FakePbx, Client, str]]:
+    """A PBX whose NOTIFY ringing d1 came while Redis was down; Redis is back."""
     async with (
         FakePbx("udp") as pbx,
         sip_gateway(tmp_path, sip_table(pbx), redis_url=redis_server.url) as gw,
@@ -213,6 +218,13 @@ async def test_a_notify_during_a_redis_outage_is_answered_503_and_later_calls_fl
         assert refused.get("retry-after") is not None
         redis_server.start()
         await gw.until_ready()
+        yield pbx, gw, token
+
+
+async def test_a_notify_during_a_redis_outage_is_answered_503_and_later_calls_flow(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with refused_during_an_outage(tmp_path, redis_server) as (pbx, gw, token):
         async with gw.stream(token) as stream:  # as the browser does: a new stream
             answered = await pbx.notify("1001", [ringing("d2")])
             assert answered.status == 200, answered.first
@@ -230,19 +242,12 @@ async def test_a_call_refused_during_an_outage_rings_with_the_next_notify(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
     async with (
-        FakePbx("udp") as pbx,
-        sip_gateway(tmp_path, sip_table(pbx), redis_url=redis_server.url) as gw,
+        refused_during_an_outage(tmp_path, redis_server) as (pbx, gw, token),
+        gw.stream(token) as stream,
     ):
-        token = await gw.login("alice")
-        await pbx.subscribed("1001")
-        redis_server.stop()
-        assert (await pbx.notify("1001", [ringing("d1")])).status == 503
-        redis_server.start()
-        await gw.until_ready()
-        async with gw.stream(token) as stream:
-            # Still ringing: the watch was rolled back, so this reports it now.
-            assert (await pbx.notify("1001", [ringing("d1")])).status == 200
-            event = await stream.next()
+        # Still ringing: the undelivered signal is handed over with this one.
+        assert (await pbx.notify("1001", [ringing("d1")])).status == 200
+        event = await stream.next()
     assert (event.json["externalCallId"], event.json["type"]) == ("sip:d1", "incomingCall")
 
 
