@@ -1,3 +1,20 @@
-"""Call event gateway: telephony in, HubSpot Calling Extensions SDK events out."""
+"""Call event gateway: telephony in, HubSpot Calling Extensions SDK events out.
+
+Data flows one way, and imports follow it (``tests/test_layers.py`` checks)::
+
+    sources ──Signal──> tracker ──> model.advance ──> broker ──> http (SSE) ──> web/ page
+    (sip, webhooks,     (the sources'  (pure)          (memory |
+     ingest, demo)       only door)                     Redis)
+
+- ``model`` (pure): calls, signals, SDK events, ``advance``;
+- ``wire`` (pure): what the page and Redis receive: event JSON, snapshots, SSE frames, event ids;
+- ``tracker``: signals through the model into the broker;
+- ``sources/``: SIP, CPaaS webhooks, the ingest format; never the broker or the web;
+- ``broker/``: call state, history and fan-out (memory or Redis);
+- ``http/``: the Starlette web layer;
+- ``users/``, ``auth/``, ``ops/``, ``config``, ``parsing``: what all of them stand on;
+- ``runtime``: the ``Gateway`` the web layer serves from;
+- ``assemble``: start-up, the one module that knows every part; ``cli``: the command line.
+"""
 
 __version__ = "0.1.0"

@@ -20,12 +20,12 @@ from types import FrameType
 
 import uvicorn
 
+from gateway.auth.ingest_signature import sign
+from gateway.auth.passwords import hash_password
 from gateway.broker import Broker
 from gateway.config import ConfigError, Settings, load_settings
-from gateway.directory import Directory, DirectoryError, User
-from gateway.gcpacer import CollectorPacer
-from gateway.passwords import hash_password
-from gateway.signing import sign
+from gateway.ops.gcpacer import CollectorPacer
+from gateway.users.directory import Directory, DirectoryError, User
 
 DEMO_LOGIN = "demo"
 
@@ -79,7 +79,7 @@ def _dev_bootstrap(settings: Settings) -> tuple[Settings, str]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from gateway.http.app import create_app
+    from gateway.assemble import build_app, build_gateway
 
     settings = _settings(args)
     banner = ""
@@ -95,11 +95,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"{sys.argv[0]} signal --url {base} --user {DEMO_LOGIN} --call demo-1 --phase ringing "
             f"--direction inbound --from +15555550123\n"
         )
-    app = create_app(settings)
+    gw = build_gateway(settings)
     if settings.gc_freeze_seconds:
         # Only the serving process paces its collector: it owns the whole heap.
-        pacer = CollectorPacer(settings.gc_freeze_seconds, settings.gc_full_seconds)
-        app.state.gateway.components.append(pacer)
+        gw.components.append(CollectorPacer(settings.gc_freeze_seconds, settings.gc_full_seconds))
+    app = build_app(settings, gw)
     if banner:
         print(banner, flush=True)
     config = uvicorn.Config(

@@ -98,7 +98,7 @@ def _merge(old: Fact | None, new: Fact | None) -> Fact | None:
     return min(old, new)
 
 
-def _value(fact: Fact | None) -> str | None:
+def fact_value(fact: Fact | None) -> str | None:
     return None if fact is None else fact[2]
 
 
@@ -178,83 +178,6 @@ class CallState:
             return max(0, self.end.at_ms - self.answered_ms)
         return 0
 
-    def snapshot(self) -> dict[str, Any]:
-        """What the iframe's UI shows about the call."""
-        status = self.end_status()
-        state = "ended" if self.end else "answered" if self.answered_ms else "ringing"
-        return {
-            "externalCallId": self.call_key,
-            "direction": self.call_direction.value,
-            "state": state,
-            "fromNumber": _value(self.from_number),
-            "toNumber": _value(self.to_number),
-            "remoteName": _value(self.remote_name),
-            "startedAt": self.first_seen_ms,
-            "answeredAt": self.answered_ms,
-            "endedAt": self.end.at_ms if self.end else None,
-            "endStatus": status.value if status else None,
-            "engagementId": self.engagement_id,
-        }
-
-    # -- serialisation (for the Redis broker) -------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "call_key": self.call_key,
-            "user_id": self.user_id,
-            "direction": list(self.direction),
-            "first_seen_ms": self.first_seen_ms,
-            "from_number": _fact_out(self.from_number),
-            "to_number": _fact_out(self.to_number),
-            "remote_name": _fact_out(self.remote_name),
-            "answered_ms": self.answered_ms,
-            "end": None
-            if self.end is None
-            else {
-                "at_ms": self.end.at_ms,
-                "status": self.end.status.value if self.end.status else None,
-                "sip_code": self.end.sip_code,
-                "transferred": self.end.transferred,
-            },
-            "duration_ms": self.duration_ms,
-            "engagement_id": self.engagement_id,
-            "emitted": list(self.emitted),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CallState:
-        end = data["end"]
-        direction = _fact_in(data["direction"])
-        assert direction is not None
-        return cls(
-            call_key=data["call_key"],
-            user_id=data["user_id"],
-            direction=direction,
-            first_seen_ms=data["first_seen_ms"],
-            from_number=_fact_in(data["from_number"]),
-            to_number=_fact_in(data["to_number"]),
-            remote_name=_fact_in(data["remote_name"]),
-            answered_ms=data["answered_ms"],
-            end=None
-            if end is None
-            else EndFact(
-                at_ms=end["at_ms"],
-                status=EndStatus(end["status"]) if end["status"] else None,
-                sip_code=end["sip_code"],
-                transferred=end["transferred"],
-            ),
-            duration_ms=data["duration_ms"],
-            engagement_id=data["engagement_id"],
-            emitted=tuple(data["emitted"]),
-        )
-
-
-def _fact_out(fact: Fact | None) -> list[Any] | None:
-    return None if fact is None else list(fact)
-
-
-def _fact_in(raw: list[Any] | None) -> Fact | None:
-    return None if raw is None else (int(raw[0]), int(raw[1]), str(raw[2]))
-
 
 def normalise_end_status(direction: Direction, answered: bool, proposed: EndStatus | None) -> EndStatus:
     """Make a source's end status consistent with what the call went through.
@@ -331,8 +254,8 @@ def due_events(state: CallState) -> list[SdkEvent]:
                 start,
                 {
                     "externalCallId": call_id,
-                    "fromNumber": _value(state.from_number) or "",
-                    "toNumber": _value(state.to_number) or "",
+                    "fromNumber": fact_value(state.from_number) or "",
+                    "toNumber": fact_value(state.to_number) or "",
                     "callStartTime": state.first_seen_ms,
                     "createEngagement": True,
                 },
@@ -361,8 +284,8 @@ def due_events(state: CallState) -> list[SdkEvent]:
 
 def engagement_properties(state: CallState, status: EndStatus) -> dict[str, Any]:
     direction = "INBOUND" if state.call_direction is Direction.INBOUND else "OUTBOUND"
-    remote = _value(state.from_number if direction == "INBOUND" else state.to_number)
-    who = _value(state.remote_name) or remote or "unknown number"
+    remote = fact_value(state.from_number if direction == "INBOUND" else state.to_number)
+    who = fact_value(state.remote_name) or remote or "unknown number"
     props: dict[str, Any] = {
         "hs_timestamp": state.first_seen_ms,
         "hs_call_duration": str(state.call_duration_ms()),
@@ -371,9 +294,9 @@ def engagement_properties(state: CallState, status: EndStatus) -> dict[str, Any]
         "hs_call_title": f"{direction.title()} call {'from' if direction == 'INBOUND' else 'to'} {who}",
     }
     if state.from_number is not None:
-        props["hs_call_from_number"] = _value(state.from_number)
+        props["hs_call_from_number"] = fact_value(state.from_number)
     if state.to_number is not None:
-        props["hs_call_to_number"] = _value(state.to_number)
+        props["hs_call_to_number"] = fact_value(state.to_number)
     return props
 
 

@@ -1,24 +1,25 @@
-"""The running gateway's parts, shared by its routes and its sources."""
+"""The running gateway: what the web layer serves from, and what has a life of its own.
+
+``gateway.assemble`` makes one ``Gateway`` from the settings; the web layer
+(``gateway.http``) reads it from the application's state. Sources are given
+a ``SourceContext`` instead, which holds what they need and nothing of the web.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from starlette.routing import BaseRoute
-
+from gateway.auth.logins import LoginGuard
+from gateway.auth.tokens import TokenSigner
 from gateway.broker.base import Broker
 from gateway.config import Settings
-from gateway.directory import Directory, DirectoryError
-from gateway.metrics import Metrics
-from gateway.throttle import FailureThrottle
-from gateway.tokens import TokenSigner
+from gateway.ops.metrics import Metrics
+from gateway.sources.webhooks.receiver import WebhookReceiver
 from gateway.tracker import CallTracker
+from gateway.users.directory import Directory
 
 log = logging.getLogger("gateway")
 
@@ -42,13 +43,15 @@ class Gateway:
     metrics: Metrics
     signer: TokenSigner
     tracker: CallTracker
+    webhooks: WebhookReceiver
+    logins: LoginGuard = field(default_factory=LoginGuard)
+    # Started in order when the application starts, stopped in reverse.
     components: list[Component] = field(default_factory=list)
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     directory_listeners: list[DirectoryListener] = field(default_factory=list)
-    routes: list[BaseRoute] = field(default_factory=list)
-    login_throttle: FailureThrottle = field(default_factory=lambda: FailureThrottle(limit=10))
-    address_throttle: FailureThrottle = field(default_factory=lambda: FailureThrottle(limit=50))
-    kdf_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
+
+    def current_directory(self) -> Directory:
+        return self.directory
 
     async def swap_directory(self, new: Directory) -> None:
         old, self.directory = self.directory, new
@@ -60,57 +63,3 @@ class Gateway:
                 await listener(old, new)
             except Exception:
                 log.exception("directory listener failed")
-
-
-class DirectoryWatcher:
-    """Reloads the users file when it changes (the CLI edits it in place).
-
-    A broken file is reported and ignored: the users already loaded stay.
-    """
-
-    def __init__(self, gateway: Gateway) -> None:
-        self._gateway = gateway
-        self._interval = gateway.settings.users_reload_seconds
-        self._task: asyncio.Task[None] | None = None
-        self._stamp = self._read_stamp()
-
-    def _read_stamp(self) -> tuple[int, int] | None:
-        try:
-            stat = os.stat(self._gateway.settings.users_file)
-        except FileNotFoundError:
-            return None
-        return (stat.st_mtime_ns, stat.st_size)
-
-    async def check(self) -> bool:
-        stamp = self._read_stamp()
-        if stamp == self._stamp:
-            return False
-        self._stamp = stamp
-        settings = self._gateway.settings
-        try:
-            # Off the event loop: ten thousand users take half a second.
-            new = await asyncio.to_thread(Directory.load, settings.users_file, settings.default_region)
-        except DirectoryError as exc:
-            log.error("users file not reloaded, keeping %d users: %s", len(self._gateway.directory), exc)
-            return False
-        await self._gateway.swap_directory(new)
-        log.info("users file reloaded: %d users", len(new))
-        return True
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.check()
-            except Exception:
-                # Whatever went wrong this time, removals must keep working.
-                log.exception("users file check failed; will try again")
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="directory-watcher")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task

@@ -21,8 +21,8 @@ from urllib.parse import urlencode
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from gateway.directory import Directory, User
 from gateway.model import CallState, Signal, advance
+from gateway.users.directory import Directory, User
 
 TWILIO_TOKEN = "0123456789abcdef0123456789abcdef"
 VONAGE_SECRET = "vonage-signature-secret-for-tests"

@@ -14,11 +14,11 @@ from typing import Any
 
 import httpx
 
+from gateway.assemble import build_app, build_gateway
+from gateway.auth.ingest_signature import sign
+from gateway.auth.passwords import hash_password
 from gateway.config import Settings
-from gateway.http.app import build_gateway, create_app
-from gateway.passwords import hash_password
 from gateway.runtime import Gateway
-from gateway.signing import sign
 from tests.servers import serve, write_users
 from tests.sse import SseStream
 
@@ -124,7 +124,7 @@ class Client:
 @contextlib.asynccontextmanager
 async def running_gateway(settings: Settings) -> AsyncIterator[Client]:
     gw = build_gateway(settings)
-    app = create_app(settings, gw)
+    app = build_app(settings, gw)
     async with serve(app) as base_url:
         client = Client(base_url, gw)
         try:

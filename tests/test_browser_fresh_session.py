@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Request
 
-from gateway.tokens import TokenSigner
+from gateway.auth.tokens import TokenSigner
 from tests.browser import Simulator
 from tests.harness import signal
 

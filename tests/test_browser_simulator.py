@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser
 
-from gateway.http import web
+from gateway.sources import demo
 from tests.browser import ALICE_HUBSPOT_ID, ALICE_PORTAL, Simulator, open_simulator
 from tests.harness import Client, make_settings, running_gateway, signal
 
@@ -88,7 +88,7 @@ async def test_reloaded_widget_keeps_its_session_and_replays_no_call(simulator: 
 async def test_dev_mode_demo_button_plays_a_full_call_through_the_widget(
     browser: Browser, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(web, "DEMO_TIMING", {"ring": 0.2, "talk": 0.2})
+    monkeypatch.setattr(demo, "DEMO_TIMING", {"ring": 0.2, "talk": 0.2})
     async with (
         running_gateway(make_settings(tmp_path, dev=True)) as client,
         open_simulator(browser, client) as sim,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.directory import Directory, DirectoryError, User, normalise_aor
-from gateway.passwords import hash_password, verify_password
-from gateway.runtime import DirectoryWatcher
+from gateway.auth.passwords import hash_password, verify_password
+from gateway.users.directory import Directory, DirectoryError, User, normalise_aor
+from gateway.users.reload import DirectoryWatcher
 from tests.harness import Client, make_settings, running_gateway, signal
 from tests.harness import test_users as sample_users
 

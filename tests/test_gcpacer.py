@@ -6,7 +6,7 @@ import asyncio
 import gc
 import weakref
 
-from gateway.gcpacer import CollectorPacer
+from gateway.ops.gcpacer import CollectorPacer
 
 
 class _Node:

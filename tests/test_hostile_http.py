@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from gateway.digits import decimal
+from gateway.parsing import parse_decimal
 from gateway.sources.webhooks.common import WebhookError
 from gateway.sources.webhooks.twilio import verify as twilio_verify
 from gateway.sources.webhooks.vonage import verify as vonage_verify
@@ -18,7 +18,7 @@ from tests.harness import Client, signal
     [("42", 42), ("0042", 42), ("²", None), ("٣", None), ("", None), ("-1", None), ("1" * 20, None)],
 )
 def test_only_short_ascii_digit_strings_are_numbers(text: str, expected: int | None) -> None:
-    assert decimal(text) == expected
+    assert parse_decimal(text) == expected
 
 
 @pytest.mark.parametrize(

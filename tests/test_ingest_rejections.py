@@ -32,7 +32,7 @@ async def test_wrong_secret_is_401(gateway: Client) -> None:
 async def test_tampered_body_is_401(gateway: Client) -> None:
     body = json.dumps(signal("x", "ringing")).encode()
     ts = int(time.time())
-    from gateway.signing import sign
+    from gateway.auth.ingest_signature import sign
 
     headers = {
         "x-gateway-timestamp": str(ts),

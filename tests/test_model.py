@@ -188,16 +188,6 @@ def test_missed_call_is_logged_as_no_answer_in_hubspot() -> None:
     assert props["hs_call_status"] == "NO_ANSWER"  # type: ignore[index]
 
 
-def test_state_survives_a_round_trip_through_its_dict_form() -> None:
-    state, _ = run(
-        [
-            sig(Phase.RINGING, 5, from_number="+1", remote_name="Ann"),
-            sig(Phase.ENDED, 9, end_status=EndStatus.BUSY, sip_code=486),
-        ]
-    )
-    assert CallState.from_dict(state.to_dict()) == state
-
-
 def test_signal_for_another_call_is_refused() -> None:
     state, _ = run([sig(Phase.RINGING, 0)])
     other = Signal("t", "c2", "u1", Direction.INBOUND, Phase.ENDED, 1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.numbers import to_e164
+from gateway.users.phone import to_e164
 
 
 @pytest.mark.parametrize(

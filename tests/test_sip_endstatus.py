@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.model import Direction, EndStatus
-from gateway.sources.sip.endstatus import end_status
+from gateway.sources.endstatus import end_status
 
 IN = Direction.INBOUND
 OUT = Direction.OUTBOUND

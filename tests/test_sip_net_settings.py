@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.config import ConfigError
+from gateway.sources.sip.message_transport import ListenAddress
 from gateway.sources.sip.settings import sip_settings
-from gateway.sources.sip.transport import ListenAddress
 
 
 def test_sip_is_off_without_a_table_or_listen_addresses() -> None:

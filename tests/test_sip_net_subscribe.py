@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.runtime import DirectoryWatcher
-from gateway.sources.sip.subscription import MIN_RESTART_SECONDS
+from gateway.sources.sip.subscribe_rules import MIN_RESTART_SECONDS
+from gateway.users.reload import DirectoryWatcher
 from tests import harness
 from tests.fakepbx import FakePbx, dialog_info
 from tests.harness import Client
@@ -269,7 +269,7 @@ async def test_a_notify_that_crashes_the_handler_starts_the_subscription_again(
         async def broken(*args: object) -> None:
             raise RuntimeError("injected fault")
 
-        monkeypatch.setattr(sip_service(gw).subscriber.report, "apply", broken)
+        monkeypatch.setattr(sip_service(gw).subscriber.delivery, "apply", broken)
         answer = await pbx.notify("1001", [ringing("e2")])
         assert answer.status == 500
         again = await pbx.subscribed("1001")

@@ -7,9 +7,9 @@ import ipaddress
 import pytest
 
 from gateway.sources.sip.adapter import Request
-from gateway.sources.sip.messages import Limits, Rejected, decode, response_target, stamp_via
+from gateway.sources.sip.message_rules import Limits, Rejected, decode, response_target, stamp_via
 from gateway.sources.sip.publish_server import source_allowed
-from gateway.sources.sip.subscription import (
+from gateway.sources.sip.subscribe_rules import (
     Accepted,
     Forgotten,
     Refused,

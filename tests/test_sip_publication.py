@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.sources.sip.publication import Decision, PublicationRules, PublishRequest
+from gateway.sources.sip.publish_rules import Decision, PublicationRules, PublishRequest
 
 SECRET = "0123456789abcdef-test-secret"
 ENTITY = "sip:1001@pbx.test"

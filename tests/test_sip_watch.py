@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.model import CallState, Direction, EndStatus, Phase, Signal, advance
+from gateway.sources.sip.dialog_watch import EntityWatch
 from gateway.sources.sip.dialoginfo import Dialog, DialogInfo, parse_dialog_info
-from gateway.sources.sip.watch import EntityWatch
 
 DOCS = Path(__file__).parent / "sip_docs"
 ENTITY = "sip:1001@pbx.test"

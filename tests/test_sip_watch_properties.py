@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.model import CallState, advance
+from gateway.sources.sip.dialog_watch import EntityWatch, WatchMode
 from gateway.sources.sip.dialoginfo import Dialog, DialogInfo
-from gateway.sources.sip.watch import EntityWatch, WatchMode
 
 ENTITY = "sip:1001@pbx.test"
 NEXT = {

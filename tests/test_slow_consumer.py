@@ -6,12 +6,13 @@ import asyncio
 import socket
 from pathlib import Path
 
-from gateway.broker.base import Envelope, Subscription
+from gateway.broker.stream_queue import StreamQueue
+from gateway.wire import Envelope
 from tests.harness import make_settings, running_gateway, signal
 
 
 def test_a_full_buffer_closes_the_subscription_instead_of_growing() -> None:
-    sub = Subscription("u1", limit=3)
+    sub = StreamQueue("u1", limit=3)
     for n in range(1, 5):
         sub.offer(Envelope(f"1-{n}", "{}"))
     assert sub.closed
@@ -20,7 +21,7 @@ def test_a_full_buffer_closes_the_subscription_instead_of_growing() -> None:
 
 
 def test_copies_of_replayed_events_arriving_live_are_dropped() -> None:
-    sub = Subscription("u1", limit=10)
+    sub = StreamQueue("u1", limit=10)
     sub.offer(Envelope("1-3", "live copy"))
     sub.resume_after((1, 1), [Envelope("1-2", "a"), Envelope("1-3", "b")], gap=False)
     sub.offer(Envelope("1-4", "c"))

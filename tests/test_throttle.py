@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.throttle import FailureThrottle
+from gateway.auth.throttle import FailureThrottle
 
 
 def test_a_key_is_blocked_after_the_limit_until_the_window_passes() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.tokens import TokenError, TokenSigner
+from gateway.auth.tokens import TokenError, TokenSigner
 
 
 def test_a_token_verifies_until_it_expires() -> None:

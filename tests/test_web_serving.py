@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.http import web
+from gateway.sources import demo
 from tests.harness import Client, make_settings, running_gateway
 
 SDK_MODULE = "/vendor/calling-extensions-sdk/main.esm.js"
@@ -77,7 +77,7 @@ async def test_demo_call_endpoint_does_not_exist_outside_dev_mode(gateway: Clien
 async def test_dev_mode_demo_call_plays_a_whole_call_for_the_caller(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(web, "DEMO_TIMING", {"ring": 0.01, "talk": 0.01})
+    monkeypatch.setattr(demo, "DEMO_TIMING", {"ring": 0.01, "talk": 0.01})
     async with running_gateway(make_settings(tmp_path, dev=True)) as client:
         token = await client.login("alice")
         async with client.stream(token) as stream:

@@ -1,8 +1,19 @@
-"""Brokers: where call state lives and how events reach the streams."""
+"""Brokers: where call state lives and how events reach the streams.
+
+- ``base``: the interface (``Broker``) and its errors; the streams of this
+  process and the replay logic both brokers share.
+- ``stream_queue``: one SSE stream's bounded queue (replay, then live).
+- ``memory``: the embedded broker, one process, no Redis.
+- ``redis``: the shared broker, any number of instances on one Redis.
+
+The state codec and event JSON come from ``gateway.wire``; a broker stores
+and carries them, it decides nothing about calls.
+"""
 
 from __future__ import annotations
 
-from gateway.broker.base import Broker, Envelope, Subscription
+from gateway.broker.base import Broker, BrokerUnavailable, Conflict
+from gateway.broker.stream_queue import StreamQueue
 from gateway.config import Settings
 
 
@@ -16,4 +27,4 @@ def make_broker(settings: Settings) -> Broker:
     return MemoryBroker(settings)
 
 
-__all__ = ["Broker", "Envelope", "Subscription", "make_broker"]
+__all__ = ["Broker", "BrokerUnavailable", "Conflict", "StreamQueue", "make_broker"]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from gateway.broker.base import Broker, Envelope, Step, encode_event, parse_event_id
+from gateway.broker.base import Broker, Step
 from gateway.config import Settings
 from gateway.model import CallState
+from gateway.wire import Envelope, EventId, encode_event, parse_event_id
 
 
 class MemoryBroker(Broker):
@@ -22,7 +23,7 @@ class MemoryBroker(Broker):
         # One counter for the process, not one per user: ids then order the
         # same way whichever user's history they come from.
         self._seq = 0
-        self._trimmed: dict[str, tuple[int, int]] = {}
+        self._trimmed: dict[str, EventId] = {}
         self._history: dict[str, deque[Envelope]] = {}
         self._calls: dict[tuple[str, str], tuple[CallState, float]] = {}
         self._next_sweep = 0.0
@@ -59,10 +60,10 @@ class MemoryBroker(Broker):
             return None
         return held[0]
 
-    async def _head(self, user_id: str) -> tuple[int, int]:
+    async def _head(self, user_id: str) -> EventId:
         return (self._epoch, self._seq)
 
-    async def _replay(self, user_id: str, after: tuple[int, int]) -> tuple[list[Envelope], bool]:
+    async def _replay(self, user_id: str, after: EventId) -> tuple[list[Envelope], bool]:
         history = list(self._history.get(user_id, ()))
         if after[0] != self._epoch or after[1] > self._seq:
             # From before a restart, or from no history of ours at all.

@@ -16,25 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
-from gateway.broker.base import (
-    Broker,
-    BrokerUnavailable,
-    Conflict,
-    Envelope,
-    Step,
-    encode_event,
-    parse_event_id,
-)
+from gateway.broker.base import Broker, BrokerUnavailable, Conflict, Step
 from gateway.config import Settings
 from gateway.model import CallState
+from gateway.wire import Envelope, EventId, decode_state, encode_event, encode_state, parse_event_id
 
 log = logging.getLogger("gateway.broker.redis")
 
@@ -127,9 +120,9 @@ class RedisBroker(Broker):
 
     async def ping(self) -> bool:
         try:
-            async with asyncio.timeout(_COMMAND_SECONDS):
+            async with _command():
                 return bool(await self._redis.ping()) and self._healthy
-        except (RedisError, OSError):
+        except BrokerUnavailable:
             return False
 
     # -- state -------------------------------------------------------------
@@ -142,48 +135,44 @@ class RedisBroker(Broker):
         # state, which the next try starts from.
         raw, current = self._known.get(state_key, _NOT_SEEN)
         confirmed = False
-        try:
-            async with asyncio.timeout(_COMMAND_SECONDS):
-                for _ in range(_MAX_RETRIES):
-                    try:
-                        new, events = step(current)
-                    except Exception:
-                        if confirmed:
-                            raise
-                        # The step refused the assumed state (e.g. "unknown
-                        # call"); it decides again on the stored one.
-                        raw = str(await self._redis.get(state_key) or "")
-                        current = self._decode(raw)
-                        confirmed = True
-                        continue
-                    new_raw = "" if new is None else _dumps(new.to_dict())
-                    if new_raw == raw and not events:
-                        if confirmed:
-                            return []
-                        # Nothing to change, but only by an assumed state:
-                        # an empty write checks it against the stored one.
-                        new_raw = ""
-                    payloads = [encode_event(new, e) for e in events] if new is not None else []
-                    result: list[str] = await self._advance(
-                        keys=keys,
-                        args=[raw, new_raw, self._ttl, self.history_size, self._channel(user_id), *payloads],
-                    )
-                    if result[0] == "ok":
-                        if new_raw:
-                            self._remember(state_key, new_raw, new)
-                        return [Envelope(i, p) for i, p in zip(result[1:], payloads, strict=True)]
-                    raw = result[1]
+        async with _command():
+            for _ in range(_MAX_RETRIES):
+                try:
+                    new, events = step(current)
+                except Exception:
+                    if confirmed:
+                        raise
+                    # The step refused the assumed state (e.g. "unknown
+                    # call"); it decides again on the stored one.
+                    raw = str(await self._redis.get(state_key) or "")
                     current = self._decode(raw)
                     confirmed = True
-                    self._remember(state_key, raw, current)
-        except (RedisError, OSError) as exc:
-            # (TimeoutError is an OSError.)
-            raise BrokerUnavailable(f"redis: {exc}") from exc
+                    continue
+                new_raw = "" if new is None else encode_state(new)
+                if new_raw == raw and not events:
+                    if confirmed:
+                        return []
+                    # Nothing to change, but only by an assumed state:
+                    # an empty write checks it against the stored one.
+                    new_raw = ""
+                payloads = [encode_event(new, e) for e in events] if new is not None else []
+                result: list[str] = await self._advance(
+                    keys=keys,
+                    args=[raw, new_raw, self._ttl, self.history_size, self._channel(user_id), *payloads],
+                )
+                if result[0] == "ok":
+                    if new_raw:
+                        self._remember(state_key, new_raw, new)
+                    return [Envelope(i, p) for i, p in zip(result[1:], payloads, strict=True)]
+                raw = result[1]
+                current = self._decode(raw)
+                confirmed = True
+                self._remember(state_key, raw, current)
         raise Conflict(f"call {call_key} kept changing; gave up after {_MAX_RETRIES} tries")
 
     @staticmethod
     def _decode(raw: str) -> CallState | None:
-        return CallState.from_dict(json.loads(raw)) if raw else None
+        return decode_state(raw) if raw else None
 
     def _remember(self, state_key: str, raw: str, state: CallState | None) -> None:
         known = self._known
@@ -194,43 +183,31 @@ class RedisBroker(Broker):
                 del known[next(iter(known))]
 
     async def get_call(self, user_id: str, call_key: str) -> CallState | None:
-        try:
-            async with asyncio.timeout(_COMMAND_SECONDS):
-                raw = await self._redis.get(self._state_key(user_id, call_key))
-        except (RedisError, OSError) as exc:
-            raise BrokerUnavailable(f"redis: {exc}") from exc
-        return None if raw is None else CallState.from_dict(json.loads(raw))
+        async with _command():
+            raw = await self._redis.get(self._state_key(user_id, call_key))
+        return None if raw is None else decode_state(str(raw))
 
     # -- history -----------------------------------------------------------
-    async def _head(self, user_id: str) -> tuple[int, int]:
-        try:
-            async with asyncio.timeout(_COMMAND_SECONDS):
-                newest = await self._redis.xrevrange(self._history_key(user_id), count=1)
-        except (RedisError, OSError) as exc:
-            raise BrokerUnavailable(f"redis: {exc}") from exc
+    async def _head(self, user_id: str) -> EventId:
+        async with _command():
+            newest = await self._redis.xrevrange(self._history_key(user_id), count=1)
         # An empty history's head is 0-0: every id Redis will give is newer.
         return (parse_event_id(str(newest[0][0])) if newest else None) or _EMPTY
 
-    async def _replay(self, user_id: str, after: tuple[int, int]) -> tuple[list[Envelope], bool]:
+    async def _replay(self, user_id: str, after: EventId) -> tuple[list[Envelope], bool]:
         start = f"{after[0]}-{after[1]}"
         if after == _EMPTY:
             # Resuming from an empty history: all of it is what was missed.
             # (Trimming needs history_size events, far more than a client
             # misses before it reconnects; a gap shows there as usual.)
-            try:
-                async with asyncio.timeout(_COMMAND_SECONDS):
-                    found = await self._redis.xrange(self._history_key(user_id), min="-", max="+")
-            except (RedisError, OSError) as exc:
-                raise BrokerUnavailable(f"redis: {exc}") from exc
+            async with _command():
+                found = await self._redis.xrange(self._history_key(user_id), min="-", max="+")
             return [Envelope(str(i), str((f or {})["d"])) for i, f in found or []], False
-        try:
-            # Inclusive of ``after``: if that entry is still there, nothing
-            # between it and now can have been trimmed.
-            async with asyncio.timeout(_COMMAND_SECONDS):
-                found = await self._redis.xrange(self._history_key(user_id), min=start, max="+")
-            rows = [(str(i), dict(f or {})) for i, f in found or []]
-        except (RedisError, OSError) as exc:
-            raise BrokerUnavailable(f"redis: {exc}") from exc
+        # Inclusive of ``after``: if that entry is still there, nothing
+        # between it and now can have been trimmed.
+        async with _command():
+            found = await self._redis.xrange(self._history_key(user_id), min=start, max="+")
+        rows = [(str(i), dict(f or {})) for i, f in found or []]
         gap = not rows or rows[0][0] != start
         if gap and not rows:
             # Nothing newer and the entry itself is gone: a gap only if
@@ -239,11 +216,11 @@ class RedisBroker(Broker):
         envelopes = [Envelope(i, str(fields["d"])) for i, fields in rows if i != start]
         return envelopes, gap
 
-    async def _lost_since(self, user_id: str, after: tuple[int, int]) -> bool:
+    async def _lost_since(self, user_id: str, after: EventId) -> bool:
         try:
-            async with asyncio.timeout(_COMMAND_SECONDS):
+            async with _command():
                 info: dict[str, Any] = await self._redis.xinfo_stream(self._history_key(user_id))
-        except (RedisError, OSError):
+        except BrokerUnavailable:
             return True
         last = parse_event_id(str(info.get("last-generated-id", "")))
         return last is None or last != after
@@ -262,11 +239,11 @@ class RedisBroker(Broker):
                 pending = asyncio.get_running_loop().create_future()
                 self._confirmed[channel] = pending
                 try:
-                    async with asyncio.timeout(_COMMAND_SECONDS):
+                    async with _command():
                         await self._pubsub.subscribe(channel)
-                except (RedisError, OSError) as exc:
+                except BrokerUnavailable:
                     self._confirmed.pop(channel, None)
-                    raise BrokerUnavailable(f"redis: {exc}") from exc
+                    raise
         # Replay must not start before live delivery is on, or events
         # published in between would be in neither.
         try:
@@ -285,7 +262,7 @@ class RedisBroker(Broker):
             channel = self._channel(user_id)
             self._confirmed.pop(channel, None)
             if self._pubsub is not None and self._healthy:
-                async with asyncio.timeout(_COMMAND_SECONDS):
+                async with _command():
                     await self._pubsub.unsubscribe(channel)
 
     async def _listen_forever(self) -> None:
@@ -338,7 +315,19 @@ class RedisBroker(Broker):
             delay = min(delay * 2, 5.0)
 
 
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
+@contextlib.asynccontextmanager
+async def _command() -> AsyncIterator[None]:
+    """One exchange with Redis under our deadline.
+
+    The one place where Redis trouble becomes ``BrokerUnavailable``: a
+    refused or lost connection, a Redis error reply, or the deadline
+    (``TimeoutError`` is an ``OSError``).
+    """
+    try:
+        async with asyncio.timeout(_COMMAND_SECONDS):
+            yield
+    except (RedisError, OSError) as exc:
+        raise BrokerUnavailable(f"redis: {exc}") from exc
 
 
 def _ignore_result(task: asyncio.Task[Any]) -> None:

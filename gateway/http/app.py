@@ -1,10 +1,8 @@
-"""Builds the gateway and its Starlette application."""
+"""The Starlette application around a running ``Gateway`` (see ``gateway.assemble``)."""
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import secrets
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -13,56 +11,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.broker import Broker, make_broker
 from gateway.config import Settings
-from gateway.directory import Directory
-from gateway.http import auth, calls, ingest, ops, stream, web
-from gateway.http.errors import ApiError, api_error_handler
+from gateway.http import calls, ingest, ops, sessions, stream, web, webhooks
+from gateway.http.errors import ApiError, exception_handlers
 from gateway.http.security import SecurityHeaders
-from gateway.metrics import Metrics
-from gateway.runtime import DirectoryWatcher, Gateway
-from gateway.sources import install_sources
-from gateway.tokens import TokenSigner
-from gateway.tracker import CallTracker
-
-log = logging.getLogger("gateway")
-
-
-def build_gateway(
-    settings: Settings, directory: Directory | None = None, broker: Broker | None = None
-) -> Gateway:
-    if directory is None:
-        directory = Directory.load(settings.users_file, settings.default_region)
-    broker = broker or make_broker(settings)
-    metrics = Metrics()
-    metrics.gauge(
-        "gateway_streams_open", "Open SSE streams in this process", [], lambda: {(): broker.stream_count()}
-    )
-    secret = settings.secret
-    if not secret:
-        # One process on the embedded broker: tokens need not outlive it.
-        secret = secrets.token_urlsafe(32)
-        log.warning("GATEWAY_SECRET not set: session tokens will not survive a restart")
-    gw = Gateway(
-        settings=settings,
-        directory=directory,
-        broker=broker,
-        metrics=metrics,
-        signer=TokenSigner(secret),
-        tracker=CallTracker(broker, metrics),
-    )
-    gw.components.append(DirectoryWatcher(gw))
-    install_sources(gw)
-    return gw
+from gateway.runtime import Gateway
 
 
 async def _unknown_api(request: Request) -> Response:
     raise ApiError(404, f"no API route {request.method} {request.url.path}", "no-route")
 
 
-def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:
-    gw = gateway or build_gateway(settings)
-
+def create_app(settings: Settings, gw: Gateway) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await gw.broker.start()
@@ -77,22 +37,13 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:
                 await component.stop()
             await gw.broker.close()
 
-    async def on_api_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ApiError)
-        route = request.scope.get("route")
-        where = getattr(route, "path", "unrouted")
-        gw.metrics.rejected.labels(where, exc.reason).inc()
-        if exc.status >= 500:
-            log.warning("%s %s: %s", request.method, where, exc.message)
-        return await api_error_handler(request, exc)
-
     routes: list[BaseRoute] = [
-        *auth.routes,
+        *sessions.routes,
         *stream.routes,
         *ingest.routes,
         *calls.routes,
         *ops.routes,
-        *gw.routes,
+        *webhooks.routes,
         *web.api_routes(settings),
         # Unknown API paths answer JSON like the rest of the API, not the
         # web root's plain 404.
@@ -103,7 +54,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={ApiError: on_api_error},
+        exception_handlers=exception_handlers(gw.metrics),
         middleware=[Middleware(SecurityHeaders, frame_ancestors=settings.frame_ancestors)],
     )
     app.state.gateway = gw

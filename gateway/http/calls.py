@@ -2,39 +2,28 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from gateway.broker.base import BrokerUnavailable
-from gateway.digits import decimal
-from gateway.http.auth import current_user, gateway_of
-from gateway.http.errors import ApiError, read_body
+from gateway.http.bodies import read_json_object
+from gateway.http.errors import ApiError
+from gateway.http.sessions import current_user, gateway_of
 from gateway.model import EngagementConflict
-from gateway.numbers import to_e164
+from gateway.parsing import parse_decimal
 from gateway.tracker import UnknownCall
-
-
-async def _object(request: Request) -> dict[str, object]:
-    try:
-        data = json.loads(await read_body(request, 4096) or b"{}")
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ApiError(400, "body is not JSON", "bad-json") from None
-    if not isinstance(data, dict):
-        raise ApiError(422, "body must be a JSON object", "bad-json")
-    return data
+from gateway.users.phone import to_e164
+from gateway.wire import call_snapshot
 
 
 async def set_engagement(request: Request) -> JSONResponse:
     gw = gateway_of(request)
     user = current_user(request, gw)
     call_key = request.path_params["call_id"]
-    data = await _object(request)
+    data = await read_json_object(request)
     engagement = data.get("engagementId")
     if isinstance(engagement, str):
-        engagement = decimal(engagement)
+        engagement = parse_decimal(engagement)
     if not isinstance(engagement, int) or isinstance(engagement, bool) or engagement <= 0:
         raise ApiError(422, "engagementId must be a positive number", "bad-field")
     try:
@@ -43,29 +32,24 @@ async def set_engagement(request: Request) -> JSONResponse:
         raise ApiError(404, f"no call {call_key} for this user", "unknown-call") from None
     except EngagementConflict as exc:
         raise ApiError(409, str(exc), "engagement-conflict") from None
-    except BrokerUnavailable as exc:
-        raise ApiError(503, f"event broker unavailable: {exc}", "broker-down") from None
-    return JSONResponse(state.snapshot())
+    return JSONResponse(call_snapshot(state))
 
 
 async def get_call(request: Request) -> JSONResponse:
     gw = gateway_of(request)
     user = current_user(request, gw)
     call_key = request.path_params["call_id"]
-    try:
-        state = await gw.broker.get_call(user.id, call_key)
-    except BrokerUnavailable as exc:
-        raise ApiError(503, f"event broker unavailable: {exc}", "broker-down") from None
+    state = await gw.tracker.get_call(user.id, call_key)
     if state is None:
         raise ApiError(404, f"no call {call_key} for this user", "unknown-call")
-    return JSONResponse(state.snapshot())
+    return JSONResponse(call_snapshot(state))
 
 
 async def dial(request: Request) -> JSONResponse:
     """HubSpot's click-to-dial hands over a number; placing calls is not built yet."""
     gw = gateway_of(request)
     current_user(request, gw)
-    data = await _object(request)
+    data = await read_json_object(request)
     number = data.get("number")
     if not isinstance(number, str) or not number.strip():
         raise ApiError(422, "number is required", "bad-field")

@@ -1,11 +1,24 @@
-"""Every refusal is a JSON body with one precise sentence."""
+"""Every refusal is a JSON body with one precise sentence, counted by route and reason.
+
+Handlers raise ``ApiError``; a broker that cannot be reached
+(``BrokerUnavailable``) or a call that kept changing (``Conflict``) becomes
+a 503 here, once for every route, so that the sender retries.
+"""
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway.digits import decimal
+from gateway.broker import BrokerUnavailable, Conflict
+from gateway.ops.metrics import Metrics
+
+log = logging.getLogger("gateway")
+
+ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 
 class ApiError(Exception):
@@ -25,25 +38,24 @@ def bearer_refused(message: str, reason: str) -> ApiError:
     return ApiError(401, message, reason, {"WWW-Authenticate": 'Bearer realm="gateway"'})
 
 
-async def api_error_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+def as_api_error(exc: Exception) -> ApiError:
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, BrokerUnavailable):
+        return ApiError(503, f"event broker unavailable: {exc}", "broker-down")
+    if isinstance(exc, Conflict):
+        return ApiError(503, str(exc), "conflict")
+    raise TypeError(f"no API answer for {type(exc).__name__}")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refusing (413) as soon as it is known to be too large."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        length = decimal(declared)
-        if length is None:
-            raise ApiError(400, "Content-Length is not a number", "bad-length")
-        if length > limit:
-            raise ApiError(413, f"body larger than {limit} bytes", "too-large")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"body larger than {limit} bytes", "too-large")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def exception_handlers(metrics: Metrics) -> dict[type[Exception], ExceptionHandler]:
+    async def refuse(request: Request, exc: Exception) -> Response:
+        error = as_api_error(exc)
+        route = request.scope.get("route")
+        where = getattr(route, "path", "unrouted")
+        metrics.rejected.labels(where, error.reason).inc()
+        if error.status >= 500:
+            log.warning("%s %s: %s", request.method, where, error.message)
+        return JSONResponse({"error": error.message}, status_code=error.status, headers=error.headers)
+
+    return {ApiError: refuse, BrokerUnavailable: refuse, Conflict: refuse}

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.http.auth import gateway_of
+from gateway.http.sessions import gateway_of
 
 
 async def healthz(request: Request) -> JSONResponse:

@@ -1,16 +1,8 @@
-"""The per-user server-sent event stream.
+"""The per-user server-sent event stream: ``GET /api/stream``.
 
-Wire format, one event per SDK call::
-
-    id: <event id>
-    event: sdk
-    data: {"type": "incomingCall", "externalCallId": ..., "payload": {...}, "call": {...}}
-
-plus ``retry:`` once at the start, ``: hb`` comments as heartbeats (they keep
-proxies from timing the stream out and reveal dead peers), ``event: gap``
-when the events after the client's Last-Event-ID are no longer all held, and
-on a fresh stream (no Last-Event-ID) ``event: hello`` with an ``id:`` that
-stands for "now": a client that drops before its first event resumes from it.
+What is written (events, ``retry:``, heartbeats, ``gap`` and ``hello``) is
+defined in ``gateway.wire``; this module decides when, and cuts off a client
+that stops reading.
 """
 
 from __future__ import annotations
@@ -24,11 +16,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from gateway.broker.base import BrokerUnavailable, Envelope, Subscription
-from gateway.directory import User
-from gateway.http.auth import current_user, gateway_of, user_from_ticket
-from gateway.http.errors import ApiError
+from gateway.broker.stream_queue import StreamQueue
+from gateway.http.sessions import current_user, gateway_of, user_from_ticket
 from gateway.runtime import Gateway
+from gateway.users.directory import User
+from gateway.wire import SSE_HEARTBEAT, sse_events, sse_opening
 
 log = logging.getLogger("gateway.stream")
 
@@ -40,10 +32,6 @@ _HEADERS = [
 ]
 
 
-def _frame(envelopes: list[Envelope]) -> bytes:
-    return "".join(f"id: {e.id}\nevent: sdk\ndata: {e.data}\n\n" for e in envelopes).encode()
-
-
 class EventStream(Response):
     """Writes a subscription to the client until either side closes it.
 
@@ -53,7 +41,7 @@ class EventStream(Response):
     dropped and its memory freed instead of waiting for the peer.
     """
 
-    def __init__(self, gw: Gateway, sub: Subscription) -> None:
+    def __init__(self, gw: Gateway, sub: StreamQueue) -> None:
         self.gw = gw
         self.sub = sub
         self.status_code = 200
@@ -62,7 +50,7 @@ class EventStream(Response):
         self._writing = False
         self._aborted = False
 
-    def _on_close(self, sub: Subscription) -> None:
+    def _on_close(self, sub: StreamQueue) -> None:
         if sub.reason == "overflow":
             self.gw.metrics.overflows.inc()
             log.info("stream of %s cut off: client too slow; it will resume from history", sub.user_id)
@@ -84,20 +72,14 @@ class EventStream(Response):
         watcher = asyncio.create_task(self._watch_disconnect(receive))
         try:
             await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
-            opening = f"retry: {gw.settings.retry_ms}\n: connected\n\n"
-            if sub.gap:
-                opening += "event: gap\ndata: {}\n\n"
-            if sub.head_id:
-                # Sets the client's last event id without being an SDK event.
-                opening += f"event: hello\nid: {sub.head_id}\ndata: {{}}\n\n"
-            await self._write(send, opening.encode())
+            await self._write(send, sse_opening(gw.settings.retry_ms, sub.gap, sub.head_id))
             heartbeat = gw.settings.heartbeat_seconds
             while not sub.closed:
                 ready = await sub.wait(heartbeat)
                 if ready:
-                    await self._write(send, _frame(ready))
+                    await self._write(send, sse_events(ready))
                 elif not sub.closed:
-                    await self._write(send, b": hb\n\n")
+                    await self._write(send, SSE_HEARTBEAT)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
             task = asyncio.current_task()
@@ -138,10 +120,7 @@ async def stream(request: Request) -> Response:
     # EventSource sends Last-Event-ID itself on reconnect; a page that opens a
     # new EventSource (fresh ticket) passes it in the query instead.
     last = request.headers.get("last-event-id") or request.query_params.get("lastEventId")
-    try:
-        sub = await gw.broker.subscribe(user.id, last)
-    except BrokerUnavailable as exc:
-        raise ApiError(503, f"event broker unavailable: {exc}", "broker-down") from None
+    sub = await gw.broker.subscribe(user.id, last)
     return EventStream(gw, sub)
 
 

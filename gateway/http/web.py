@@ -8,11 +8,8 @@ time unless ``GATEWAY_SDK_URL`` names one.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import secrets
-import time
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
@@ -22,12 +19,12 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from gateway.broker.base import BrokerUnavailable
 from gateway.config import Settings
-from gateway.http.auth import current_user, gateway_of
 from gateway.http.errors import ApiError
 from gateway.http.security import page_policy
-from gateway.model import Direction, EndStatus, Phase, Signal
+from gateway.http.sessions import current_user, gateway_of
+from gateway.model import Direction
+from gateway.sources.demo import start_demo_call
 
 log = logging.getLogger("gateway.web")
 
@@ -108,56 +105,13 @@ def api_routes(settings: Settings) -> list[BaseRoute]:
 
 # -- dev mode only: a scripted demo call for the logged-in user ---------------
 
-_DEMO_TASKS: set[asyncio.Task[None]] = set()
-# Seconds of ringing and of talk in a demo call.
-DEMO_TIMING = {"ring": 3.0, "talk": 5.0}
-
 
 async def demo_call(request: Request) -> JSONResponse:
-    """Plays one call (ringing, answered, ended) for the caller's own user.
-
-    Exists only with ``--dev``: it lets the simulator show a full call
-    without a PBX or the ingest secret.
-    """
+    """Plays one call (ringing, answered, ended) for the caller's own user (``--dev`` only)."""
     gw = gateway_of(request)
     user = current_user(request, gw)
     wanted = request.query_params.get("direction", "inbound")
     if wanted not in ("inbound", "outbound"):
         raise ApiError(422, "direction must be inbound or outbound", "bad-field")
-    direction = Direction(wanted)
-    call_id = f"demo-{secrets.token_hex(4)}"
-    own = user.numbers[0] if user.numbers else "+15555550100"
-    remote = "+15555550123"
-
-    def signal(phase: Phase, end: EndStatus | None = None) -> Signal:
-        return Signal(
-            source="demo",
-            call_id=call_id,
-            user_id=user.id,
-            direction=direction,
-            phase=phase,
-            at_ms=int(time.time() * 1000),
-            from_number=remote if direction is Direction.INBOUND else own,
-            to_number=own if direction is Direction.INBOUND else remote,
-            remote_name="Demo Caller",
-            end_status=end,
-        )
-
-    try:
-        await gw.tracker.observe(signal(Phase.RINGING))
-    except BrokerUnavailable as exc:
-        raise ApiError(503, f"event broker unavailable: {exc}", "broker-down") from None
-
-    async def play() -> None:
-        try:
-            await asyncio.sleep(DEMO_TIMING["ring"])
-            await gw.tracker.observe(signal(Phase.ANSWERED))
-            await asyncio.sleep(DEMO_TIMING["talk"])
-            await gw.tracker.observe(signal(Phase.ENDED, EndStatus.COMPLETED))
-        except BrokerUnavailable as exc:
-            log.warning("demo call %s stopped: %s", call_id, exc)
-
-    task = asyncio.create_task(play())
-    _DEMO_TASKS.add(task)
-    task.add_done_callback(_DEMO_TASKS.discard)
-    return JSONResponse({"externalCallId": f"demo:{call_id}"}, status_code=202)
+    external_call_id = await start_demo_call(gw.tracker, user, Direction(wanted))
+    return JSONResponse({"externalCallId": external_call_id}, status_code=202)

@@ -1,30 +1,11 @@
-"""Telephony sources: each turns what it hears into model signals.
+"""Telephony sources: each turns what it hears into model ``Signal``s for the tracker.
 
-A source plugs into the gateway through an installer, a function that takes
-the ``Gateway`` and adds to it what the source needs: HTTP routes
-(``gw.routes``), long-running components (``gw.components``), readiness
-checks (``gw.readiness``) and directory listeners. The generic ingest
-endpoint is part of the core HTTP service and needs no installer.
+A source is given a ``SourceContext`` (``context``) and never touches the
+broker or the web layer; ``gateway.assemble`` wires each one in.
+
+- ``ingest``: the generic signal format of ``POST /api/ingest`` (pure);
+- ``endstatus``: how a call ended at the SIP level, as an ``EndStatus`` (pure, shared);
+- ``sip/``: dialog-event subscriptions and the PUBLISH receiver;
+- ``webhooks/``: Twilio, Telnyx and Vonage;
+- ``demo``: the scripted call of ``./dev run``.
 """
-
-from __future__ import annotations
-
-from collections.abc import Callable
-from importlib import import_module
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from gateway.runtime import Gateway
-
-# "module:function" of each source's installer, in start-up order.
-INSTALLERS: list[str] = [
-    "gateway.sources.sip.service:install",
-    "gateway.sources.webhooks.routes:install",
-]
-
-
-def install_sources(gw: Gateway) -> None:
-    for spec in INSTALLERS:
-        module, _, name = spec.partition(":")
-        installer: Callable[[Gateway], None] = getattr(import_module(module), name)
-        installer(gw)

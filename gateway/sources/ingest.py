@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.directory import Directory
 from gateway.model import Direction, EndStatus, Phase, Signal
-from gateway.numbers import to_e164
+from gateway.users.directory import Directory
+from gateway.users.phone import to_e164
 
 MAX_BATCH = 100
 _CALL_ID = re.compile(r"^[A-Za-z0-9._:@+=/-]{1,128}$")
@@ -128,9 +128,7 @@ def _signal(item: Any, index: int, directory: Directory, now_ms: int) -> Signal:
 
     region = directory.default_region
     at = integer("at", 0, 2**53)
-    # The user's own side of the call defaults to the user's number, so that
-    # HubSpot logs both ends even when the sender only knows the remote one.
-    own = user.numbers[0] if user.numbers else None
+    own = user.own_number
     from_number = to_e164(text("from", limit=128), region)
     to_number = to_e164(text("to", limit=128), region)
     if direction is Direction.INBOUND:

@@ -1,14 +1,24 @@
-"""SIP ingestion: dialog-event subscriptions (RFC 4235) and PUBLISH (RFC 3903).
+"""SIP: dialog-event subscriptions (RFC 4235) and PUBLISH (RFC 3903), out of the call path.
 
-The sans-I/O half lives in four modules with one job each:
+Pure (sans-I/O: bytes or parsed messages in, decisions or signals out):
 
-- ``dialoginfo``: ``application/dialog-info+xml`` bytes to a ``DialogInfo``,
-  refusing hostile or malformed XML with a precise ``DialogInfoError``;
-- ``endstatus``: the table from a dialog's termination (direction, whether it
-  was confirmed, ``event`` reason, SIP ``code``) to the SDK's ``EndStatus``;
-- ``watch``: ``EntityWatch``, the per-subscription (or per-PUBLISH-entity)
-  dialog set that turns successive documents into model ``Signal``s;
-- ``publication``: RFC 3903 PUBLISH decisions with self-validating entity tags.
+- ``adapter``: the one module that knows the SIP library (aiosipua);
+- ``message_rules``: framing, caps and validation of SIP messages;
+- ``digest``: which digest challenge to answer, with which nonce count;
+- ``dialoginfo``: ``application/dialog-info+xml`` to plain data, hostile XML refused;
+- ``dialog_watch``: one watched entity's dialogs, turned into model ``Signal``s;
+- ``subscribe_rules``: what an answer or a NOTIFY means for a subscription;
+- ``publish_rules``: RFC 3903 PUBLISH decisions with self-validating entity tags;
+- ``settings``: the ``[sip]`` table, validated.
 
-Transports, the SUBSCRIBE client and the PUBLISH server build on these.
+I/O, each beside the pure module it drives:
+
+- ``message_transport``: UDP and TCP sockets (``message_rules``);
+- ``transactions``: retransmissions absorbed and retried, with timers;
+- ``dialog_delivery``: a watch's signals to the tracker, kept through an outage (``dialog_watch``);
+- ``subscribe_client``: one SUBSCRIBE dialog per user AOR (``subscribe_rules``);
+- ``publish_server``: the PUBLISH receiver (``publish_rules``);
+- ``service``: the SIP component: listeners, server transactions, routing by method.
+
+How a dialog's end becomes an ``EndStatus`` is ``gateway.sources.endstatus``.
 """

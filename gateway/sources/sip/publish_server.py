@@ -22,15 +22,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway.directory import Directory, User, normalise_aor
 from gateway.sources.sip.adapter import Request, Response
+from gateway.sources.sip.dialog_delivery import SignalDelivery
+from gateway.sources.sip.dialog_watch import EntityWatch
 from gateway.sources.sip.dialoginfo import DialogInfoError, parse_dialog_info
-from gateway.sources.sip.messages import make_response
-from gateway.sources.sip.publication import PublicationRules, PublishRequest
-from gateway.sources.sip.report import Reporter
-from gateway.sources.sip.subscriber import own_number
-from gateway.sources.sip.watch import EntityWatch
+from gateway.sources.sip.message_rules import make_response
+from gateway.sources.sip.publish_rules import PublicationRules, PublishRequest
 from gateway.tracker import CallTracker
+from gateway.users.directory import Directory, User, normalise_aor
 
 log = logging.getLogger("gateway.sip")
 
@@ -75,7 +74,7 @@ class PublishServer:
         # model's TTL end them instead.
         self.end_on_expiry = end_on_expiry
         self.directory = directory
-        self.report = Reporter(tracker)
+        self.delivery = SignalDelivery(tracker)
         self.default_region = default_region
         self._watches: OrderedDict[str, EntityWatch] = OrderedDict()
         self._publications: OrderedDict[str, _Publication] = OrderedDict()
@@ -93,7 +92,7 @@ class PublishServer:
         watch = self._watches.get(user.id)
         if watch is None:
             watch = EntityWatch(
-                user.id, "sip", self.default_region, mode="publication", local_number=own_number(user)
+                user.id, "sip", self.default_region, mode="publication", local_number=user.own_number
             )
             self._watches[user.id] = watch
             while len(self._watches) > MAX_WATCHES:
@@ -133,7 +132,7 @@ class PublishServer:
             except DialogInfoError as exc:
                 log.warning("sip PUBLISH for %s refused: %s", entity, exc)
                 return make_response(request, 400, "Bad dialog-info"), True
-            await self.report.apply(watch, info, now_ms)
+            await self.delivery.apply(watch, info, now_ms)
             self._remember(publication_id, user.id, decision.expires or 0).dialog_ids.update(
                 d.id for d in info.dialogs
             )
@@ -142,7 +141,7 @@ class PublishServer:
         elif decision.kind == "remove":
             publication = self._publications.pop(publication_id, None)
             if publication is not None:
-                await self.report.withdraw(watch, now_ms, publication.dialog_ids)
+                await self.delivery.withdraw(watch, now_ms, publication.dialog_ids)
         return make_response(request, decision.status, decision.reason, extra=list(decision.headers)), True
 
     def _remember(self, publication_id: str, user_id: str, expires: int) -> _Publication:
@@ -165,4 +164,4 @@ class PublishServer:
             del self._publications[publication_id]
             watch = self._watches.get(publication.user_id)
             if watch is not None and self.end_on_expiry:
-                await self.report.withdraw(watch, now_ms, publication.dialog_ids)
+                await self.delivery.withdraw(watch, now_ms, publication.dialog_ids)

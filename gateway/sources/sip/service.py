@@ -1,7 +1,7 @@
 """The SIP source as a gateway component: listeners, server transactions, routing by method.
 
-``install(gw)`` is listed in ``gateway.sources.INSTALLERS``; with no ``[sip]``
-table (or no ``listen`` in it) it does nothing, so SIP is off.
+``gateway.assemble`` makes one when the settings file has a ``[sip]`` table
+with ``listen``; without it SIP is off.
 """
 
 from __future__ import annotations
@@ -14,17 +14,17 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client import Counter
 
-from gateway.broker.base import BrokerUnavailable
-from gateway.directory import Directory
-from gateway.runtime import Gateway
+from gateway.sources.context import SourceContext
 from gateway.sources.sip.adapter import Request, Response, serialize
-from gateway.sources.sip.messages import make_response, transaction_key
-from gateway.sources.sip.publication import PublicationRules
+from gateway.sources.sip.message_rules import make_response, transaction_key
+from gateway.sources.sip.message_transport import Inbound, SipTransport
+from gateway.sources.sip.publish_rules import PublicationRules
 from gateway.sources.sip.publish_server import PublishServer, source_allowed
-from gateway.sources.sip.settings import SipSettings, sip_settings
-from gateway.sources.sip.subscriber import ALLOW, Subscriber, allowed_methods
+from gateway.sources.sip.settings import SipSettings
+from gateway.sources.sip.subscribe_client import ALLOW, Subscriber, allowed_methods
 from gateway.sources.sip.transactions import ClientTransactions, ServerTransactions
-from gateway.sources.sip.transport import Inbound, SipTransport
+from gateway.tracker import BrokerUnavailable
+from gateway.users.directory import Directory
 
 log = logging.getLogger("gateway.sip")
 
@@ -36,8 +36,8 @@ RequestHandler = Callable[[Request], Awaitable[Answer]]
 
 
 class SipService:
-    def __init__(self, gw: Gateway, settings: SipSettings) -> None:
-        self.gw = gw
+    def __init__(self, context: SourceContext, settings: SipSettings) -> None:
+        self.context = context
         self.settings = settings
         self.transport = SipTransport(
             list(settings.listen),
@@ -54,8 +54,8 @@ class SipService:
             settings,
             self.transport,
             self.client,
-            gw.tracker,
-            gw.settings.default_region,
+            context.tracker,
+            context.settings.default_region,
             on_refused_body=lambda: self._count_reject("notify", "Bad dialog-info"),
         )
         self.handlers: dict[str, RequestHandler] = {
@@ -71,21 +71,21 @@ class SipService:
         if self.allow == ALLOW:
             # Shared across instances through GATEWAY_SECRET (required with Redis),
             # so that any instance accepts the entity tags another one issued.
-            secret = gw.settings.secret or secrets.token_urlsafe(32)
+            secret = context.settings.secret or secrets.token_urlsafe(32)
             top = settings.publish_max_expires
             rules = PublicationRules(
                 secret, min_expires=min(60, top), default_expires=min(3600, top), max_expires=top
             )
             self.publisher = PublishServer(
                 rules,
-                lambda: gw.directory,
-                gw.tracker,
-                gw.settings.default_region,
-                end_on_expiry=not gw.settings.redis_url,
+                context.directory,
+                context.tracker,
+                context.settings.default_region,
+                end_on_expiry=not context.settings.redis_url,
             )
             self.handlers["PUBLISH"] = self.publisher.on_publish
         self._sweeper: asyncio.Task[None] | None = None
-        registry = gw.metrics.registry
+        registry = context.metrics.registry
         self.messages = Counter(
             "gateway_sip_messages_total", "SIP messages received, by method", ["method"], registry=registry
         )
@@ -97,7 +97,7 @@ class SipService:
 
     async def start(self) -> None:
         await self.transport.start()
-        await self.subscriber.sync(self.gw.directory)
+        await self.subscriber.sync(self.context.directory())
         if self.publisher is not None:
             self._sweeper = asyncio.create_task(self._sweep(), name="sip-publication-sweeper")
 
@@ -130,7 +130,7 @@ class SipService:
         return self.subscriber.summary()
 
     def _count_reject(self, kind: str, reason: str) -> None:
-        self.gw.metrics.rejected.labels(f"sip/{kind}", reason).inc()
+        self.context.metrics.rejected.labels(f"sip/{kind}", reason).inc()
 
     def _on_lost(self, peer: tuple[str, int]) -> None:
         self.client.on_connection_lost(peer)
@@ -210,19 +210,3 @@ class SipService:
 
 
 _KNOWN = frozenset({"NOTIFY", "PUBLISH", "OPTIONS", "ACK", "SUBSCRIBE", "INVITE", "BYE", "CANCEL", "MESSAGE"})
-
-
-def install(gw: Gateway) -> None:
-    settings = sip_settings(gw.settings.extra)
-    if settings is None:
-        return
-    service = SipService(gw, settings)
-    gw.components.append(service)
-    gw.readiness["sip"] = service.readiness
-    gw.directory_listeners.append(service.on_directory)
-    gw.metrics.gauge(
-        "gateway_sip_subscription_up",
-        "1 while a user's dialog subscription is active, else 0",
-        ["user", "aor", "tenant"],
-        service.subscriber.health,
-    )

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.config import ConfigError
-from gateway.sources.sip.messages import Limits
+from gateway.sources.sip.message_rules import Limits
+from gateway.sources.sip.message_transport import ListenAddress
 from gateway.sources.sip.transactions import Timers
-from gateway.sources.sip.transport import ListenAddress
 
 _LISTEN = re.compile(r"^(udp|tcp):(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]+)):(\d{1,5})$", re.IGNORECASE)
 _HOSTPORT = re.compile(r"^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]+))(?::(\d{1,5}))?$")

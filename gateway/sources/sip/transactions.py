@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from gateway.sources.sip.adapter import Response
-from gateway.sources.sip.messages import branch_of, cseq_of
+from gateway.sources.sip.message_rules import branch_of, cseq_of
 
 ServerKey = tuple[str, str, str, int]
 IN_PROGRESS = b""

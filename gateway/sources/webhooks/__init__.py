@@ -1,1 +1,9 @@
-"""CPaaS webhooks (Twilio, Telnyx, Vonage): one sans-I/O module per provider."""
+"""CPaaS webhooks: Twilio, Telnyx and Vonage call events.
+
+Pure, one module per provider: ``twilio``, ``telnyx``, ``vonage`` (verify
+the provider's signature, read its payload into ``CallEvent``s), and
+``common`` (what they share: the event, payload checks, finding the user).
+
+``receiver`` drives them for one delivery (signature, payload, direction,
+user, tracker), with no web framework; ``gateway.http.webhooks`` serves it.
+"""

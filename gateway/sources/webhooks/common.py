@@ -12,10 +12,10 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from gateway.digits import decimal
-from gateway.directory import Directory
 from gateway.model import Direction, EndStatus, Phase, Signal
-from gateway.numbers import to_e164
+from gateway.parsing import parse_decimal
+from gateway.users.directory import Directory
+from gateway.users.phone import to_e164
 
 # Provider call ids are opaque; refuse only what could not be one.
 _CALL_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
@@ -114,30 +114,15 @@ def seconds_ms(value: object, field: str) -> int | None:
     """A duration in whole seconds (providers send it as a string or a number)."""
     if value is None or value == "":
         return None
-    seconds = decimal(str(value), 9)
+    seconds = parse_decimal(str(value), 9)
     if seconds is None:
         raise WebhookError(400, f"{field} must be a whole number of seconds", "bad-payload")
     return seconds * 1000
 
 
-def sip_end_status(code: int | None) -> EndStatus | None:
-    """The end status a final SIP response code stands for (None: no opinion)."""
-    if code is None or code < 300:
-        return None
-    if code in (486, 600):
-        return EndStatus.BUSY
-    if code == 603:
-        return EndStatus.REJECTED
-    if code in (408, 480):
-        return EndStatus.NO_ANSWER
-    if code == 487:
-        return EndStatus.CANCELED
-    return EndStatus.FAILED
-
-
 def sip_code(value: object) -> int | None:
     text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
-    code = decimal(text, 3)
+    code = parse_decimal(text, 3)
     return code if code is not None and 100 <= code <= 699 else None
 
 

@@ -18,8 +18,9 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from gateway.digits import decimal
 from gateway.model import Direction, EndStatus, Phase
+from gateway.parsing import parse_decimal
+from gateway.sources.endstatus import status_for_code
 from gateway.sources.webhooks.common import (
     CallEvent,
     Ignored,
@@ -28,7 +29,6 @@ from gateway.sources.webhooks.common import (
     iso_ms,
     optional_text,
     sip_code,
-    sip_end_status,
 )
 
 SOURCE = "telnyx"
@@ -63,7 +63,7 @@ HANGUP_CAUSES: dict[str, EndStatus] = {
 def hangup_status(cause: str | None, sip: int | None) -> EndStatus | None:
     if cause in HANGUP_CAUSES:
         return HANGUP_CAUSES[cause]
-    by_sip = sip_end_status(sip)
+    by_sip = status_for_code(sip)
     if by_sip is not None:
         return by_sip
     # Telnyx could not say why the call ended: that is a failure, unless
@@ -85,7 +85,7 @@ def verify(
 ) -> None:
     if not timestamp or not signature:
         raise WebhookError(401, "missing telnyx-signature-ed25519 or telnyx-timestamp header", "no-signature")
-    if decimal(timestamp, 12) is None:
+    if parse_decimal(timestamp, 12) is None:
         raise WebhookError(403, "telnyx-timestamp is not a Unix time in seconds", "bad-signature")
     try:
         raw = base64.b64decode(signature, validate=True)

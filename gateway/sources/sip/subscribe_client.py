@@ -19,14 +19,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway.directory import Directory, User
 from gateway.sources.sip.adapter import Request, Response, new_request, parse_address, serialize
+from gateway.sources.sip.dialog_delivery import SignalDelivery
+from gateway.sources.sip.dialog_watch import EntityWatch
 from gateway.sources.sip.dialoginfo import DialogInfoError, parse_dialog_info
 from gateway.sources.sip.digest import DigestClient
-from gateway.sources.sip.messages import make_response
-from gateway.sources.sip.report import Reporter
+from gateway.sources.sip.message_rules import make_response
+from gateway.sources.sip.message_transport import SipTransport, family_of
 from gateway.sources.sip.settings import PbxSettings, SipSettings
-from gateway.sources.sip.subscription import (
+from gateway.sources.sip.subscribe_rules import (
     Forgotten,
     Refused,
     after_termination,
@@ -38,9 +39,8 @@ from gateway.sources.sip.subscription import (
     subscription_state,
 )
 from gateway.sources.sip.transactions import ClientTransactions, TransactionTimeout, new_branch
-from gateway.sources.sip.transport import SipTransport, family_of
-from gateway.sources.sip.watch import EntityWatch
 from gateway.tracker import CallTracker
+from gateway.users.directory import Directory, User
 
 log = logging.getLogger("gateway.sip")
 
@@ -75,7 +75,7 @@ class _Dialog:
 
 
 @dataclass
-class Subscription:
+class DialogSubscription:
     user: User
     aor: str
     pbx: PbxSettings
@@ -116,10 +116,10 @@ class Subscriber:
         self.on_refused_body = on_refused_body
         self.transport = transport
         self.client = client
-        self.report = Reporter(tracker)
+        self.delivery = SignalDelivery(tracker)
         self.default_region = default_region
-        self.subscriptions: dict[tuple[str, str], Subscription] = {}
-        self._by_call_id: dict[str, Subscription] = {}
+        self.subscriptions: dict[tuple[str, str], DialogSubscription] = {}
+        self._by_call_id: dict[str, DialogSubscription] = {}
         self._resolved: dict[tuple[str, int], tuple[str, int]] = {}
         self.closed = False
 
@@ -147,11 +147,11 @@ class Subscriber:
             if existing is not None:
                 existing.user = user
                 continue
-            sub = Subscription(
+            sub = DialogSubscription(
                 user=user,
                 aor=key[1],
                 pbx=pbx,
-                watch=EntityWatch(user.id, "sip", self.default_region, local_number=own_number(user)),
+                watch=EntityWatch(user.id, "sip", self.default_region, local_number=user.own_number),
                 digest=DigestClient(pbx.username, pbx.password),
             )
             self.subscriptions[key] = sub
@@ -203,7 +203,7 @@ class Subscriber:
 
     # --- the subscription loop ---
 
-    async def _run(self, sub: Subscription) -> None:
+    async def _run(self, sub: DialogSubscription) -> None:
         while not sub.stopping:
             try:
                 delay = await self._attempt(sub)
@@ -231,21 +231,21 @@ class Subscriber:
                 delay, sub.next_delay = sub.next_delay, None
                 await self._sleep(sub, delay)
 
-    def _failures_after(self, sub: Subscription) -> int:
+    def _failures_after(self, sub: DialogSubscription) -> int:
         active_for = None if sub.active_since is None else time.monotonic() - sub.active_since
         return failures_after(sub.failures, active_for)
 
-    def _backoff(self, sub: Subscription) -> float:
+    def _backoff(self, sub: DialogSubscription) -> float:
         return backoff(sub.failures, self.settings.retry_min_seconds, self.settings.retry_max_seconds)
 
-    async def _sleep(self, sub: Subscription, delay: float) -> None:
+    async def _sleep(self, sub: DialogSubscription, delay: float) -> None:
         # Cleared after, not before: a wake-up that came while a SUBSCRIBE
         # was in flight (a NOTIFY saying "terminated") must not be lost.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(sub.wake.wait(), delay)
         sub.wake.clear()
 
-    async def _attempt(self, sub: Subscription) -> float:
+    async def _attempt(self, sub: DialogSubscription) -> float:
         """Subscribe (or refresh); the delay until the next refresh."""
         if sub.dialog is None:
             sub.state = State.SUBSCRIBING
@@ -280,7 +280,7 @@ class Subscriber:
         sub.state = State.ACTIVE
         return outcome.refresh_in
 
-    async def _send_subscribe(self, sub: Subscription, dialog: _Dialog, expires: int) -> Response:
+    async def _send_subscribe(self, sub: DialogSubscription, dialog: _Dialog, expires: int) -> Response:
         uri = dialog.remote_target if dialog.confirmed and dialog.remote_target else sub.target_uri
         credentials = sub.digest.authorize("SUBSCRIBE", uri) if dialog.confirmed else None
         for _ in range(3):  # first try, then at most two challenges (e.g. a stale nonce)
@@ -296,7 +296,12 @@ class Subscriber:
         return response
 
     async def _transact(
-        self, sub: Subscription, dialog: _Dialog, uri: str, expires: int, credentials: tuple[str, str] | None
+        self,
+        sub: DialogSubscription,
+        dialog: _Dialog,
+        uri: str,
+        expires: int,
+        credentials: tuple[str, str] | None,
     ) -> Response:
         target = await self._resolve(sub.pbx)
         kind = sub.pbx.transport
@@ -353,7 +358,7 @@ class Subscriber:
             host = _route_host(target, family)
         return host, local[1]
 
-    def _forget_dialog(self, sub: Subscription) -> None:
+    def _forget_dialog(self, sub: DialogSubscription) -> None:
         if sub.dialog is not None:
             self._by_call_id.pop(sub.dialog.call_id, None)
             sub.dialog = None
@@ -374,7 +379,7 @@ class Subscriber:
             log.warning("sip NOTIFY for %s failed; subscribing again", sub.aor)
             self._restart(sub, None)
 
-    def _restart(self, sub: Subscription, delay: float | None) -> None:
+    def _restart(self, sub: DialogSubscription, delay: float | None) -> None:
         sub.failures = self._failures_after(sub)
         self._forget_dialog(sub)
         sub.state = State.RETRYING
@@ -386,7 +391,7 @@ class Subscriber:
         call_id = request.headers.get_first("call-id") or ""
         sub = self._by_call_id.get(call_id)
         if sub is None or sub.dialog is None:
-            return make_response(request, 481, "Subscription Does Not Exist"), True
+            return make_response(request, 481, "DialogSubscription Does Not Exist"), True
         event = (request.headers.get_first("event") or "").split(";")[0].strip().lower()
         # A non-2xx answer without Retry-After makes the PBX drop the subscription
         # (RFC 6665 §4.2.2): start a new one rather than wait for silence.
@@ -413,7 +418,7 @@ class Subscriber:
                     if state != "terminated":
                         sub.wake.set()
                 else:
-                    result = await self.report.apply(sub.watch, info, int(time.time() * 1000))
+                    result = await self.delivery.apply(sub.watch, info, int(time.time() * 1000))
                     if result.resync and state != "terminated":
                         log.info("sip %s: version gap, asking for full state", sub.aor)
                         sub.wake.set()  # the refresh brings a full-state NOTIFY (RFC 6665 §4.2.1.1)
@@ -423,11 +428,6 @@ class Subscriber:
             )
             self._restart(sub, after_termination(params))
         return answer, True
-
-
-def own_number(user: User) -> str | None:
-    """The user's E.164 number for the SDK's to/from: PBXes name the extension instead."""
-    return user.numbers[0] if user.numbers else None
 
 
 class _Refused(Exception):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from gateway.digits import decimal
+from gateway.parsing import parse_decimal
 
 
 class SignatureError(ValueError):
@@ -29,7 +29,7 @@ def verify(
 ) -> None:
     if not timestamp or not signature:
         raise SignatureError("missing X-Gateway-Timestamp or X-Gateway-Signature")
-    when = decimal(timestamp, 12)
+    when = parse_decimal(timestamp, 12)
     if when is None:
         raise SignatureError("X-Gateway-Timestamp must be unix seconds")
     if abs(now - when) > window:

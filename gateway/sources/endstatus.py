@@ -1,4 +1,4 @@
-"""How a terminated dialog ended, as the SDK's ``EndStatus``.
+"""How a call ended at the SIP level, as the SDK's ``EndStatus``: the table, owned here.
 
 ``end_status(direction, was_confirmed, event, code)`` reads the first row that
 matches, top to bottom. ``direction`` is the user's (recipient = INBOUND,
@@ -60,7 +60,7 @@ def end_status(
     if was_confirmed:
         return (EndStatus.FAILED if reason == "error" else EndStatus.COMPLETED), False
     if code is not None and code >= 300:
-        return _status_for_failure_code(direction, code), False
+        return status_for_code(code, direction), False
     if reason == "timeout":
         return EndStatus.NO_ANSWER, False
     if reason in GAVE_UP_EVENTS:
@@ -72,7 +72,15 @@ def end_status(
     return None, False
 
 
-def _status_for_failure_code(direction: Direction, code: int) -> EndStatus:
+def status_for_code(code: int | None, direction: Direction | None = None) -> EndStatus | None:
+    """The end status a final SIP response code stands for (rows 4-9); None below 300.
+
+    Shared by every source that learns a SIP code (SIP dialogs, Telnyx's
+    ``sip_hangup_cause``). Without a direction, 487 reads as CANCELED, which
+    the model turns into MISSED for an inbound call.
+    """
+    if code is None or code < 300:
+        return None
     if code in BUSY_CODES:
         return EndStatus.BUSY
     if code in REJECTED_CODES:
@@ -84,7 +92,7 @@ def _status_for_failure_code(direction: Direction, code: int) -> EndStatus:
     return EndStatus.FAILED
 
 
-def _gave_up(direction: Direction) -> EndStatus:
+def _gave_up(direction: Direction | None) -> EndStatus:
     # Inbound: the caller hung up before the user answered. Outbound: the
     # user hung up before the callee answered.
     return EndStatus.MISSED if direction is Direction.INBOUND else EndStatus.CANCELED

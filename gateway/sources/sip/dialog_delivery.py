@@ -13,11 +13,10 @@ import logging
 import weakref
 from collections.abc import Iterable
 
-from gateway.broker.base import BrokerUnavailable
 from gateway.model import Signal
+from gateway.sources.sip.dialog_watch import EntityWatch, WatchResult
 from gateway.sources.sip.dialoginfo import DialogInfo
-from gateway.sources.sip.watch import EntityWatch, WatchResult
-from gateway.tracker import CallTracker
+from gateway.tracker import BrokerUnavailable, CallTracker
 
 log = logging.getLogger("gateway.sip")
 
@@ -25,7 +24,9 @@ log = logging.getLogger("gateway.sip")
 MAX_UNDELIVERED = 1000
 
 
-class Reporter:
+class SignalDelivery:
+    """A watch's signals on their way to the tracker, kept through a broker outage."""
+
     def __init__(self, tracker: CallTracker) -> None:
         self.tracker = tracker
         self._undelivered: weakref.WeakKeyDictionary[EntityWatch, list[Signal]] = weakref.WeakKeyDictionary()

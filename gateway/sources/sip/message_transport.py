@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from gateway.sources.sip.adapter import Request, Response, serialize
-from gateway.sources.sip.messages import (
+from gateway.sources.sip.message_rules import (
     Limits,
     Rejected,
     decode,

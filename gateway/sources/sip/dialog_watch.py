@@ -51,7 +51,7 @@ Call ids: the dialog's ``call-id`` when there is one (a digest of it when it
 is over 128 characters or has characters outside ``[A-Za-z0-9._:@+=-]``),
 else the synthetic id above.
 
-Numbers: identities go through ``gateway.numbers.to_e164``; withheld callers
+Numbers: identities go through ``gateway.users.phone.to_e164``; withheld callers
 (``anonymous``, ``anonymous.invalid``, ``invalid``) have no number. The
 user's own number is ``local_number`` when given (a PBX's local identity is
 usually an extension), else the local identity, else the entity.
@@ -67,9 +67,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from gateway.model import Direction, EndStatus, Phase, Signal
-from gateway.numbers import to_e164
+from gateway.sources.endstatus import end_status
 from gateway.sources.sip.dialoginfo import Dialog, DialogInfo
-from gateway.sources.sip.endstatus import end_status
+from gateway.users.phone import to_e164
 
 WatchMode = Literal["subscription", "publication"]
 

@@ -12,7 +12,7 @@ import re
 _DECIMAL = re.compile(r"[0-9]+")
 
 
-def decimal(text: str, max_digits: int = 19) -> int | None:
+def parse_decimal(text: str, max_digits: int = 19) -> int | None:
     """The value of ``text`` if it is 1 to ``max_digits`` ASCII digits, else None."""
     if len(text) > max_digits or not _DECIMAL.fullmatch(text):
         return None

@@ -7,25 +7,19 @@ ids the page reports must agree with the logged-in user's.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from gateway.digits import decimal
-from gateway.directory import User
-from gateway.http.errors import ApiError, bearer_refused, read_body
-from gateway.passwords import verify_password
+from gateway.auth.tokens import TokenError
+from gateway.http.bodies import read_json_object
+from gateway.http.errors import ApiError, bearer_refused
+from gateway.parsing import parse_decimal
 from gateway.runtime import Gateway
-from gateway.tokens import TokenError
-
-# Spend the same KDF time on unknown logins, so timing does not tell which
-# logins exist.
-_DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+from gateway.users.directory import User
 
 
 def gateway_of(request: Request) -> Gateway:
@@ -56,22 +50,11 @@ def user_from_ticket(gw: Gateway, ticket: str) -> User:
     return _user_for(gw, ticket, "ticket")
 
 
-async def _json_body(request: Request, gw: Gateway) -> dict[str, Any]:
-    body = await read_body(request, 4096)
-    try:
-        data = json.loads(body or b"{}")
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ApiError(400, "body is not JSON", "bad-json") from None
-    if not isinstance(data, dict):
-        raise ApiError(422, "body must be a JSON object", "bad-json")
-    return data
-
-
 def _optional_id(data: dict[str, Any], name: str) -> int | None:
     value = data.get(name)
     if value is None:
         return None
-    if isinstance(value, str) and (number := decimal(value)) is not None:
+    if isinstance(value, str) and (number := parse_decimal(value)) is not None:
         return number
     if isinstance(value, int) and not isinstance(value, bool):
         return value
@@ -100,7 +83,7 @@ def _session(gw: Gateway, user: User) -> dict[str, Any]:
 
 async def login(request: Request) -> JSONResponse:
     gw = gateway_of(request)
-    data = await _json_body(request, gw)
+    data = await read_json_object(request)
     name, password = data.get("login"), data.get("password")
     if not isinstance(name, str) or not isinstance(password, str) or not name or not password:
         raise ApiError(422, "login and password are required", "bad-field")
@@ -108,26 +91,15 @@ async def login(request: Request) -> JSONResponse:
     hubspot_user_id = _optional_id(data, "hubspotUserId")
     client = request.client.host if request.client else "unknown"
     now = time.monotonic()
-    # Per login, against guessing one user's password; per address, with a
-    # higher allowance (a proxy puts many users behind one address), against
-    # spraying many logins.
-    wait = max(gw.login_throttle.retry_after([name], now), gw.address_throttle.retry_after([client], now))
+    wait = gw.logins.retry_after(name, client, now)
     if wait > 0:
         raise ApiError(429, f"too many failed logins; try again in {int(wait) + 1} s", "throttled")
-    # Counted as a failure before the check, which awaits: concurrent guesses
-    # cannot all slip past the limit; a success takes its count back.
-    gw.login_throttle.failed([name], now)
-    gw.address_throttle.failed([client], now)
+    gw.logins.attempt(name, client, now)
     user = gw.directory.by_login(name)
-    encoded = user.password_hash if user else _DUMMY_HASH
-    # scrypt takes tens of milliseconds and 16 MiB: off the event loop, and
-    # only a few at a time, so a burst of logins cannot balloon memory.
-    async with gw.kdf_slots:
-        ok = await run_in_threadpool(verify_password, password[:1024], encoded)
+    ok = await gw.logins.check_password(password, user.password_hash if user else None)
     if user is None or not ok:
         raise ApiError(401, "wrong login or password", "bad-password")
-    gw.login_throttle.succeeded([name])
-    gw.address_throttle.refund(client)
+    gw.logins.succeeded(name, client)
     check_hubspot_identity(user, portal_id, hubspot_user_id)
     return JSONResponse(_session(gw, user))
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.numbers import to_e164
+from gateway.users.phone import to_e164
 
 _AOR = re.compile(r"^\s*<?\s*(sips?):([^@>;\s]+)@([^>;:\s]+)(?::\d+)?", re.IGNORECASE)
 _LOGIN = re.compile(r"^[A-Za-z0-9._@+-]{1,64}$")
@@ -48,6 +48,15 @@ class User:
     display_name: str = ""
     aors: tuple[str, ...] = field(default=())
     numbers: tuple[str, ...] = field(default=())
+
+    @property
+    def own_number(self) -> str | None:
+        """The user's side of a call in E.164, where a source does not say it.
+
+        PBXes name the extension, not the number, and ingest senders may
+        know only the remote party; HubSpot logs both ends either way.
+        """
+        return self.numbers[0] if self.numbers else None
 
     def public(self) -> dict[str, Any]:
         """What the user's own browser may see about the user."""

@@ -1,0 +1,92 @@
+"""Start-up: from the settings to the running gateway and its web application.
+
+The one module that knows every part. Each source is imported here by
+name and wired by plain code: what it needs goes in through a
+``SourceContext``; what it brings (a component to start, a readiness check,
+a reaction to a users-file reload) is added to the ``Gateway`` here.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from starlette.applications import Starlette
+
+from gateway.auth.tokens import TokenSigner
+from gateway.broker import Broker, make_broker
+from gateway.config import Settings
+from gateway.http.app import create_app
+from gateway.ops.metrics import Metrics
+from gateway.runtime import Gateway
+from gateway.sources.context import SourceContext
+from gateway.sources.sip.service import SipService
+from gateway.sources.sip.settings import sip_settings
+from gateway.sources.webhooks.receiver import WebhookReceiver
+from gateway.tracker import CallTracker
+from gateway.users.directory import Directory
+from gateway.users.reload import DirectoryWatcher
+
+log = logging.getLogger("gateway")
+
+
+def build_gateway(
+    settings: Settings, directory: Directory | None = None, broker: Broker | None = None
+) -> Gateway:
+    if directory is None:
+        directory = Directory.load(settings.users_file, settings.default_region)
+    broker = broker or make_broker(settings)
+    metrics = Metrics()
+    metrics.gauge(
+        "gateway_streams_open", "Open SSE streams in this process", [], lambda: {(): broker.stream_count()}
+    )
+    secret = settings.secret
+    if not secret:
+        # One process on the embedded broker: tokens need not outlive it.
+        secret = secrets.token_urlsafe(32)
+        log.warning("GATEWAY_SECRET not set: session tokens will not survive a restart")
+    tracker = CallTracker(broker, metrics)
+    # Sources read the users through the gateway, which swaps them on a reload.
+    context = SourceContext(settings, tracker, metrics, directory=lambda: gw.directory)
+    gw = Gateway(
+        settings=settings,
+        directory=directory,
+        broker=broker,
+        metrics=metrics,
+        signer=TokenSigner(secret),
+        tracker=tracker,
+        webhooks=WebhookReceiver(context),
+    )
+    gw.components.append(
+        DirectoryWatcher(
+            settings.users_file,
+            settings.default_region,
+            settings.users_reload_seconds,
+            current=gw.current_directory,
+            swap=gw.swap_directory,
+        )
+    )
+    _add_sip(gw, context)
+    return gw
+
+
+def _add_sip(gw: Gateway, context: SourceContext) -> None:
+    """SIP is on when the settings file has a ``[sip]`` table with ``listen``."""
+    settings = sip_settings(gw.settings.extra)
+    if settings is None:
+        return
+    service = SipService(context, settings)
+    gw.components.append(service)
+    gw.readiness["sip"] = service.readiness
+    gw.directory_listeners.append(service.on_directory)
+    gw.metrics.gauge(
+        "gateway_sip_subscription_up",
+        "1 while a user's dialog subscription is active, else 0",
+        ["user", "aor", "tenant"],
+        service.subscriber.health,
+    )
+
+
+def build_app(settings: Settings, gw: Gateway | None = None) -> Starlette:
+    """The web application serving ``gw`` (by default a gateway built from ``settings``)."""
+    return create_app(settings, gw or build_gateway(settings))

@@ -1,0 +1,1 @@
+"""Running it: Prometheus metrics (``metrics``) and garbage-collector pacing (``gcpacer``)."""
