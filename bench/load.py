@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from bench.streams import call_id
-from gateway.signing import sign
+from gateway.auth.ingest_signature import sign
 
 
 class Poster:

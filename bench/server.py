@@ -20,9 +20,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.directory import Directory, User
-from gateway.passwords import hash_password
-from gateway.tokens import TokenSigner
+from gateway.auth.passwords import hash_password
+from gateway.auth.tokens import TokenSigner
+from gateway.users.directory import Directory, User
 
 
 def free_port() -> int:

@@ -33,7 +33,7 @@ import httpx
 
 from bench.procstat import cpu_seconds
 from bench.stats import percentile
-from gateway.passwords import hash_password
+from gateway.auth.passwords import hash_password
 
 PASSWORD = "bench-password-0123"
 EVENT_FOR_STATE = {"early": "incomingCall", "confirmed": "callAnswered", "terminated": "callEnded"}
