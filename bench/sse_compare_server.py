@@ -3,7 +3,7 @@
     python -m bench.sse_compare_server --port P --response own|sse-starlette [--send-timeout S]
 
 Everything but the response is the gateway's own: a ``MemoryBroker`` whose
-``Subscription`` (bounded, closes on overflow) feeds the stream, events made
+``StreamQueue`` (bounded, closes on overflow) feeds the stream, events made
 by the ``CallTracker`` as ingest makes them, uvicorn with uvloop and
 httptools, the collector pacer of ``gateway serve``. Only ``/api/stream``
 differs: the gateway's ``EventStream``, or sse-starlette's
@@ -35,17 +35,15 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from bench.streams import call_id
-from gateway.broker.base import Subscription
+from gateway.assemble import build_gateway
 from gateway.broker.memory import MemoryBroker
+from gateway.broker.stream_queue import StreamQueue
 from gateway.config import Settings
-from gateway.directory import Directory
-from gateway.gcpacer import CollectorPacer
 from gateway.http.stream import EventStream
-from gateway.metrics import Metrics
 from gateway.model import Direction, Phase, Signal
+from gateway.ops.gcpacer import CollectorPacer
 from gateway.runtime import Gateway
-from gateway.tokens import TokenSigner
-from gateway.tracker import CallTracker
+from gateway.users.directory import Directory
 
 RESPONSES = ("own", "sse-starlette")
 
@@ -90,20 +88,12 @@ def make_gateway(options: ServerOptions) -> Gateway:
         heartbeat_seconds=options.heartbeat,
         # The bench opens thousands of streams for one user to fan out to.
         streams_per_user=1_000_000,
+        secret=secrets.token_urlsafe(32),
     )
-    broker = MemoryBroker(settings)
-    metrics = Metrics()
-    return Gateway(
-        settings=settings,
-        directory=Directory(),
-        broker=broker,
-        metrics=metrics,
-        signer=TokenSigner(secrets.token_urlsafe(32)),
-        tracker=CallTracker(broker, metrics),
-    )
+    return build_gateway(settings, Directory(), MemoryBroker(settings))
 
 
-async def sse_starlette_events(gw: Gateway, sub: Subscription) -> AsyncIterator[ServerSentEvent]:
+async def sse_starlette_events(gw: Gateway, sub: StreamQueue) -> AsyncIterator[ServerSentEvent]:
     """The same bytes ``EventStream`` writes, one ``ServerSentEvent`` per event.
 
     Heartbeats are sse-starlette's own ping task, so the generator only waits
@@ -120,7 +110,7 @@ async def sse_starlette_events(gw: Gateway, sub: Subscription) -> AsyncIterator[
         gw.broker.unsubscribe(sub)
 
 
-def stream_response(gw: Gateway, sub: Subscription, options: ServerOptions) -> Response:
+def stream_response(gw: Gateway, sub: StreamQueue, options: ServerOptions) -> Response:
     if options.response == "own":
         return EventStream(gw, sub)
     # sep "\n" makes the wire format identical to EventStream's (its default is CRLF).
