@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Client, make_settings, running_gateway
-from tests.servers import RedisServer
+from tests.support.harness import Client, make_settings, running_gateway
+from tests.support.servers import RedisServer
 
 # The browser fixtures (a session-wide Chromium, the simulator page).
-pytest_plugins = ["tests.browser"]
+pytest_plugins = ["tests.support.browser"]
 
 
 @pytest.fixture

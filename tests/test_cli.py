@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.servers import free_port
-from tests.sse import SseStream
+from tests.support.servers import free_port
+from tests.support.sse import SseStream
 
 
 def gateway(

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from gateway.model import (
     EVENT_ORDER,
-    CallState,
     Direction,
     EndStatus,
     EngagementConflict,
@@ -20,20 +19,7 @@ from gateway.model import (
     attach_engagement,
     normalise_end_status,
 )
-
-
-def sig(phase: Phase, at: int, *, direction: Direction = Direction.INBOUND, **kw: object) -> Signal:
-    return Signal(source="t", call_id="c1", user_id="u1", direction=direction, phase=phase, at_ms=at, **kw)  # type: ignore[arg-type]
-
-
-def run(signals: list[Signal]) -> tuple[CallState, list[tuple[str, dict[str, object]]]]:
-    state: CallState | None = None
-    out: list[tuple[str, dict[str, object]]] = []
-    for s in signals:
-        state, events = advance(state, s)
-        out.extend((e.type, e.payload) for e in events)
-    assert state is not None
-    return state, out
+from tests.support.calls import run, sig
 
 
 def types(events: list[tuple[str, dict[str, object]]]) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gateway.model import EndStatus, Phase
 from gateway.wire import decode_state, encode_state
-from tests.test_model import run, sig
+from tests.support.calls import run, sig
 
 
 def test_state_survives_a_round_trip_through_the_redis_codec() -> None:

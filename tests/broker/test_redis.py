@@ -1,0 +1,228 @@
+"""Several gateway instances against one real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal as signal_module
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from gateway.broker import redis as redis_broker
+from tests.support.harness import Client, make_settings, running_gateway, signal
+from tests.support.servers import RedisServer
+
+
+@contextlib.asynccontextmanager
+async def two_instances(tmp_path: Path, redis_server: RedisServer) -> AsyncIterator[tuple[Client, Client]]:
+    settings = make_settings(tmp_path, redis_url=redis_server.url)
+    async with running_gateway(settings) as one, running_gateway(settings) as two:
+        yield one, two
+
+
+async def test_an_event_entering_one_instance_reaches_a_stream_on_another(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with two_instances(tmp_path, redis_server) as (one, two):
+        token = await one.login("alice")  # a token from one instance works on the other
+        async with two.stream(token) as stream:
+            assert (await one.ingest(signal("x1", "ringing"))).status_code == 202
+            event = await stream.next()
+    assert event.json["type"] == "incomingCall"
+    assert event.json["externalCallId"] == "ingest:x1"
+
+
+async def test_the_same_signal_on_two_instances_emits_one_event(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with two_instances(tmp_path, redis_server) as (one, two):
+        token = await one.login("alice")
+        async with one.stream(token) as stream:
+            for n in range(20):
+                body = signal(f"dup{n}", "ringing")
+                await asyncio.gather(one.ingest(body), two.ingest(body), one.ingest(body))
+            events = await stream.take(20)
+            await one.ingest(signal("marker", "ringing"))
+            marker = await stream.next()
+    assert sorted(e.json["externalCallId"] for e in events) == sorted(f"ingest:dup{n}" for n in range(20))
+    assert marker.json["externalCallId"] == "ingest:marker"
+
+
+async def test_resume_on_another_instance_replays_from_shared_history(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with two_instances(tmp_path, redis_server) as (one, two):
+        token = await one.login("alice")
+        async with one.stream(token) as stream:
+            await one.ingest(signal("h1", "ringing"))
+            seen = await stream.next()
+        await two.ingest(signal("h1", "answered"))
+        await one.ingest(signal("h1", "ended"))
+        async with two.stream(token, last_event_id=seen.id) as resumed:
+            events = await resumed.take(3)
+            await one.ingest(signal("h2", "ringing"))
+            live = await resumed.next()
+    assert [e.json["type"] for e in events] == ["callAnswered", "callEnded", "callCompleted"]
+    assert live.json["externalCallId"] == "ingest:h2"
+
+
+async def test_streams_are_multiplexed_over_one_pubsub_connection(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with running_gateway(make_settings(tmp_path, redis_url=redis_server.url)) as gw:
+        tokens = [await gw.login("alice"), await gw.login("bob")]
+        streams = [gw.stream(tokens[i % 2]) for i in range(12)]
+        for stream in streams:
+            await stream.__aenter__()
+        try:
+            admin = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+            clients = await admin.client_list()
+            await admin.aclose()
+            subscribers = [c for c in clients if int(c.get("sub", 0)) > 0]
+            assert len(subscribers) == 1
+            assert int(subscribers[0]["sub"]) == 3  # alice, bob and the control channel
+        finally:
+            for stream in streams:
+                await stream.close()
+
+
+async def test_redis_outage_is_reported_and_recovered_from(tmp_path: Path, redis_server: RedisServer) -> None:
+    async with running_gateway(make_settings(tmp_path, redis_url=redis_server.url)) as gw:
+        token = await gw.login("alice")
+        async with gw.stream(token) as stream:
+            await gw.ingest(signal("o1", "ringing"))
+            await stream.next()
+            redis_server.stop()
+            await asyncio.wait_for(stream.ended.wait(), 10)
+        assert (await gw.http.get("/readyz")).status_code == 503
+        assert (await gw.ingest(signal("o2", "ringing"))).status_code == 503
+        redis_server.start()
+        await gw.until_ready()
+        async with gw.stream(token) as stream:
+            assert (await gw.ingest(signal("o3", "ringing"))).status_code == 202
+            assert (await stream.next()).json["externalCallId"] == "ingest:o3"
+
+
+async def test_a_stream_that_drops_before_its_first_event_loses_nothing(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with two_instances(tmp_path, redis_server) as (one, two):
+        token = await one.login("alice")
+        async with one.stream(token) as empty_history:
+            pass
+        assert empty_history.head_id == "0-0"
+        await one.ingest(signal("f1", "ringing"))
+        async with two.stream(token, last_event_id=empty_history.head_id) as resumed:
+            first = await resumed.next()
+        async with one.stream(token) as fresh:
+            pass
+        assert fresh.head_id == first.id
+        await one.ingest(signal("f1", "answered"))
+        async with two.stream(token, last_event_id=fresh.head_id) as resumed:
+            second = await resumed.next()
+    assert first.json["type"] == "incomingCall"
+    assert second.json["type"] == "callAnswered"
+
+
+async def test_a_resume_after_redis_trimmed_the_history_says_there_is_a_gap(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    settings = make_settings(tmp_path, redis_url=redis_server.url, history_size=10)
+    async with running_gateway(settings) as gw:
+        token = await gw.login("alice")
+        async with gw.stream(token) as stream:
+            await gw.ingest(signal("g0", "ringing"))
+            seen = await stream.next()
+        # MAXLEN ~ trims whole nodes (100 entries by default): go well past.
+        for batch in range(4):
+            calls = [signal(f"g{batch}-{n}", "ringing") for n in range(100)]
+            assert (await gw.ingest({"signals": calls})).status_code == 202
+        async with gw.stream(token, last_event_id=seen.id) as resumed:
+            gap = await resumed.next()
+            first = await resumed.next()
+    assert gap.event == "gap"
+    assert first.event == "sdk"
+
+
+# An instance first tries a signal against the state it last saw itself (one
+# round trip); the tests below make that state stale in each way it can be.
+
+
+async def test_a_signal_tried_on_a_stale_state_emits_nothing_twice(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with two_instances(tmp_path, redis_server) as (one, two):
+        token = await one.login("alice")
+        async with one.stream(token) as stream:
+            await one.ingest(signal("s1", "ringing"))  # one remembers the call as ringing
+            await two.ingest(signal("s1", "answered"))  # but it moved on through two
+            again = await one.ingest(signal("s1", "answered"))
+            await one.ingest(signal("s1", "ended"))
+            events = await stream.take(4)
+            await one.ingest(signal("marker", "ringing"))
+            marker = await stream.next()
+    assert again.status_code == 202
+    assert again.json()["events"] == []
+    assert [e.json["type"] for e in events] == ["incomingCall", "callAnswered", "callEnded", "callCompleted"]
+    # Decided on the stored (answered) state, not the remembered (ringing) one.
+    assert events[2].json["payload"]["callEndStatus"] == "COMPLETED"
+    assert marker.json["externalCallId"] == "ingest:marker"
+
+
+async def test_an_engagement_for_a_call_seen_only_by_another_instance_is_kept(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with two_instances(tmp_path, redis_server) as (one, two):
+        auth = {"authorization": f"Bearer {await one.login('alice')}"}
+        await one.ingest(signal("g1", "ringing"))
+        response = await two.http.post(
+            "/api/calls/ingest:g1/engagement", json={"engagementId": 77}, headers=auth
+        )
+    assert response.status_code == 200
+    assert response.json()["engagementId"] == 77
+
+
+async def test_a_call_gone_from_redis_starts_over_though_the_instance_remembers_it(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with running_gateway(make_settings(tmp_path, redis_url=redis_server.url)) as gw:
+        first = await gw.ingest(signal("x1", "ringing"))
+        admin = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+        try:
+            # As when the call's state expires (call_ttl_seconds).
+            assert await admin.delete(*await admin.keys("*:call:ingest:x1")) == 1
+        finally:
+            await admin.aclose()
+        # Unchanged by the remembered state, yet not by the stored one.
+        again = await gw.ingest(signal("x1", "ringing"))
+    assert len(first.json()["events"]) == 1
+    assert len(again.json()["events"]) == 1
+
+
+async def test_a_redis_that_stops_answering_gets_503_within_the_command_deadline(
+    tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_broker, "_COMMAND_SECONDS", 0.5)
+    async with running_gateway(make_settings(tmp_path, redis_url=redis_server.url)) as gw:
+        assert (await gw.ingest(signal("p1", "ringing"))).status_code == 202
+        assert redis_server.proc is not None
+        redis_server.proc.send_signal(signal_module.SIGSTOP)  # alive, connected, silent
+        try:
+            response = await asyncio.wait_for(gw.ingest(signal("p2", "ringing")), 5)
+        finally:
+            redis_server.proc.send_signal(signal_module.SIGCONT)
+    assert response.status_code == 503
+
+
+async def test_more_commands_at_once_than_pooled_connections_all_succeed(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with running_gateway(make_settings(tmp_path, redis_url=redis_server.url)) as gw:
+        broker = gw.gateway.broker
+        assert isinstance(broker, redis_broker.RedisBroker)
+        calls = [broker.get_call("alice", f"ingest:n{i}") for i in range(3 * redis_broker._CONNECTIONS)]
+        found = await asyncio.gather(*calls)
+    assert found == [None] * len(calls)

@@ -1,0 +1,353 @@
+"""EntityWatch: successive dialog-info documents in, model signals out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gateway.model import CallState, Direction, EndStatus, Phase, Signal, advance
+from gateway.sources.sip.dialog_watch import EntityWatch
+from gateway.sources.sip.dialoginfo import Dialog, DialogInfo, parse_dialog_info
+
+DOCS = Path(__file__).parent / "documents"
+ENTITY = "sip:1001@pbx.test"
+
+
+def info(version: int, *dialogs: Dialog, state: str = "full") -> DialogInfo:
+    return DialogInfo(version=version, state=state, entity=ENTITY, dialogs=dialogs)  # type: ignore[arg-type]
+
+
+def dlg(state: str, dialog_id: str = "d1", **kw: Any) -> Dialog:
+    return Dialog(id=dialog_id, state=state, **kw)
+
+
+def fixture(name: str) -> DialogInfo:
+    return parse_dialog_info((DOCS / name).read_bytes())
+
+
+def phases(signals: list[Signal]) -> list[Phase]:
+    return [s.phase for s in signals]
+
+
+def sdk_events(signals: list[Signal]) -> list[str]:
+    states: dict[str, CallState] = {}
+    out: list[str] = []
+    for s in signals:
+        state, events = advance(states.get(s.call_key), s)
+        states[s.call_key] = state
+        out.extend(e.type for e in events)
+    return out
+
+
+# -- phases ----------------------------------------------------------------------
+
+
+def test_early_dialog_signals_ringing() -> None:
+    w = EntityWatch("alice")
+    result = w.apply(info(1, dlg("early", direction="recipient")), 1000)
+    assert phases(result.signals) == [Phase.RINGING]
+    assert result.signals[0].direction is Direction.INBOUND
+    assert result.signals[0].at_ms == 1000
+
+
+def test_trying_and_proceeding_are_ringing_too() -> None:
+    w = EntityWatch("alice")
+    assert phases(w.apply(info(1, dlg("trying", direction="initiator")), 1).signals) == [Phase.RINGING]
+    assert phases(w.apply(info(2, dlg("proceeding", direction="initiator")), 2).signals) == []
+
+
+def test_confirmed_dialog_signals_answered() -> None:
+    w = EntityWatch("alice")
+    w.apply(info(1, dlg("early", direction="recipient")), 1000)
+    result = w.apply(info(2, dlg("confirmed", direction="recipient")), 3000)
+    assert phases(result.signals) == [Phase.ANSWERED]
+
+
+def test_terminated_after_bye_signals_completed() -> None:
+    w = EntityWatch("alice")
+    w.apply(info(1, dlg("early", direction="recipient")), 1000)
+    w.apply(info(2, dlg("confirmed", direction="recipient")), 3000)
+    (ended,) = w.apply(info(3, dlg("terminated", direction="recipient", event="remote-bye")), 9000).signals
+    assert (ended.phase, ended.end_status, ended.transferred) == (Phase.ENDED, EndStatus.COMPLETED, False)
+
+
+def test_terminated_carries_sip_code_and_status_from_the_table() -> None:
+    w = EntityWatch("alice")
+    w.apply(info(1, dlg("trying", direction="initiator")), 1000)
+    (ended,) = w.apply(
+        info(2, dlg("terminated", direction="initiator", event="rejected", code=486)), 2000
+    ).signals
+    assert (ended.end_status, ended.sip_code) == (EndStatus.BUSY, 486)
+
+
+def test_replaced_dialog_ends_as_a_transfer_not_a_hang_up() -> None:
+    w = EntityWatch("alice")
+    signals = [
+        *w.apply(info(1, dlg("confirmed", direction="recipient", call_id="c1")), 1000).signals,
+        *w.apply(
+            info(2, dlg("terminated", direction="recipient", call_id="c1", event="replaced")), 5000
+        ).signals,
+    ]
+    assert signals[-1].transferred is True
+    assert sdk_events(signals) == [
+        "incomingCall",
+        "callAnswered",
+        "callTransferred",
+        "callEnded",
+        "callCompleted",
+    ]
+
+
+def test_dialog_first_seen_terminated_signals_nothing() -> None:
+    w = EntityWatch("alice")
+    assert w.apply(fixture("asterisk_idle.xml"), 1000).signals == []
+
+
+def test_repeated_state_signals_nothing_new() -> None:
+    w = EntityWatch("alice")
+    w.apply(info(1, dlg("early", direction="recipient")), 1000)
+    assert w.apply(info(2, dlg("early", direction="recipient")), 1500).signals == []
+
+
+# -- versions ----------------------------------------------------------------------
+
+
+def test_document_with_an_old_version_is_stale_and_ignored() -> None:
+    w = EntityWatch("alice")
+    w.apply(info(5, dlg("early", direction="recipient")), 1000)
+    result = w.apply(info(4, dlg("terminated", direction="recipient")), 2000)
+    assert (result.stale, result.signals, w.open_calls) == (True, [], 1)
+
+
+def test_document_repeating_the_last_version_is_stale() -> None:
+    w = EntityWatch("alice")
+    w.apply(info(5, dlg("early", direction="recipient")), 1000)
+    assert w.apply(info(5, dlg("confirmed", direction="recipient")), 2000).stale is True
+
+
+def test_partial_document_after_a_gap_asks_for_resync_and_still_applies() -> None:
+    w = EntityWatch("alice")
+    w.apply(info(1, dlg("early", direction="recipient")), 1000)
+    result = w.apply(info(3, dlg("confirmed", direction="recipient"), state="partial"), 2000)
+    assert (result.resync, phases(result.signals)) == (True, [Phase.ANSWERED])
+
+
+def test_partial_document_in_sequence_needs_no_resync() -> None:
+    w = EntityWatch("alice")
+    w.apply(info(1, dlg("early", direction="recipient")), 1000)
+    assert w.apply(info(2, dlg("confirmed", direction="recipient"), state="partial"), 2000).resync is False
+
+
+def test_partial_document_first_in_a_subscription_asks_for_resync() -> None:
+    w = EntityWatch("alice")
+    assert w.apply(info(7, dlg("early"), state="partial"), 1000).resync is True
+
+
+def test_full_document_after_a_gap_is_fine() -> None:
+    w = EntityWatch("alice")
+    w.apply(info(1, dlg("early", direction="recipient")), 1000)
+    result = w.apply(info(9, dlg("confirmed", direction="recipient")), 2000)
+    assert (result.resync, result.stale, phases(result.signals)) == (False, False, [Phase.ANSWERED])
+
+
+def test_partial_document_leaves_other_dialogs_alone() -> None:
+    w = EntityWatch("alice")
+    w.apply(info(1, dlg("confirmed", "a", call_id="ca"), dlg("early", "b", call_id="cb")), 1000)
+    result = w.apply(info(2, dlg("terminated", "b", call_id="cb"), state="partial"), 2000)
+    assert [(s.call_id, s.phase) for s in result.signals] == [("cb", Phase.ENDED)]
+    assert w.open_calls == 1
+
+
+def test_new_subscription_restarts_versions_but_keeps_calls() -> None:
+    w = EntityWatch("alice")
+    w.apply(info(40, dlg("confirmed", call_id="c1")), 1000)
+    w.resubscribed()
+    result = w.apply(info(0, dlg("confirmed", call_id="c1")), 2000)
+    assert (result.stale, result.signals) == (False, [])
+
+
+def test_full_state_after_resubscribing_ends_calls_that_ended_meanwhile() -> None:
+    w = EntityWatch("alice")
+    w.apply(info(40, dlg("confirmed", call_id="c1")), 1000)
+    w.resubscribed()
+    (ended,) = w.apply(info(0), 2000).signals
+    assert (ended.call_id, ended.phase, ended.end_status) == ("c1", Phase.ENDED, EndStatus.COMPLETED)
+
+
+# -- vanished dialogs ----------------------------------------------------------------
+
+
+def test_confirmed_dialog_missing_from_a_full_document_ends_completed() -> None:
+    w = EntityWatch("alice")
+    w.apply(info(1, dlg("confirmed", call_id="c1")), 1000)
+    (ended,) = w.apply(info(2), 2000).signals
+    assert (ended.phase, ended.end_status) == (Phase.ENDED, EndStatus.COMPLETED)
+
+
+def test_unanswered_inbound_dialog_missing_from_a_full_document_is_missed() -> None:
+    w = EntityWatch("alice")
+    w.apply(info(1, dlg("early", direction="recipient", call_id="c1")), 1000)
+    signals = w.apply(info(2), 2000).signals
+    assert (signals[0].end_status, sdk_events(signals)) == (
+        None,
+        ["incomingCall", "callEnded", "callCompleted"],
+    )
+
+
+def test_withdraw_ends_open_dialogs_of_a_removed_publication() -> None:
+    w = EntityWatch("alice", mode="publication")
+    w.apply(info(0, dlg("confirmed", "x", call_id="cx")), 1000)
+    (ended,) = w.withdraw(5000, ["x"])
+    assert (ended.call_id, ended.phase, ended.at_ms) == ("cx", Phase.ENDED, 5000)
+
+
+# -- Asterisk ----------------------------------------------------------------------
+
+
+def test_asterisk_inbound_call_rings_answers_and_completes() -> None:
+    w = EntityWatch("alice", local_number="+15555550101")
+    signals = [
+        *w.apply(fixture("asterisk_idle.xml"), 0).signals,
+        *w.apply(fixture("asterisk_ringing.xml"), 1000).signals,
+        *w.apply(fixture("asterisk_inuse.xml"), 3000).signals,
+        *w.apply(
+            DialogInfo(
+                version=4, state="full", entity=ENTITY, dialogs=(Dialog(id="1001", state="terminated"),)
+            ),
+            9000,
+        ).signals,
+    ]
+    assert phases(signals) == [Phase.RINGING, Phase.ANSWERED, Phase.ENDED]
+    assert {s.direction for s in signals} == {Direction.INBOUND}
+    assert (signals[0].from_number, signals[0].to_number, signals[0].remote_name) == (
+        "+15555550199",
+        "+15555550101",
+        "Carol Caller",
+    )
+    assert signals[2].end_status is EndStatus.COMPLETED
+
+
+def test_asterisk_consecutive_calls_on_one_extension_get_different_call_ids() -> None:
+    w = EntityWatch("alice")
+    first = w.apply(info(1, dlg("early", "1001", direction="recipient")), 1000).signals
+    w.apply(info(2, dlg("terminated", "1001")), 2000)
+    second = w.apply(info(3, dlg("early", "1001", direction="recipient")), 3000).signals
+    assert first[0].call_id != second[0].call_id
+
+
+def test_asterisk_direction_seen_while_ringing_is_remembered() -> None:
+    w = EntityWatch("alice")
+    w.apply(fixture("asterisk_ringing.xml"), 1000)
+    (answered,) = w.apply(fixture("asterisk_inuse.xml"), 2000).signals
+    assert answered.direction is Direction.INBOUND
+
+
+def test_asterisk_in_use_without_ringing_is_an_outbound_call() -> None:
+    w = EntityWatch("alice")
+    w.apply(fixture("asterisk_idle.xml"), 0)
+    (answered,) = w.apply(fixture("asterisk_inuse.xml"), 1000).signals
+    assert (answered.direction, answered.phase) == (Direction.OUTBOUND, Phase.ANSWERED)
+
+
+def test_asterisk_ringing_then_idle_is_missed() -> None:
+    w = EntityWatch("alice")
+    signals = [
+        *w.apply(fixture("asterisk_ringing.xml"), 1000).signals,
+        *w.apply(info(2, dlg("terminated", "1001")), 5000).signals,
+    ]
+    assert sdk_events(signals) == ["incomingCall", "callEnded", "callCompleted"]
+
+
+def test_asterisk_second_call_ringing_during_a_call_does_not_disturb_it() -> None:
+    w = EntityWatch("alice")
+    w.apply(fixture("asterisk_inuse.xml"), 1000)
+    assert w.apply(info(3, dlg("early", "1001", direction="recipient")), 2000).signals == []
+
+
+def test_withheld_caller_has_no_number() -> None:
+    w = EntityWatch("alice")
+    (ringing,) = w.apply(fixture("asterisk_ringing_anonymous.xml"), 1000).signals
+    assert (ringing.from_number, ringing.remote_name) == (None, None)
+
+
+# -- other PBXes -------------------------------------------------------------------
+
+
+def test_kamailio_call_uses_the_dialog_call_id() -> None:
+    w = EntityWatch("alice")
+    (ringing,) = w.apply(fixture("kamailio_publish_trying.xml"), 1000).signals
+    assert (ringing.call_id, ringing.call_key) == ("a84b4c76e66710@10.0.0.5", "sip:a84b4c76e66710@10.0.0.5")
+
+
+def test_outbound_numbers_go_from_local_to_remote() -> None:
+    w = EntityWatch("alice")
+    (ringing,) = w.apply(fixture("kamailio_publish_trying.xml"), 1000).signals
+    assert (ringing.direction, ringing.from_number, ringing.to_number) == (
+        Direction.OUTBOUND,
+        "1001",
+        "+442071838750",
+    )
+
+
+def test_local_number_overrides_the_local_identity() -> None:
+    w = EntityWatch("alice", local_number="+15555550101")
+    (ringing,) = w.apply(fixture("kamailio_publish_trying.xml"), 1000).signals
+    assert ringing.from_number == "+15555550101"
+
+
+def test_several_dialogs_become_several_calls() -> None:
+    w = EntityWatch("alice")
+    signals = w.apply(fixture("kamailio_presence_two_dialogs.xml"), 1000).signals
+    assert [(s.call_id, s.phase, s.from_number, s.remote_name) for s in signals] == [
+        ("c1@10.0.0.7", Phase.ANSWERED, "+15555550111", "Erin"),
+        ("c2@10.0.0.8", Phase.RINGING, "+15555550122", "Frank"),
+    ]
+
+
+def test_freeswitch_number_is_made_e164_with_the_default_region() -> None:
+    w = EntityWatch("alice")
+    (ringing,) = w.apply(fixture("freeswitch_early.xml"), 1000).signals
+    assert (ringing.from_number, ringing.remote_name) == ("+12125550123", "Dave Dialler")
+
+
+def test_forks_of_one_call_end_only_when_all_have_ended() -> None:
+    w = EntityWatch("alice")
+    w.apply(info(1, dlg("early", "f1", call_id="c"), dlg("early", "f2", call_id="c")), 1000)
+    answered = w.apply(
+        info(2, dlg("confirmed", "f1", call_id="c"), dlg("terminated", "f2", call_id="c")), 2000
+    )
+    assert phases(answered.signals) == [Phase.ANSWERED]
+    (ended,) = w.apply(info(3, dlg("terminated", "f1", call_id="c", event="local-bye")), 9000).signals
+    assert (ended.phase, ended.end_status) == (Phase.ENDED, EndStatus.COMPLETED)
+
+
+# -- publication mode ----------------------------------------------------------------
+
+
+def test_publication_full_document_does_not_end_other_publications() -> None:
+    w = EntityWatch("alice", mode="publication")
+    w.apply(info(0, dlg("confirmed", "a", call_id="ca")), 1000)
+    assert w.apply(info(0, dlg("early", "b", call_id="cb")), 2000).signals[0].phase is Phase.RINGING
+    assert w.open_calls == 2
+
+
+def test_publication_older_version_of_a_dialog_is_stale() -> None:
+    w = EntityWatch("alice", mode="publication")
+    w.apply(info(3, dlg("terminated", "a", call_id="ca")), 1000)
+    result = w.apply(info(2, dlg("early", "a", call_id="ca")), 2000)
+    assert (result.stale, result.signals) == (True, [])
+
+
+def test_publication_late_copy_of_an_ended_dialog_does_not_ring_again() -> None:
+    w = EntityWatch("alice", mode="publication")
+    w.apply(info(1, dlg("early", "a", call_id="ca")), 1000)
+    w.apply(info(2, dlg("terminated", "a", call_id="ca")), 2000)
+    assert w.apply(info(1, dlg("early", "a", call_id="ca")), 3000).signals == []
+
+
+def test_call_id_with_odd_characters_is_replaced_by_a_stable_digest() -> None:
+    odd = "abc/def " + "x" * 200
+    first = EntityWatch("alice").apply(info(1, dlg("early", call_id=odd)), 1000).signals[0]
+    again = EntityWatch("alice").apply(info(1, dlg("early", call_id=odd)), 5000).signals[0]
+    assert first.call_id == again.call_id
+    assert first.call_id.startswith("h.") and len(first.call_id) == 34

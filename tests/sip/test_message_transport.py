@@ -1,0 +1,150 @@
+"""SIP transports: caps, malformed input, rport/received, TCP framing, IPv6."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.harness import Client
+from tests.support.sipkit import sip_address, sip_gateway, sip_service, sip_table
+from tests.support.sipwire import UdpPeer, header, request, status_of, tcp_exchange, udp_peer
+
+
+@pytest.fixture
+async def gw(tmp_path: Path) -> AsyncIterator[Client]:
+    async with sip_gateway(tmp_path, sip_table(max_message_bytes=4096, max_headers=64)) as client:
+        yield client
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[UdpPeer]:
+    async with udp_peer() as udp:
+        yield udp
+
+
+async def test_options_over_udp_is_answered_at_the_source_port_with_rport_filled_in(
+    gw: Client, peer: UdpPeer
+) -> None:
+    peer.send(request(port=9, rport=True), sip_address(gw, "udp"))
+    answer = await peer.next()
+    assert status_of(answer) == 200
+    via = header(answer, "via") or ""
+    assert f"rport={peer.port}" in via
+    assert "received=127.0.0.1" in via  # RFC 3581 §4: always, when rport is asked for
+
+
+async def test_a_request_whose_via_names_another_host_gets_received_stamped(
+    gw: Client, peer: UdpPeer
+) -> None:
+    peer.send(request(host="192.0.2.7", port=peer.port, rport=True), sip_address(gw, "udp"))
+    answer = await peer.next()
+    assert "received=127.0.0.1" in (header(answer, "via") or "")
+
+
+async def test_a_request_without_call_id_is_answered_400(gw: Client, peer: UdpPeer) -> None:
+    peer.send(request(port=peer.port, omit=("call-id",)), sip_address(gw, "udp"))
+    answer = await peer.next()
+    assert status_of(answer) == 400
+    assert b"Missing Call-Id" in answer.split(b"\r\n")[0]
+
+
+async def test_a_content_length_longer_than_the_datagram_is_answered_400(gw: Client, peer: UdpPeer) -> None:
+    peer.send(request(port=peer.port, body=b"abc", content_length="50"), sip_address(gw, "udp"))
+    assert status_of(await peer.next()) == 400
+
+
+async def test_an_oversized_datagram_is_answered_413(gw: Client, peer: UdpPeer) -> None:
+    peer.send(request(port=peer.port, body=b"x" * 5000), sip_address(gw, "udp"))
+    assert status_of(await peer.next()) == 413
+
+
+async def test_garbage_is_dropped_with_a_log_line_and_the_next_request_is_served(
+    gw: Client, peer: UdpPeer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, "gateway.sip"):
+        peer.send(b"\x00\xff\xfe garbage \x80\r\n\r\n", sip_address(gw, "udp"))
+        peer.send(request(port=peer.port), sip_address(gw, "udp"))
+        assert status_of(await peer.next()) == 200
+    assert any("dropped" in r.message for r in caplog.records)
+
+
+async def test_an_unsupported_method_is_answered_405_with_allow(gw: Client, peer: UdpPeer) -> None:
+    peer.send(request("INVITE", port=peer.port), sip_address(gw, "udp"))
+    answer = await peer.next()
+    assert status_of(answer) == 405
+    assert "NOTIFY" in (header(answer, "allow") or "")
+
+
+async def test_tcp_answers_on_the_same_connection_even_when_via_names_another_port(gw: Client) -> None:
+    answer, _ = await tcp_exchange(sip_address(gw, "tcp"), request(transport="TCP", port=5999, rport=False))
+    assert status_of(answer) == 200
+
+
+async def test_tcp_with_an_unreadable_content_length_is_answered_400_and_closed(gw: Client) -> None:
+    data = request(transport="TCP", content_length="banana")
+    answer, closed = await tcp_exchange(sip_address(gw, "tcp"), data, check_closed=True)
+    assert status_of(answer) == 400
+    assert closed
+
+
+async def test_tcp_with_a_body_over_the_cap_is_answered_413_and_closed(gw: Client) -> None:
+    data = request(transport="TCP", content_length="100000")
+    answer, closed = await tcp_exchange(sip_address(gw, "tcp"), data, check_closed=True)
+    assert status_of(answer) == 413
+    assert closed
+
+
+async def test_tcp_accepts_bare_lf_line_ends(gw: Client) -> None:
+    data = request(transport="TCP").replace(b"\r\n", b"\n")
+    answer, _ = await tcp_exchange(sip_address(gw, "tcp"), data)
+    assert status_of(answer) == 200
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+async def test_an_ipv6_udp_listener_answers(tmp_path: Path) -> None:
+    async with sip_gateway(tmp_path, sip_table(listen=["udp:[::1]:0"])) as gw:
+        peer = await UdpPeer.open("::1")
+        try:
+            peer.send(request(host="[::1]", port=peer.port), sip_address(gw, "udp", socket.AF_INET6))
+            assert status_of(await peer.next()) == 200
+        finally:
+            peer.close()
+
+
+async def test_a_forged_rport_and_received_cannot_point_the_answer_elsewhere(gw: Client) -> None:
+    async with udp_peer() as attacker, udp_peer() as victim:
+        forged = request(port=victim.port, rport=True).replace(
+            b";rport", f";rport={victim.port};received=192.0.2.66".encode(), 1
+        )
+        attacker.send(forged, sip_address(gw, "udp"))
+        answer = await attacker.next()
+        via = header(answer, "via") or ""
+        assert f"rport={attacker.port}" in via
+        assert "192.0.2.66" not in via and f"rport={victim.port}" not in via
+
+
+async def test_answers_to_options_are_not_kept_for_retransmissions(gw: Client, peer: UdpPeer) -> None:
+    data = request(port=peer.port)
+    for _ in range(2):
+        peer.send(data, sip_address(gw, "udp"))
+        assert status_of(await peer.next()) == 200
+    assert len(sip_service(gw).server) == 0
+    assert "gateway_sip_retransmissions_total 0.0" in (await gw.http.get("/metrics")).text
+
+
+async def test_the_retransmission_cache_takes_its_byte_cap_from_the_settings(tmp_path: Path) -> None:
+    async with sip_gateway(tmp_path, sip_table(transaction_cache_bytes=2 * 1024 * 1024)) as gw:
+        assert sip_service(gw).server.max_bytes == 2 * 1024 * 1024

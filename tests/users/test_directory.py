@@ -1,0 +1,123 @@
+"""The user directory: lookups, validation, the file, and reloads while running."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway.auth.passwords import hash_password, verify_password
+from gateway.users.directory import Directory, DirectoryError, User, normalise_aor
+from gateway.users.reload import DirectoryWatcher
+from tests.support.harness import Client, make_settings, running_gateway, signal
+from tests.support.harness import test_users as sample_users
+
+
+def watcher(gw: Client) -> DirectoryWatcher:
+    found = [c for c in gw.gateway.components if isinstance(c, DirectoryWatcher)]
+    assert len(found) == 1
+    return found[0]
+
+
+def user(login: str, **extra: object) -> User:
+    return User.from_json({"login": login, "tenant": 1, "password_hash": "x", **extra}, "US")
+
+
+def test_users_are_found_by_login_aor_and_number() -> None:
+    directory = Directory([user("ann", aors=["sip:1001@PBX.example.com"], numbers=["(555) 555-0101"])])
+    assert directory.by_login("ann") is not None
+    assert directory.by_aor("<sip:1001@pbx.example.com:5060;transport=udp>") is directory.by_login("ann")
+    assert directory.by_number("+1 555 555 0101") is directory.by_login("ann")
+    assert directory.by_number("+15555550102") is None
+
+
+def test_aor_user_part_is_case_sensitive_and_host_is_not() -> None:
+    assert normalise_aor("SIP:Alice@Example.COM") == "sip:Alice@example.com"
+    assert normalise_aor("not an aor") is None
+
+
+def test_an_address_or_number_belongs_to_one_user_only() -> None:
+    directory = Directory([user("ann", aors=["sip:1@x"], numbers=["+15555550101"])])
+    with pytest.raises(DirectoryError, match="already belongs to ann"):
+        directory.add(user("bo", aors=["sip:1@x"]))
+    with pytest.raises(DirectoryError, match="already belongs to ann"):
+        directory.add(user("bo", numbers=["+15555550101"]))
+
+
+def test_invalid_entries_are_refused_with_the_reason() -> None:
+    with pytest.raises(DirectoryError, match="missing 'tenant'"):
+        User.from_json({"login": "ann", "password_hash": "x"}, "US")
+    with pytest.raises(DirectoryError, match="not a sip: address"):
+        user("ann", aors=["1001"])
+    with pytest.raises(DirectoryError, match="login"):
+        user("bad login")
+
+
+def test_the_file_round_trips_and_is_private(tmp_path: Path) -> None:
+    path = tmp_path / "users.json"
+    Directory([user("ann", aors=["sip:1@x"])]).save(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    loaded = Directory.load(path)
+    assert loaded.by_aor("sip:1@x") == user("ann", aors=["sip:1@x"])
+
+
+def test_a_broken_file_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "users.json"
+    path.write_text("{nope")
+    with pytest.raises(DirectoryError, match="not valid JSON"):
+        Directory.load(path)
+
+
+def test_passwords_are_hashed_with_a_salt_and_verified() -> None:
+    first, second = hash_password("correct horse"), hash_password("correct horse")
+    assert first != second
+    assert first.startswith("scrypt$")
+    assert verify_password("correct horse", first)
+    assert not verify_password("wrong horse", first)
+    assert not verify_password("correct horse", "garbage")
+
+
+async def test_a_user_added_to_the_file_can_log_in_without_a_restart(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    async with running_gateway(settings) as gw:
+        entries = sample_users()
+        entries.append({**entries[1], "login": "carol", "id": "carol", "aors": [], "numbers": []})
+        settings.users_file.write_text(json.dumps({"users": entries}))
+        assert await watcher(gw).check()
+        assert await gw.login("carol", "bob-password")
+
+
+async def test_removing_a_user_closes_their_streams(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    async with running_gateway(settings) as gw:
+        token = await gw.login("bob")
+        async with gw.stream(token) as stream:
+            settings.users_file.write_text(json.dumps({"users": sample_users()[:1]}))
+            assert await watcher(gw).check()
+            await asyncio.wait_for(stream.ended.wait(), 5)
+        assert (await gw.ingest(signal("x", "ringing", user="bob"))).status_code == 404
+
+
+async def test_a_broken_users_file_keeps_the_users_already_loaded(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    async with running_gateway(settings) as gw:
+        settings.users_file.write_text("{broken")
+        assert not await watcher(gw).check()
+        assert await gw.login("alice")
+
+
+async def test_the_running_gateway_picks_up_file_changes_by_itself(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, users_reload_seconds=0.05)
+    async with running_gateway(settings) as gw:
+        settings.users_file.write_bytes(b"\xff\xfe not even text")
+        entries = sample_users()[:1]  # bob removed
+        await asyncio.sleep(0.2)  # the watcher sees the broken file, and keeps going
+        settings.users_file.write_text(json.dumps({"users": entries}))
+        for _ in range(100):
+            if gw.gateway.directory.by_login("bob") is None:
+                break
+            await asyncio.sleep(0.05)
+        assert gw.gateway.directory.by_login("bob") is None
+        assert gw.gateway.directory.by_login("alice") is not None
