@@ -3,6 +3,9 @@
 // No DOM and no SDK here, so the rules stay in one readable place.
 
 // The gateway names the SDK method; only these may be called from the stream.
+// The page keeps its own list on purpose: it decides what it lets a stream
+// make HubSpot do. tests/test_wire.py checks it against gateway/model.py's
+// EVENT_ORDER, which owns the order.
 export const SDK_METHODS = new Set([
   "incomingCall",
   "outgoingCall",
