@@ -28,7 +28,7 @@ from tests.support.cpaas import (
 
 
 def receiver_with(directory: Directory, **settings: object) -> tuple[WebhookReceiver, CallTracker]:
-    merged = replace(Settings(), **{**webhook_settings(), **settings})  # type: ignore[arg-type]
+    merged = replace(Settings(), **{**webhook_settings(), **settings})
     metrics = Metrics()
     tracker = CallTracker(MemoryBroker(merged), metrics)
     return WebhookReceiver(SourceContext(merged, tracker, metrics, lambda: directory)), tracker
