@@ -1,4 +1,9 @@
-"""``python -m bench``: hold N SSE streams on one gateway and push events through it."""
+"""``./dev bench``: hold N SSE streams on one gateway and push events through it.
+
+``./dev bench sip`` runs the SIP benchmark (``bench.sip_bench``) and
+``./dev bench sse-compare`` the SSE response against sse-starlette's
+(``bench.sse_compare``); each takes ``--help``.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,17 @@ from bench.run import Options, run
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["sip"]:
+        from bench import sip_bench
+
+        sip_bench.main(argv[1:])
+        return 0
+    if argv[:1] == ["sse-compare"]:
+        from bench import sse_compare
+
+        return sse_compare.main(argv[1:])
+    parser = argparse.ArgumentParser(prog="./dev bench", description=__doc__)
     parser.add_argument("--streams", type=int, default=Options.streams, help="concurrent SSE streams")
     parser.add_argument("--per-user", type=int, default=Options.per_user, help="streams per user")
     parser.add_argument("--rate", type=float, default=Options.rate, help="events per second")

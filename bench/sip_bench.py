@@ -261,12 +261,14 @@ async def drive(
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="./dev bench sip", description=__doc__.split("\n\n")[0] if __doc__ else None
+    )
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--window", type=int, default=64, help="calls in flight at once")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     calls, users, window = min(args.calls, 20_000), min(args.users, 500), min(args.window, 1000)
     figures = asyncio.run(run(calls, users, window))
     print(f"SIP PUBLISH -> SSE, one gateway process, {users} users, {window} calls in flight")

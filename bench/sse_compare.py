@@ -341,7 +341,7 @@ def render(results: list[Result], options: Options) -> str:
 
 
 def parse_options(argv: list[str] | None) -> Options:
-    parser = argparse.ArgumentParser(prog="python -m bench.sse_compare", description=__doc__)
+    parser = argparse.ArgumentParser(prog="./dev bench sse-compare", description=__doc__)
     add = parser.add_argument
     add("--streams", type=int, default=Options.streams, help="idle streams held open")
     add("--events", type=int, default=Options.events, help="events fanned out to every stream")
