@@ -8,11 +8,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 from typing import cast
 
+from bench import run_client
 from bench.run import Options, run
 
 
@@ -52,13 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         gateway_log=args.gateway_log,
     )
     try:
-        import uvloop
-    except ImportError:  # pragma: no cover (uvloop is a dependency off Windows)
-        runner = asyncio.run
-    else:
-        runner = uvloop.run
-    try:
-        report = runner(run(options))
+        report = run_client(run(options))
     except (RuntimeError, OSError) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2

@@ -37,6 +37,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from bench import run_client
 from bench.procstat import cpu_seconds, rss_kib
 from bench.run import raise_open_files
 from bench.server import _stop, _wait_ready, free_port
@@ -378,13 +379,7 @@ def parse_options(argv: list[str] | None) -> Options:
 def main(argv: list[str] | None = None) -> int:
     options = parse_options(argv)
     try:
-        import uvloop
-    except ImportError:  # pragma: no cover (uvloop is a dependency off Windows)
-        runner = asyncio.run
-    else:
-        runner = uvloop.run
-    try:
-        results = runner(compare(options))
+        results = run_client(compare(options))
     except (RuntimeError, OSError) as exc:
         print(f"bench.sse_compare: {exc}", file=sys.stderr)
         return 2
