@@ -106,6 +106,26 @@ async def test_redis_outage_is_reported_and_recovered_from(tmp_path: Path, redis
             assert (await stream.next()).json["externalCallId"] == "ingest:o3"
 
 
+async def test_every_route_that_needs_redis_answers_503_with_a_reason_while_it_is_down(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with running_gateway(make_settings(tmp_path, redis_url=redis_server.url)) as gw:
+        token = await gw.login("alice")
+        assert (await gw.ingest(signal("d1", "ringing"))).status_code == 202
+        redis_server.stop()
+        auth = {"authorization": f"Bearer {token}"}
+        answers = [
+            await gw.http.get("/api/stream", headers=auth),
+            await gw.http.get("/api/calls/ingest:d1", headers=auth),
+            await gw.http.post("/api/calls/ingest:d1/engagement", json={"engagementId": 7}, headers=auth),
+            await gw.ingest(signal("d2", "ringing")),
+        ]
+        assert [r.status_code for r in answers] == [503] * 4
+        assert all(r.json()["error"].startswith("event broker unavailable") for r in answers)
+        metrics = (await gw.http.get("/metrics")).text
+        assert 'gateway_rejected_total{reason="broker-down",where="/api/stream"} 1.0' in metrics
+
+
 async def test_a_stream_that_drops_before_its_first_event_loses_nothing(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:

@@ -1,7 +1,7 @@
 """The PUBLISH receiver (RFC 3903, ``Event: dialog``), as Kamailio/OpenSIPS ``pua_dialoginfo`` send it.
 
 Any instance may receive any PUBLISH: entity tags validate themselves
-(``publication.PublicationRules``) and the call model lives in the broker.
+(``publish_rules.PublicationRules``) and the call model lives in the broker.
 What an instance keeps in memory is a cache that only sharpens what it
 reports: per user an ``EntityWatch`` in publication mode (dialog versions),
 and per publication the dialogs it described, so that a removal ends them,

@@ -1,6 +1,6 @@
 """What a dialog subscription does next: pure decisions, no sockets, no clock.
 
-``subscriber.py`` does the I/O (sending SUBSCRIBE, timers, the directory)
+``subscribe_client`` does the I/O (sending SUBSCRIBE, timers, the directory)
 and asks this module what an answer or a NOTIFY means for the subscription.
 """
 
