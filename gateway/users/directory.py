@@ -7,6 +7,7 @@ reload it when it changes on disk.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -18,7 +19,8 @@ from typing import Any
 
 from gateway.users.phone import to_e164
 
-_AOR = re.compile(r"^\s*<?\s*(sips?):([^@>;\s]+)@([^>;:\s]+)(?::\d+)?", re.IGNORECASE)
+# The host is a name, an IPv4 address or a bracketed IPv6 reference (RFC 3261 §25.1).
+_AOR = re.compile(r"^\s*<?\s*(sips?):([^@>;\s]+)@(\[[0-9A-Fa-f:.]+\]|[^>;:\s\[\]]+)(?::\d+)?", re.IGNORECASE)
 _LOGIN = re.compile(r"^[A-Za-z0-9._@+-]{1,64}$")
 
 
@@ -35,6 +37,12 @@ def normalise_aor(raw: str) -> str | None:
     if not match:
         return None
     scheme, user, host = match.groups()
+    if host.startswith("["):
+        # One address, one spelling: [FD00:0::5] and [fd00::5] are the same host.
+        try:
+            host = f"[{ipaddress.IPv6Address(host[1:-1]).compressed}]"
+        except ValueError:
+            return None
     return f"{scheme.lower()}:{user}@{host.lower()}"
 
 

@@ -38,6 +38,25 @@ def test_aor_user_part_is_case_sensitive_and_host_is_not() -> None:
     assert normalise_aor("not an aor") is None
 
 
+def test_an_ipv6_aor_keeps_its_whole_address() -> None:
+    assert normalise_aor("sip:1001@[fd00::5]:5060;transport=tcp") == "sip:1001@[fd00::5]"
+    assert normalise_aor("sip:1001@[fd00::5]") != normalise_aor("sip:1001@[fd00::6]")
+
+
+def test_one_ipv6_address_written_two_ways_is_one_aor() -> None:
+    assert normalise_aor("<sip:1001@[FD00:0:0::5]>") == "sip:1001@[fd00::5]"
+
+
+def test_a_bracketed_host_that_is_no_ipv6_address_is_no_aor() -> None:
+    assert normalise_aor("sip:1001@[fd00::zz]") is None
+    assert normalise_aor("sip:1001@[fd00") is None
+
+
+def test_users_at_two_ipv6_hosts_are_told_apart() -> None:
+    directory = Directory([user("ann", aors=["sip:1001@[fd00::5]"]), user("bo", aors=["sip:1001@[fd00::6]"])])
+    assert directory.by_aor("sip:1001@[fd00::6]:5060") is directory.by_login("bo")
+
+
 def test_an_address_or_number_belongs_to_one_user_only() -> None:
     directory = Directory([user("ann", aors=["sip:1@x"], numbers=["+15555550101"])])
     with pytest.raises(DirectoryError, match="already belongs to ann"):
