@@ -95,9 +95,14 @@ class User:
                 if aor is None:
                     raise DirectoryError(f"user {login}: {raw!r} is not a sip: address of record")
                 aors.append(aor)
-            numbers = tuple(
-                n for n in (to_e164(str(raw), default_region) for raw in data.get("numbers", [])) if n
-            )
+            numbers: list[str] = []
+            for raw in data.get("numbers", []):
+                if not str(raw).strip():
+                    continue
+                number = to_e164(str(raw), default_region)
+                if number is None:
+                    raise DirectoryError(f"user {login}: {raw!r} is not a phone number")
+                numbers.append(number)
             hubspot = data.get("hubspot_user_id")
             return cls(
                 id=str(data.get("id") or login),
@@ -107,7 +112,7 @@ class User:
                 hubspot_user_id=None if hubspot in (None, "") else int(hubspot),
                 display_name=str(data.get("display_name", "")),
                 aors=tuple(aors),
-                numbers=numbers,
+                numbers=tuple(numbers),
             )
         except KeyError as exc:
             raise DirectoryError(f"user entry is missing {exc.args[0]!r}") from None
@@ -115,6 +120,17 @@ class User:
             if isinstance(exc, DirectoryError):
                 raise
             raise DirectoryError(f"user entry is invalid: {exc}") from None
+
+
+def _extension(aor: str | None) -> str | None:
+    if aor is None:
+        return None
+    user_part = aor.split(":", 1)[1].rsplit("@", 1)[0]
+    return user_part if user_part.isascii() and user_part.isdecimal() else None
+
+
+def _extension_keys(user: User) -> set[tuple[int, str]]:
+    return {(user.tenant, ext) for ext in map(_extension, user.aors) if ext is not None}
 
 
 class Directory:
@@ -126,6 +142,8 @@ class Directory:
         self._by_login: dict[str, User] = {}
         self._by_aor: dict[str, User] = {}
         self._by_number: dict[str, User] = {}
+        # (tenant, extension) -> the users whose AOR has that numeric user part.
+        self._by_extension: dict[tuple[int, str], list[User]] = {}
         for user in users:
             self.add(user)
 
@@ -148,6 +166,8 @@ class Directory:
         self._by_login[user.login] = user
         self._by_aor.update({aor: user for aor in user.aors})
         self._by_number.update({number: user for number in user.numbers})
+        for key in _extension_keys(user):
+            self._by_extension.setdefault(key, []).append(user)
 
     def remove(self, login: str) -> User:
         user = self._by_login.get(login)
@@ -158,6 +178,10 @@ class Directory:
             del self._by_aor[aor]
         for number in user.numbers:
             del self._by_number[number]
+        for key in _extension_keys(user):
+            self._by_extension[key].remove(user)
+            if not self._by_extension[key]:
+                del self._by_extension[key]
         return user
 
     def replace(self, user: User) -> None:
@@ -173,6 +197,28 @@ class Directory:
     def by_aor(self, raw: str) -> User | None:
         aor = normalise_aor(raw)
         return None if aor is None else self._by_aor.get(aor)
+
+    def by_identity(self, raw: str, tenant: int) -> User | None:
+        """The user a SIP identity names, seen from a PBX of ``tenant``.
+
+        By address of record first; else by extension (a numeric user part),
+        since a PBX may name its own host differently from the users file
+        (an address instead of a name): only among the tenant's users, and
+        only when exactly one of them has it.
+        """
+        user = self.by_aor(raw)
+        if user is not None:
+            return user
+        extension = _extension(normalise_aor(raw))
+        if extension is None:
+            return None
+        found = self._by_extension.get((tenant, extension), [])
+        return found[0] if len(found) == 1 else None
+
+    def number_of(self, identity: str, tenant: int) -> str | None:
+        """The own number of the user a SIP identity names (``by_identity``), if any."""
+        user = self.by_identity(identity, tenant)
+        return user.own_number if user else None
 
     def by_number(self, raw: str) -> User | None:
         number = to_e164(raw, self.default_region)

@@ -9,17 +9,20 @@ import phonenumbers
 
 _SIP_URI = re.compile(r"^(?:sips?|tel):([^@;>]+)", re.IGNORECASE)
 _VISUAL_SEPARATORS = re.compile(r"[\s().\-/]")
+_DIGITS = re.compile(r"\+?[0-9]+")
 _MAX_EXTENSION_DIGITS = 6
 
 
 # Parsing is the dearest step of a signal and the same numbers recur.
 @functools.lru_cache(maxsize=8192)
 def to_e164(raw: str | None, default_region: str = "US") -> str | None:
-    """A dialled or presented number in E.164, or the input cleaned up.
+    """A dialled or presented number in E.164, an extension, or None when it is no number.
 
-    Internal extensions ("1001") and anonymous callers have no E.164 form;
-    they are passed through (stripped of URI syntax) rather than dropped, so
-    the call is still logged with what the PBX said.
+    Internal extensions ("1001") and numbers the plan does not know have no
+    E.164 form; they are passed through as digits (stripped of URI syntax
+    and separators), so the call is still logged with what the PBX said.
+    Anything else ("anonymous", ``sip:alice@example.com``, ``client:bob``)
+    is no phone number, and the SDK's number fields carry only numbers.
     """
     if raw is None:
         return None
@@ -30,6 +33,8 @@ def to_e164(raw: str | None, default_region: str = "US") -> str | None:
     if not text:
         return None
     candidate = _VISUAL_SEPARATORS.sub("", text)
+    if not _DIGITS.fullmatch(candidate):
+        return None
     if candidate.startswith("00"):
         candidate = "+" + candidate[2:]
     # Short digit strings are PBX extensions in any region, even where the

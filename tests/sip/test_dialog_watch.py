@@ -270,6 +270,37 @@ def test_withheld_caller_has_no_number() -> None:
     assert (ringing.from_number, ringing.remote_name) == (None, None)
 
 
+def test_a_caller_that_is_no_number_is_sent_as_no_number_and_named_by_its_address() -> None:
+    w = EntityWatch("alice")
+    early = dlg("early", direction="recipient", remote_identity="sip:carol@example.com")
+    (ringing,) = w.apply(info(1, early), 1000).signals
+    assert (ringing.from_number, ringing.remote_name) == (None, "carol@example.com")
+
+
+def test_a_display_name_wins_over_the_address_of_a_caller_that_is_no_number() -> None:
+    w = EntityWatch("alice")
+    early = dlg(
+        "early", direction="recipient", remote_identity="sip:carol@example.com", remote_display="Carol"
+    )
+    (ringing,) = w.apply(info(1, early), 1000).signals
+    assert ringing.remote_name == "Carol"
+
+
+def test_another_users_extension_is_sent_as_that_users_number() -> None:
+    known = {"sip:1002@pbx.test": "+15555550102"}
+    w = EntityWatch("alice", local_number="+15555550101", known_number=lambda uri: known.get(uri))
+    early = dlg("early", direction="initiator", remote_identity="sip:1002@pbx.test")
+    (ringing,) = w.apply(info(1, early), 1000).signals
+    assert (ringing.from_number, ringing.to_number) == ("+15555550101", "+15555550102")
+
+
+def test_an_extension_nobody_has_is_sent_as_it_is() -> None:
+    w = EntityWatch("alice", known_number=lambda uri: None)
+    early = dlg("early", direction="recipient", remote_identity="sip:1009@pbx.test")
+    (ringing,) = w.apply(info(1, early), 1000).signals
+    assert ringing.from_number == "1009"
+
+
 # -- other PBXes -------------------------------------------------------------------
 
 

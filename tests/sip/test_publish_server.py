@@ -41,6 +41,22 @@ async def test_published_dialog_states_reach_the_users_stream(
         assert types == ["incomingCall", "callAnswered", "callEnded", "callCompleted"]
 
 
+async def test_a_call_from_another_users_extension_carries_that_users_number(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(publish_from=LOCAL)) as gw:
+        publisher = Publisher(pbx, sip_address(gw, "udp"))
+        token = await gw.login("alice")
+        async with gw.stream(token) as stream:
+            # Bob's phone names itself by extension, at the PBX's address.
+            from_bob = ringing("x1", remote="sip:1002@10.0.0.5")
+            assert (await publisher.publish(ALICE, dialog_info(ALICE, 1, [from_bob]))).status == 200
+            event = (await stream.next()).json
+        assert event["type"] == "incomingCall"
+        assert (event["payload"]["fromNumber"], event["payload"]["toNumber"]) == (
+            "+15555550102",
+            "+15555550101",
+        )
+
+
 async def test_a_refresh_without_body_gets_a_new_etag(tmp_path: Path) -> None:
     async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(publish_from=LOCAL)) as gw:
         publisher = Publisher(pbx, sip_address(gw, "udp"))

@@ -74,6 +74,37 @@ def test_invalid_entries_are_refused_with_the_reason() -> None:
         user("bad login")
 
 
+def test_a_number_that_is_no_phone_number_is_refused() -> None:
+    with pytest.raises(DirectoryError, match="'sales' is not a phone number"):
+        user("ann", numbers=["sales"])
+
+
+def test_a_sip_identity_finds_its_user_by_address_of_record() -> None:
+    directory = Directory([user("ann", aors=["sip:1001@pbx.example.com"], numbers=["+15555550101"])])
+    assert directory.by_identity("<sip:1001@PBX.example.com;user=phone>", tenant=1) is directory.by_login(
+        "ann"
+    )
+
+
+def test_a_sip_identity_finds_its_user_by_extension_on_another_host_spelling() -> None:
+    directory = Directory([user("ann", aors=["sip:1001@pbx.example.com"])])
+    assert directory.by_identity("sip:1001@10.0.0.5:5060", tenant=1) is directory.by_login("ann")
+
+
+def test_an_extension_belongs_to_the_users_of_one_tenant_only() -> None:
+    other = User.from_json({"login": "bo", "tenant": 2, "password_hash": "x", "aors": ["sip:1001@b"]}, "US")
+    directory = Directory([other])
+    assert directory.by_identity("sip:1001@10.0.0.5", tenant=1) is None
+
+
+def test_an_extension_two_users_of_a_tenant_share_names_neither() -> None:
+    directory = Directory([user("ann", aors=["sip:1001@pbx-a"]), user("bo", aors=["sip:1001@pbx-b"])])
+    assert directory.by_identity("sip:1001@10.0.0.5", tenant=1) is None
+    assert directory.by_identity("sip:1001@pbx-b", tenant=1) is directory.by_login("bo")
+    directory.remove("bo")
+    assert directory.by_identity("sip:1001@10.0.0.5", tenant=1) is directory.by_login("ann")
+
+
 def test_the_file_round_trips_and_is_private(tmp_path: Path) -> None:
     path = tmp_path / "users.json"
     Directory([user("ann", aors=["sip:1@x"])]).save(path)

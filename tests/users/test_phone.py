@@ -19,12 +19,15 @@ from gateway.users.phone import to_e164
         ("1001", "US", "1001"),
         ("1001", "GB", "1001"),
         ("sip:1001@pbx.example.com", "DE", "1001"),
-        ("anonymous", "US", "anonymous"),
+        ("anonymous", "US", None),
+        ("sip:alice@example.com", "US", None),
+        ("client:bob", "US", None),
+        ("+1 555 CALL NOW", "US", None),
         ("", "US", None),
         (None, "US", None),
     ],
 )
-def test_numbers_are_normalised_and_extensions_kept(
+def test_numbers_are_normalised_extensions_kept_and_words_are_no_numbers(
     raw: str | None, region: str, expected: str | None
 ) -> None:
     assert to_e164(raw, region) == expected

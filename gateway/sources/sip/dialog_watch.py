@@ -54,7 +54,11 @@ else the synthetic id above.
 Numbers: identities go through ``gateway.users.phone.to_e164``; withheld callers
 (``anonymous``, ``anonymous.invalid``, ``invalid``) have no number. The
 user's own number is ``local_number`` when given (a PBX's local identity is
-usually an extension), else the local identity, else the entity.
+usually an extension), else the local identity, else the entity. A remote
+identity that names another gateway user (``known_number``: by AOR, or by
+extension within the tenant) is sent as that user's number. An identity
+that is no number (``sip:alice@example.com``) is sent as no number; its
+``user@host`` becomes the remote name when the dialog gives no display name.
 """
 
 from __future__ import annotations
@@ -62,7 +66,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -128,12 +132,17 @@ class EntityWatch:
         *,
         mode: WatchMode = "subscription",
         local_number: str | None = None,
+        known_number: Callable[[str], str | None] | None = None,
     ) -> None:
         self.user_id = user_id
         self.source = source
         self.default_region = default_region
         self.mode: WatchMode = mode
         self.local_number = local_number
+        # The number of the gateway user a remote identity names, if any:
+        # a call between two extensions is logged with the other user's
+        # number, which is what HubSpot matches records on.
+        self.known_number = known_number
         self._version: int | None = None
         self._tracks: dict[str, _Track] = {}
         self._calls: dict[str, _Call] = {}
@@ -312,7 +321,7 @@ class EntityWatch:
         code: int | None = None
         if phase is Phase.ENDED:
             status, transferred, code = self._ending(call)
-        remote = self._number(call.remote_uri)
+        remote = self._remote_number(call.remote_uri)
         local = self.local_number or self._number(call.local_uri)
         inbound = call.direction is Direction.INBOUND
         return Signal(
@@ -324,7 +333,7 @@ class EntityWatch:
             at_ms=now_ms,
             from_number=remote if inbound else local,
             to_number=local if inbound else remote,
-            remote_name=call.remote_name,
+            remote_name=call.remote_name or (None if remote else _identity_name(call.remote_uri)),
             end_status=status,
             sip_code=code,
             transferred=transferred,
@@ -343,6 +352,13 @@ class EntityWatch:
                 best = (status, transferred, code)
         return best
 
+    def _remote_number(self, uri: str | None) -> str | None:
+        if uri is not None and self.known_number is not None:
+            known = self.known_number(uri)
+            if known:
+                return known
+        return self._number(uri)
+
     def _number(self, uri: str | None) -> str | None:
         if uri is None:
             return None
@@ -353,6 +369,17 @@ class EntityWatch:
             if not user or user.lower() in _WITHHELD or host.lower() == "anonymous.invalid":
                 return None
         return to_e164(text, self.default_region)
+
+
+def _identity_name(uri: str | None) -> str | None:
+    """``user@host`` of an identity that is no number (``sip:alice@example.com``), for the title."""
+    match = _URI_USER_HOST.match((uri or "").strip().strip("<>"))
+    if not match or not match.group(1) or match.group(1).lower() in _WITHHELD:
+        return None
+    user, host = match.group(1), match.group(2)
+    if (host or "").lower() == "anonymous.invalid":
+        return None
+    return f"{user}@{host}" if host else user
 
 
 def _plain_call_id(call_id: str) -> str:

@@ -14,6 +14,7 @@ sends) still ends the call.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import os
@@ -88,11 +89,20 @@ class PublishServer:
                 return user, aor
         return None
 
+    def _number_of(self, tenant: int, identity: str) -> str | None:
+        """The number of the gateway user a remote identity names (a call between two users)."""
+        return self.directory().number_of(identity, tenant)
+
     def _watch(self, user: User) -> EntityWatch:
         watch = self._watches.get(user.id)
         if watch is None:
             watch = EntityWatch(
-                user.id, "sip", self.default_region, mode="publication", local_number=user.own_number
+                user.id,
+                "sip",
+                self.default_region,
+                mode="publication",
+                local_number=user.own_number,
+                known_number=functools.partial(self._number_of, user.tenant),
             )
             self._watches[user.id] = watch
             while len(self._watches) > MAX_WATCHES:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import logging
 import secrets
 import socket
@@ -118,6 +119,8 @@ class Subscriber:
         self.client = client
         self.delivery = SignalDelivery(tracker)
         self.default_region = default_region
+        # The users as of the last sync, for naming the other party of a call.
+        self._directory = Directory()
         self.subscriptions: dict[tuple[str, str], DialogSubscription] = {}
         self._by_call_id: dict[str, DialogSubscription] = {}
         self._resolved: dict[tuple[str, int], tuple[str, int]] = {}
@@ -139,6 +142,7 @@ class Subscriber:
         """Subscribe new addresses of record, unsubscribe removed ones."""
         if self.closed:
             return  # a directory reload racing with shutdown
+        self._directory = directory
         wanted = self.wanted(directory)
         gone = [key for key in self.subscriptions if key not in wanted]
         await asyncio.gather(*(self._remove(key) for key in gone))
@@ -151,11 +155,21 @@ class Subscriber:
                 user=user,
                 aor=key[1],
                 pbx=pbx,
-                watch=EntityWatch(user.id, "sip", self.default_region, local_number=user.own_number),
+                watch=EntityWatch(
+                    user.id,
+                    "sip",
+                    self.default_region,
+                    local_number=user.own_number,
+                    known_number=functools.partial(self._number_of, user.tenant),
+                ),
                 digest=DigestClient(pbx.username, pbx.password),
             )
             self.subscriptions[key] = sub
             sub.task = asyncio.create_task(self._run(sub), name=f"sip-subscribe-{key[1]}")
+
+    def _number_of(self, tenant: int, identity: str) -> str | None:
+        """The number of the gateway user a remote identity names (a call between two users)."""
+        return self._directory.number_of(identity, tenant)
 
     async def _remove(self, key: tuple[str, str]) -> None:
         sub = self.subscriptions.pop(key, None)
