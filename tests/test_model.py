@@ -79,6 +79,94 @@ def test_call_completed_carries_engagement_properties_with_duration_in_ms() -> N
     assert dict(events)["callEnded"] == {"externalCallId": "t:c1", "callEndStatus": "COMPLETED"}
 
 
+def test_an_outbound_call_is_logged_as_outbound_to_the_number_called() -> None:
+    _, events = run(
+        [
+            sig(Phase.RINGING, 1000, direction=Direction.OUTBOUND, from_number="+15555550101"),
+            sig(Phase.ANSWERED, 2000, direction=Direction.OUTBOUND, to_number="+15555550199"),
+            sig(Phase.ENDED, 12000, direction=Direction.OUTBOUND),
+        ]
+    )
+    assert dict(events)["callCompleted"]["engagementProperties"] == {
+        "hs_timestamp": 1000,
+        "hs_call_duration": "10000",
+        "hs_call_direction": "OUTBOUND",
+        "hs_call_status": "COMPLETED",
+        "hs_call_title": "Outbound call to +15555550199",
+        "hs_call_from_number": "+15555550101",
+        "hs_call_to_number": "+15555550199",
+    }
+
+
+def test_an_outbound_call_starts_with_both_numbers_as_the_sdk_types_them() -> None:
+    _, events = run([sig(Phase.RINGING, 5, direction=Direction.OUTBOUND, from_number="+1", to_number="+2")])
+    assert events == [
+        (
+            "outgoingCall",
+            {
+                "externalCallId": "t:c1",
+                "fromNumber": "+1",
+                "toNumber": "+2",
+                "callStartTime": 5,
+                "createEngagement": True,
+            },
+        )
+    ]
+
+
+def test_a_call_without_numbers_starts_with_empty_ones_and_logs_none() -> None:
+    _, events = run([sig(Phase.RINGING, 0), sig(Phase.ENDED, 1)])
+    assert (dict(events)["incomingCall"]["fromNumber"], dict(events)["incomingCall"]["toNumber"]) == ("", "")
+    props = dict(events)["callCompleted"]["engagementProperties"]
+    assert "hs_call_from_number" not in props and "hs_call_to_number" not in props  # type: ignore[operator]
+    assert props["hs_call_title"] == "Inbound call from unknown number"  # type: ignore[index]
+
+
+def test_the_callers_name_makes_the_title() -> None:
+    _, events = run([sig(Phase.RINGING, 0, from_number="+1", remote_name="Ann Smith"), sig(Phase.ENDED, 1)])
+    props = dict(events)["callCompleted"]["engagementProperties"]
+    assert props["hs_call_title"] == "Inbound call from Ann Smith"  # type: ignore[index]
+
+
+def test_an_outbound_title_names_the_called_party_not_the_user() -> None:
+    _, events = run(
+        [
+            sig(Phase.RINGING, 0, direction=Direction.OUTBOUND, from_number="+1", to_number="+2"),
+            sig(Phase.ENDED, 1, direction=Direction.OUTBOUND),
+        ]
+    )
+    props = dict(events)["callCompleted"]["engagementProperties"]
+    assert props["hs_call_title"] == "Outbound call to +2"  # type: ignore[index]
+
+
+def test_answered_and_transferred_name_their_call() -> None:
+    _, events = run([sig(Phase.RINGING, 0), sig(Phase.ANSWERED, 1), sig(Phase.ENDED, 2, transferred=True)])
+    assert dict(events)["callAnswered"] == {"externalCallId": "t:c1"}
+    assert dict(events)["callTransferred"] == {"externalCallId": "t:c1"}
+
+
+def test_an_unanswered_call_lasts_zero_ms() -> None:
+    _, events = run([sig(Phase.RINGING, 0), sig(Phase.ENDED, 30000)])
+    props = dict(events)["callCompleted"]["engagementProperties"]
+    assert props["hs_call_duration"] == "0"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("status", "wire"),
+    [
+        (EndStatus.COMPLETED, "COMPLETED"),
+        (EndStatus.FAILED, "FAILED"),
+        (EndStatus.CANCELED, "CANCELED"),
+        (EndStatus.BUSY, "BUSY"),
+        (EndStatus.NO_ANSWER, "NO_ANSWER"),
+        (EndStatus.REJECTED, "REJECTED"),
+        (EndStatus.MISSED, "MISSED"),
+    ],
+)
+def test_end_statuses_are_written_as_the_sdk_spells_them(status: EndStatus, wire: str) -> None:
+    assert status.value == wire
+
+
 def test_source_reported_duration_wins_over_timestamps() -> None:
     _, events = run(
         [sig(Phase.RINGING, 0), sig(Phase.ENDED, 90000, end_status=EndStatus.COMPLETED, duration_ms=42000)]
@@ -163,6 +251,28 @@ def test_end_status_is_made_consistent_with_the_call(
 )
 def test_hs_call_status_uses_only_hubspots_values(status: EndStatus, hs_status: str) -> None:
     _, events = run([sig(Phase.RINGING, 0), sig(Phase.ENDED, 1, end_status=status)])
+    props = dict(events)["callCompleted"]["engagementProperties"]
+    assert props["hs_call_status"] == hs_status  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("status", "hs_status"),
+    [
+        (EndStatus.CANCELED, "CANCELED"),
+        (EndStatus.NO_ANSWER, "NO_ANSWER"),
+        (EndStatus.COMPLETED, "COMPLETED"),
+    ],
+)
+def test_an_outbound_calls_end_reaches_hubspot_as_its_call_status(status: EndStatus, hs_status: str) -> None:
+    out = Direction.OUTBOUND
+    answered = [sig(Phase.ANSWERED, 1, direction=out)] if status is EndStatus.COMPLETED else []
+    _, events = run(
+        [
+            sig(Phase.RINGING, 0, direction=out),
+            *answered,
+            sig(Phase.ENDED, 2, direction=out, end_status=status),
+        ]
+    )
     props = dict(events)["callCompleted"]["engagementProperties"]
     assert props["hs_call_status"] == hs_status  # type: ignore[index]
 
