@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gateway.model import CallState, Direction, EndStatus, Phase, Signal, advance
-from gateway.sources.sip.dialog_watch import EntityWatch
+from gateway.sources.sip.dialog_watch import MAX_OPEN_DIALOGS, MAX_REMEMBERED_ENDS, EntityWatch
 from gateway.sources.sip.dialoginfo import Dialog, DialogInfo, parse_dialog_info
 
 DOCS = Path(__file__).parent / "documents"
@@ -299,6 +302,104 @@ def test_an_extension_nobody_has_is_sent_as_it_is() -> None:
     early = dlg("early", direction="recipient", remote_identity="sip:1009@pbx.test")
     (ringing,) = w.apply(info(1, early), 1000).signals
     assert ringing.from_number == "1009"
+
+
+# -- direction and identities -------------------------------------------------------
+
+
+def test_an_initiator_dialog_first_seen_early_is_an_outbound_call() -> None:
+    (ringing,) = EntityWatch("alice").apply(info(1, dlg("early", direction="initiator")), 1).signals
+    assert ringing.direction is Direction.OUTBOUND
+
+
+def test_a_dialog_without_direction_ringing_is_inbound_and_one_in_progress_outbound() -> None:
+    (ringing,) = EntityWatch("alice").apply(info(1, dlg("early")), 1).signals
+    (placed,) = EntityWatch("alice").apply(info(1, dlg("trying")), 1).signals
+    assert (ringing.direction, placed.direction) == (Direction.INBOUND, Direction.OUTBOUND)
+
+
+def test_a_direction_learned_from_a_later_document_turns_the_call_round() -> None:
+    w = EntityWatch("alice")
+    w.apply(info(1, dlg("trying")), 1)
+    (answered,) = w.apply(info(2, dlg("confirmed", direction="recipient")), 2).signals
+    assert answered.direction is Direction.INBOUND
+
+
+def test_a_direction_once_given_is_not_changed_by_a_later_document() -> None:
+    w = EntityWatch("alice")
+    w.apply(info(1, dlg("early", direction="recipient")), 1)
+    (answered,) = w.apply(info(2, dlg("confirmed", direction="initiator")), 2).signals
+    assert answered.direction is Direction.INBOUND
+
+
+def test_signals_belong_to_the_watched_user_and_source() -> None:
+    (ringing,) = EntityWatch("bob", "pbx-2").apply(info(1, dlg("early", direction="recipient")), 1).signals
+    assert (ringing.user_id, ringing.source) == ("bob", "pbx-2")
+
+
+@pytest.mark.parametrize(
+    "word", ["anonymous", "invalid", "unknown", "restricted", "unavailable", "Anonymous"]
+)
+def test_a_withheld_caller_word_gives_no_number_and_no_name(word: str) -> None:
+    early = dlg(
+        "early", direction="recipient", remote_identity=f"sip:{word}@example.com", remote_display=word
+    )
+    (ringing,) = EntityWatch("alice").apply(info(1, early), 1).signals
+    assert (ringing.from_number, ringing.remote_name) == (None, None)
+
+
+def test_a_caller_at_anonymous_invalid_has_no_number() -> None:
+    early = dlg("early", direction="recipient", remote_identity="sip:+15555550199@anonymous.invalid")
+    (ringing,) = EntityWatch("alice").apply(info(1, early), 1).signals
+    assert ringing.from_number is None
+
+
+def test_the_first_identity_seen_stays_the_calls() -> None:
+    w = EntityWatch("alice")
+    first = dlg("early", "f1", call_id="c", direction="recipient", remote_identity="sip:+15555550199@x")
+    second = dlg("early", "f2", call_id="c", direction="recipient", remote_identity="sip:+15555550188@x")
+    w.apply(info(1, first), 1)
+    (answered,) = w.apply(info(2, first, replace(second, state="confirmed")), 2).signals
+    assert answered.from_number == "+15555550199"
+
+
+def test_the_answered_fork_decides_how_a_call_ended() -> None:
+    w = EntityWatch("alice")
+    busy = dlg("terminated", "f1", call_id="c", direction="initiator", code=486)
+    talked = dlg("confirmed", "f2", call_id="c", direction="initiator")
+    w.apply(
+        info(
+            1,
+            dlg("early", "f1", call_id="c", direction="initiator"),
+            dlg("early", "f2", call_id="c", direction="initiator"),
+        ),
+        1,
+    )
+    w.apply(info(2, busy, talked), 2)
+    (ended,) = w.apply(info(3, busy, replace(talked, state="terminated", event="remote-bye")), 3).signals
+    assert (ended.phase, ended.end_status) == (Phase.ENDED, EndStatus.COMPLETED)
+
+
+def test_beyond_the_open_dialog_cap_new_dialogs_are_not_followed() -> None:
+    w = EntityWatch("alice")
+    dialogs = [
+        dlg("early", f"d{i}", call_id=f"c{i}", direction="recipient") for i in range(MAX_OPEN_DIALOGS + 1)
+    ]
+    signals = w.apply(info(1, *dialogs), 1).signals
+    assert len(signals) == MAX_OPEN_DIALOGS
+    assert signals[-1].call_id == f"c{MAX_OPEN_DIALOGS - 1}"
+
+
+def test_the_oldest_remembered_end_is_forgotten_first() -> None:
+    w = EntityWatch("alice", mode="publication")
+    w.apply(info(5, dlg("terminated", "old", call_id="old")), 1)
+    for i in range(MAX_REMEMBERED_ENDS):
+        w.apply(info(5, dlg("terminated", f"x{i}", call_id=f"x{i}")), 2)
+    # "old" was forgotten: an earlier version of it is no longer stale.
+    assert w.apply(info(1, dlg("early", "old", call_id="old", direction="recipient")), 3).signals
+    # the newest is still remembered: a late copy of it is stale.
+    last = f"x{MAX_REMEMBERED_ENDS - 1}"
+    assert w.apply(info(1, dlg("early", last, call_id=last, direction="recipient")), 4).stale
 
 
 # -- other PBXes -------------------------------------------------------------------
