@@ -17,8 +17,8 @@ from gateway.users.directory import Directory
 from gateway.users.phone import to_e164
 
 MAX_BATCH = 100
-_CALL_ID = re.compile(r"^[A-Za-z0-9._:@+=/-]{1,128}$")
-_SOURCE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+_CALL_ID = re.compile(r"^[A-Za-z0-9._:@+=/-]{1,128}\Z")
+_SOURCE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}\Z")
 _KNOWN = {
     "source",
     "callId",

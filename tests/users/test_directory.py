@@ -72,6 +72,8 @@ def test_invalid_entries_are_refused_with_the_reason() -> None:
         user("ann", aors=["1001"])
     with pytest.raises(DirectoryError, match="login"):
         user("bad login")
+    with pytest.raises(DirectoryError, match="login"):
+        user("ann\n")
 
 
 def test_a_number_that_is_no_phone_number_is_refused() -> None:

@@ -86,7 +86,7 @@ _URI_USER_HOST = re.compile(r"^(?:sips?|tel):([^@;>?]*)(?:@([^;>?:]*))?", re.IGN
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 # The generic ingest's call-id alphabet: what the rest of the gateway (SSE
 # payloads, /api/calls/{externalCallId}) is known to carry well.
-_PLAIN_CALL_ID = re.compile(r"^[A-Za-z0-9._:@+=-]{1,128}$")
+_PLAIN_CALL_ID = re.compile(r"^[A-Za-z0-9._:@+=-]{1,128}\Z")
 
 
 @dataclass(frozen=True)

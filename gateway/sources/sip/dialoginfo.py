@@ -55,8 +55,8 @@ KNOWN_EVENTS = ("cancelled", "rejected", "replaced", "local-bye", "remote-bye", 
 DocState = Literal["full", "partial"]
 DialogDirection = Literal["initiator", "recipient"]
 
-_VERSION = re.compile(r"^[0-9]{1,19}$")
-_CODE = re.compile(r"^[1-6][0-9][0-9]$")
+_VERSION = re.compile(r"^[0-9]{1,19}\Z")
+_CODE = re.compile(r"^[1-6][0-9][0-9]\Z")
 
 
 class DialogInfoError(ValueError):

@@ -24,8 +24,8 @@ MANDATORY = ("via", "from", "to", "call-id", "cseq")
 # Compact forms (RFC 3261 §7.3.3) of the headers the salvage scan looks for.
 _COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "l": "content-length"}
 _SALVAGED = frozenset(("via", "from", "to", "call-id", "cseq", "content-length"))
-_CSEQ = re.compile(r"^\s*(\d{1,10})\s+([A-Za-z!%*_+`'~.-]+)\s*$")
-_TOKEN = re.compile(r"^[A-Za-z!%*_+`'~.-]+$")
+_CSEQ = re.compile(r"^\s*(\d{1,10})\s+([A-Za-z!%*_+`'~.-]+)\s*\Z")
+_TOKEN = re.compile(r"^[A-Za-z!%*_+`'~.-]+\Z")
 _SENT_BY = re.compile(r"^\s*SIP\s*/\s*2\.0\s*/\s*[A-Za-z]+\s+(\[[^\]]*\]|[^;:\s]+)", re.IGNORECASE)
 _RPORT_ASKED = re.compile(r";\s*rport\s*(?=;|$)", re.IGNORECASE)
 # received and rport parameters as a sender wrote them, with or without a value

@@ -42,8 +42,8 @@ _MAC_BYTES = 16
 
 PublishKind = Literal["initial", "refresh", "modify", "remove"]
 
-_DIGITS = re.compile(r"^[0-9]{1,10}$")
-_B64 = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_DIGITS = re.compile(r"^[0-9]{1,10}\Z")
+_B64 = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
 
 
 @dataclass(frozen=True)

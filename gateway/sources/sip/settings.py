@@ -16,8 +16,8 @@ from gateway.sources.sip.message_rules import Limits
 from gateway.sources.sip.message_transport import ListenAddress
 from gateway.sources.sip.transactions import Timers
 
-_LISTEN = re.compile(r"^(udp|tcp):(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]+)):(\d{1,5})$", re.IGNORECASE)
-_HOSTPORT = re.compile(r"^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]+))(?::(\d{1,5}))?$")
+_LISTEN = re.compile(r"^(udp|tcp):(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]+)):(\d{1,5})\Z", re.IGNORECASE)
+_HOSTPORT = re.compile(r"^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]+))(?::(\d{1,5}))?\Z")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from gateway.users.directory import Directory
 from gateway.users.phone import to_e164
 
 # Provider call ids are opaque; refuse only what could not be one.
-_CALL_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+_CALL_ID = re.compile(r"^[\x21-\x7e]{1,128}\Z")
 
 
 class WebhookError(ValueError):

@@ -59,9 +59,9 @@ DIRECTIONS: dict[str, Direction] = {
     "outbound": Direction.OUTBOUND,
 }
 
-_B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+_B64URL = re.compile(r"^[A-Za-z0-9_-]*\Z")
 # Vonage writes phone numbers in international form without the "+".
-_INTERNATIONAL_DIGITS = re.compile(r"^[1-9]\d{6,14}$")
+_INTERNATIONAL_DIGITS = re.compile(r"^[1-9]\d{6,14}\Z")
 
 
 class TokenInvalid(ValueError):
