@@ -45,6 +45,8 @@ def to_e164(raw: str | None, default_region: str = "US") -> str | None:
         parsed = phonenumbers.parse(candidate, None if candidate.startswith("+") else default_region)
     except phonenumbers.NumberParseException:
         return candidate
-    if not phonenumbers.is_possible_number(parsed):
+    # A number that is possible only locally (seven US digits, no area
+    # code) has no E.164 form: "+1" and those digits would name nobody.
+    if phonenumbers.is_possible_number_with_reason(parsed) != phonenumbers.ValidationResult.IS_POSSIBLE:
         return candidate
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
