@@ -146,26 +146,6 @@ class CallState:
     def call_direction(self) -> Direction:
         return Direction(self.direction[2])
 
-    @property
-    def is_ended(self) -> bool:
-        return self.end is not None
-
-    def facts(self) -> tuple[Any, ...]:
-        """Everything but the emission log: equal for any signal order."""
-        return (
-            self.call_key,
-            self.user_id,
-            self.direction,
-            self.first_seen_ms,
-            self.from_number,
-            self.to_number,
-            self.remote_name,
-            self.answered_ms,
-            self.end,
-            self.duration_ms,
-            self.engagement_id,
-        )
-
     def end_status(self) -> EndStatus | None:
         if self.end is None:
             return None
