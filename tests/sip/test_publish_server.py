@@ -202,3 +202,18 @@ async def test_the_publish_minimum_interval_is_configurable(tmp_path: Path) -> N
         refused = await publisher.publish(ALICE, dialog_info(ALICE, 1, [ringing("k4")]), expires=9)
         assert (accepted.status, accepted.get("expires")) == (200, "11")
         assert (refused.status, refused.get("min-expires")) == (423, "10")
+
+
+async def test_the_expiry_of_a_short_lived_terminated_publication_adds_no_event(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(publish_from=LOCAL)) as gw:
+        publisher = Publisher(pbx, sip_address(gw, "udp"))
+        token = await gw.login("alice")
+        async with gw.stream(token) as stream:
+            first = await publisher.publish(ALICE, dialog_info(ALICE, 1, [confirmed("k5")]))
+            await publisher.publish(
+                ALICE, dialog_info(ALICE, 2, [ended("k5")]), etag=first.get("sip-etag"), expires=11
+            )
+            await _expire_all(gw).sweep()
+            await publisher.publish(ALICE, dialog_info(ALICE, 1, [ringing("k6")]))
+            types = [e.json["type"] for e in await stream.take(5)]
+        assert types == ["incomingCall", "callAnswered", "callEnded", "callCompleted", "incomingCall"]
