@@ -31,6 +31,7 @@ def publish(
     now: int = NOW,
     nonce: bytes = N1,
     with_rules: PublicationRules = rules,
+    ends_dialog: bool = False,
 ) -> Decision:
     request = PublishRequest(
         entity=entity,
@@ -39,6 +40,7 @@ def publish(
         body=body,
         sip_if_match=if_match,
         expires=expires,
+        ends_dialog=ends_dialog,
     )
     return with_rules.decide(request, now, nonce)
 
@@ -149,6 +151,25 @@ def test_other_event_package_gets_489_with_allow_events(event: str | None) -> No
 def test_expires_below_minimum_gets_423_with_min_expires() -> None:
     decision = publish(expires="30")
     assert (decision.status, decision.headers) == (423, (("Min-Expires", "60"),))
+
+
+def test_a_document_ending_a_dialog_is_granted_an_interval_below_the_minimum() -> None:
+    # Kamailio's pua_dialoginfo publishes `terminated` with Expires: 11 and
+    # does not retry after a 423: refusing it would leave the call open.
+    decision = publish(expires="11", ends_dialog=True)
+    assert (decision.status, decision.kind, decision.expires) == (200, "initial", 11)
+    modified = publish(expires="11", if_match=initial_tag(), ends_dialog=True, nonce=N2)
+    assert (modified.status, modified.kind, modified.expires) == (200, "modify", 11)
+
+
+def test_a_document_ending_a_dialog_still_has_its_interval_capped() -> None:
+    assert publish(expires="99999", ends_dialog=True).expires == 3600
+
+
+def test_a_configured_minimum_is_applied() -> None:
+    low = PublicationRules(SECRET, min_expires=5)
+    assert publish(expires="11", with_rules=low).status == 200
+    assert publish(expires="4", with_rules=low).headers == (("Min-Expires", "5"),)
 
 
 def test_other_body_type_gets_415_with_accept() -> None:

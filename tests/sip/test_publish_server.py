@@ -185,3 +185,51 @@ async def test_an_expired_publication_ends_nothing_when_instances_share_redis(
             await publisher.publish(ALICE, dialog_info(ALICE, 1, [ringing("x3")]))
             types = [e.json["type"] for e in await stream.take(2)]
         assert types == ["incomingCall", "incomingCall"]  # no callEnded for x2 in between
+
+
+async def test_a_terminated_publish_with_a_short_interval_ends_the_call(tmp_path: Path) -> None:
+    # As Kamailio's pua_dialoginfo publishes a call's end: Expires: 11, below the minimum.
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(publish_from=LOCAL)) as gw:
+        publisher = Publisher(pbx, sip_address(gw, "udp"))
+        token = await gw.login("alice")
+        async with gw.stream(token) as stream:
+            first = await publisher.publish(ALICE, dialog_info(ALICE, 1, [ringing("k1")]), expires=43201)
+            last = await publisher.publish(
+                ALICE, dialog_info(ALICE, 2, [ended("k1")]), etag=first.get("sip-etag"), expires=11
+            )
+            assert (last.status, last.get("expires")) == (200, "11")
+            types = [e.json["type"] for e in await stream.take(3)]
+        assert types == ["incomingCall", "callEnded", "callCompleted"]
+
+
+async def test_a_short_interval_that_ends_nothing_gets_423_with_the_minimum(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(publish_from=LOCAL)) as gw:
+        answer = await Publisher(pbx, sip_address(gw, "udp")).publish(
+            ALICE, dialog_info(ALICE, 1, [ringing("k2")]), expires=11
+        )
+        assert (answer.status, answer.get("min-expires")) == (423, "60")
+
+
+async def test_the_publish_minimum_interval_is_configurable(tmp_path: Path) -> None:
+    table = sip_table(publish_from=LOCAL, publish_min_expires=10)
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, table) as gw:
+        publisher = Publisher(pbx, sip_address(gw, "udp"))
+        accepted = await publisher.publish(ALICE, dialog_info(ALICE, 1, [ringing("k3")]), expires=11)
+        refused = await publisher.publish(ALICE, dialog_info(ALICE, 1, [ringing("k4")]), expires=9)
+        assert (accepted.status, accepted.get("expires")) == (200, "11")
+        assert (refused.status, refused.get("min-expires")) == (423, "10")
+
+
+async def test_the_expiry_of_a_short_lived_terminated_publication_adds_no_event(tmp_path: Path) -> None:
+    async with FakePbx("udp") as pbx, sip_gateway(tmp_path, sip_table(publish_from=LOCAL)) as gw:
+        publisher = Publisher(pbx, sip_address(gw, "udp"))
+        token = await gw.login("alice")
+        async with gw.stream(token) as stream:
+            first = await publisher.publish(ALICE, dialog_info(ALICE, 1, [confirmed("k5")]))
+            await publisher.publish(
+                ALICE, dialog_info(ALICE, 2, [ended("k5")]), etag=first.get("sip-etag"), expires=11
+            )
+            await _expire_all(gw).sweep()
+            await publisher.publish(ALICE, dialog_info(ALICE, 1, [ringing("k6")]))
+            types = [e.json["type"] for e in await stream.take(5)]
+        assert types == ["incomingCall", "callAnswered", "callEnded", "callCompleted", "incomingCall"]

@@ -77,3 +77,24 @@ def test_tcp_idle_and_per_source_caps_are_read_with_defaults() -> None:
     settings = sip_settings({"sip": table})
     assert settings is not None
     assert (settings.limits.tcp_idle_seconds, settings.limits.tcp_connections_per_source) == (120.0, 4)
+
+
+def test_the_publish_minimum_interval_is_read_with_a_default() -> None:
+    default = sip_settings({"sip": {"listen": ["udp:127.0.0.1:5060"]}})
+    assert default is not None and default.publish_min_expires == 60
+    settings = sip_settings({"sip": {"listen": ["udp:127.0.0.1:5060"], "publish_min_expires": 10}})
+    assert settings is not None and settings.publish_min_expires == 10
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ({"publish_min_expires": 0}, "publish_min_expires must be a number from 1 to 3600"),
+        ({"publish_min_expires": "soon"}, "publish_min_expires must be a number"),
+        ({"publish_min_expires": 600, "publish_max_expires": 300}, "must not exceed publish_max_expires"),
+    ],
+)
+def test_a_bad_publish_minimum_interval_is_reported(extra: dict[str, object], problem: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        sip_settings({"sip": {"listen": ["udp:127.0.0.1:5060"], **extra}})
+    assert problem in "\n".join(raised.value.problems)

@@ -21,6 +21,12 @@ that the current tag could not.
 The order of checks follows RFC 3903 section 6: Event (489), entity tag
 (412) or a missing body on an initial PUBLISH (400), Expires (400, 423),
 body type (415).
+
+A document that reports a dialog as terminated is never refused for its
+interval: RFC 3903 lets the compositor refuse a short one (423 is a MAY)
+or grant it, and a publisher's last word about a call is typically short
+(Kamailio's pua_dialoginfo sends ``terminated`` with ``Expires: 11``) and
+not retried after a 423, so refusing it would leave the call open.
 """
 
 from __future__ import annotations
@@ -51,7 +57,9 @@ class PublishRequest:
     """The parts of a PUBLISH that decide its answer.
 
     ``entity`` identifies the presentity (the AOR or the user it resolved
-    to); ``expires`` and ``sip_if_match`` are the raw header values.
+    to); ``expires`` and ``sip_if_match`` are the raw header values;
+    ``ends_dialog`` says that the body (parsed by the caller) reports a
+    dialog as terminated.
     """
 
     entity: str
@@ -60,6 +68,7 @@ class PublishRequest:
     body: bytes
     sip_if_match: str | None = None
     expires: str | None = None
+    ends_dialog: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,7 +181,7 @@ class PublicationRules:
                 expires=0,
                 publication_id=matched.publication_id,
             )
-        if expires < self.min_expires:
+        if expires < self.min_expires and not request.ends_dialog:
             return Decision(
                 423,
                 "Interval Too Brief",
@@ -180,7 +189,7 @@ class PublicationRules:
                 detail=f"Expires {expires} is below the minimum of {self.min_expires}",
             )
         granted = min(expires, self.max_expires)
-        if has_body and not _is_dialog_info(request.content_type):
+        if has_body and not is_dialog_info(request.content_type):
             return Decision(
                 415,
                 "Unsupported Media Type",
@@ -215,7 +224,7 @@ class PublicationRules:
         return int(text)
 
 
-def _is_dialog_info(content_type: str | None) -> bool:
+def is_dialog_info(content_type: str | None) -> bool:
     if content_type is None:
         return False
     return content_type.split(";", 1)[0].strip().lower() == CONTENT_TYPE

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from gateway.sources.sip.adapter import Request, Response
 from gateway.sources.sip.dialog_delivery import SignalDelivery
 from gateway.sources.sip.dialog_watch import EntityWatch
-from gateway.sources.sip.dialoginfo import DialogInfoError, parse_dialog_info
+from gateway.sources.sip.dialoginfo import DialogInfo, DialogInfoError, parse_dialog_info
 from gateway.sources.sip.message_rules import make_response
-from gateway.sources.sip.publish_rules import PublicationRules, PublishRequest
+from gateway.sources.sip.publish_rules import PublicationRules, PublishRequest, is_dialog_info
 from gateway.tracker import CallTracker
 from gateway.users.directory import Directory, User, normalise_aor
 
@@ -117,14 +117,25 @@ class PublishServer:
             return make_response(request, 404, "Not Found"), True
         user, entity = found
         now_ms = int(time.time() * 1000)
+        content_type = request.headers.get_first("content-type")
+        # Read before deciding: whether the document ends a dialog decides
+        # whether a short interval is acceptable (publish_rules).
+        info: DialogInfo | DialogInfoError | None = None
+        if request.body.strip() and is_dialog_info(content_type):
+            try:
+                info = parse_dialog_info(request.body)
+            except DialogInfoError as exc:
+                info = exc
         decision = self.rules.decide(
             PublishRequest(
                 entity=entity,
                 event=request.headers.get_first("event"),
-                content_type=request.headers.get_first("content-type"),
+                content_type=content_type,
                 body=request.body,
                 sip_if_match=request.headers.get_first("sip-if-match"),
                 expires=request.headers.get_first("expires"),
+                ends_dialog=isinstance(info, DialogInfo)
+                and any(d.state == "terminated" for d in info.dialogs),
             ),
             now_ms,
             os.urandom(16),
@@ -137,10 +148,8 @@ class PublishServer:
         watch = self._watch(user)
         publication_id = decision.publication_id or ""
         if decision.has_state:
-            try:
-                info = parse_dialog_info(request.body)
-            except DialogInfoError as exc:
-                log.warning("sip PUBLISH for %s refused: %s", entity, exc)
+            if not isinstance(info, DialogInfo):
+                log.warning("sip PUBLISH for %s refused: %s", entity, info or "no dialog-info body")
                 return make_response(request, 400, "Bad dialog-info"), True
             await self.delivery.apply(watch, info, now_ms)
             self._remember(publication_id, user.id, decision.expires or 0).dialog_ids.update(

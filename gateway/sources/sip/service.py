@@ -74,7 +74,10 @@ class SipService:
             secret = context.settings.secret or secrets.token_urlsafe(32)
             top = settings.publish_max_expires
             rules = PublicationRules(
-                secret, min_expires=min(60, top), default_expires=min(3600, top), max_expires=top
+                secret,
+                min_expires=settings.publish_min_expires,
+                default_expires=min(3600, top),
+                max_expires=top,
             )
             self.publisher = PublishServer(
                 rules,

@@ -43,6 +43,8 @@ class SipSettings:
     retry_min_seconds: float = 1.0
     retry_max_seconds: float = 300.0
     publish: bool = True
+    # Shorter PUBLISH intervals get 423, except for a document that ends a dialog.
+    publish_min_expires: int = 60
     publish_max_expires: int = 3600
     # Sources allowed to PUBLISH; empty means PUBLISH is off (PUBLISH carries no
     # credentials of its own, so the network is its only authentication).
@@ -128,8 +130,8 @@ def sip_settings(extra: Mapping[str, Any]) -> SipSettings | None:
     problems: list[str] = []
     known = {
         "listen", "advertise", "max_message_bytes", "max_headers", "tcp_message_seconds", "t1_seconds",
-        "retry_min_seconds", "retry_max_seconds", "publish", "publish_max_expires", "pbx",
-        "publish_from", "tcp_idle_seconds", "tcp_connections_per_source", "transaction_cache_bytes",
+        "retry_min_seconds", "retry_max_seconds", "publish", "publish_min_expires", "publish_max_expires",
+        "pbx", "publish_from", "tcp_idle_seconds", "tcp_connections_per_source", "transaction_cache_bytes",
     }  # fmt: skip
     unknown = set(table) - known
     if unknown:
@@ -163,6 +165,7 @@ def sip_settings(extra: Mapping[str, Any]) -> SipSettings | None:
         retry_min_seconds=_number(table, "retry_min_seconds", 1.0, 0.01, 3600, problems),
         retry_max_seconds=_number(table, "retry_max_seconds", 300.0, 0.01, 86400, problems),
         publish=bool(table.get("publish", True)),
+        publish_min_expires=int(_number(table, "publish_min_expires", 60, 1, 3600, problems)),
         publish_max_expires=int(_number(table, "publish_max_expires", 3600, 60, 86400, problems)),
         pbx=pbx,
         transaction_cache_bytes=int(
@@ -170,6 +173,8 @@ def sip_settings(extra: Mapping[str, Any]) -> SipSettings | None:
         ),
         publish_from=_networks(table.get("publish_from", []), problems),
     )
+    if settings.publish_min_expires > settings.publish_max_expires:
+        problems.append("[sip] publish_min_expires must not exceed publish_max_expires")
     if problems:
         raise ConfigError(problems)
     return settings
