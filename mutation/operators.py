@@ -46,6 +46,21 @@ _BINARY: dict[type[ast.operator], type[ast.operator]] = {
 _BOOL: dict[type[ast.boolop], type[ast.boolop]] = {ast.And: ast.Or, ast.Or: ast.And}
 _LOG_METHODS = frozenset({"debug", "info", "warning", "error", "exception", "critical", "log"})
 _SKIPPED_NAMES = frozenset({"__all__", "__slots__"})
+_TYPE_GENERICS = frozenset(
+    {
+        "Literal",
+        "tuple",
+        "list",
+        "dict",
+        "set",
+        "frozenset",
+        "type",
+        "Callable",
+        "Mapping",
+        "Iterable",
+        "Optional",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -176,7 +191,7 @@ def _skipped_nodes(tree: ast.Module) -> set[ast.AST]:
             skip(node.args[0] if node.args else None)  # the message
         elif isinstance(node, ast.JoinedStr):
             skipped.update(v for v in node.values if isinstance(v, ast.Constant))
-        elif isinstance(node, ast.Subscript) and _names(node.value, "Literal"):
+        elif isinstance(node, ast.Subscript) and _is_type_expression(node):
             skip(node)
         elif isinstance(node, ast.Constant) and node.value is Ellipsis:
             skipped.add(node)
@@ -192,8 +207,11 @@ def _left_whole(node: ast.AST) -> bool:
     return isinstance(node, ast.If) and _is_type_checking(node.test)
 
 
-def _names(node: ast.AST, name: str) -> bool:
-    return isinstance(node, ast.Name) and node.id == name
+def _is_type_expression(node: ast.Subscript) -> bool:
+    """``Literal[...]``, ``tuple[int, str]``, ``Callable[...]``: types, not values (aliases included)."""
+    base = node.value
+    name = base.id if isinstance(base, ast.Name) else base.attr if isinstance(base, ast.Attribute) else ""
+    return name in _TYPE_GENERICS
 
 
 def _skip_wording(node: ast.AST, skipped: set[ast.AST]) -> None:

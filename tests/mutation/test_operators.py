@@ -90,3 +90,13 @@ def test_identical_lines_get_distinct_ids() -> None:
     source = "def f(x):\n    if x:\n        return 1\n    return 1\n"
     ids = [m.id for m in mutants(source, "m.py") if m.description == "1 -> 2"]
     assert len(ids) == 2 and len(set(ids)) == 2
+
+
+def test_type_aliases_and_generic_annotations_are_left_alone() -> None:
+    source = "Fact = tuple[int, int, str]\nHandler = Callable[[int], str]\nLIMITS = (1, 2)\n"
+    assert [m.description for m in mutants(source, "m.py")] == [
+        "element 0 dropped",
+        "element 1 dropped",
+        "1 -> 2",
+        "2 -> 3",
+    ]
