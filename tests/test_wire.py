@@ -10,6 +10,7 @@ import pytest
 
 from gateway.model import EVENT_ORDER, Direction, EndStatus, Phase, advance, attach_engagement
 from gateway.wire import (
+    SSE_HEARTBEAT,
     Envelope,
     call_snapshot,
     decode_state,
@@ -147,12 +148,18 @@ def test_a_stream_opens_with_retry_then_gap_then_hello() -> None:
         ("-5", None),
         ("5-x", None),
         ("²-1", None),
+        ("0" * 20 + "1-0", None),
+        ("1-" + "0" * 20 + "1", None),
         ("", None),
         (None, None),
     ],
 )
 def test_event_ids_are_two_unsigned_64_bit_numbers(raw: str | None, parsed: tuple[int, int] | None) -> None:
     assert parse_event_id(raw) == parsed
+
+
+def test_a_heartbeat_is_an_sse_comment_the_browser_ignores() -> None:
+    assert SSE_HEARTBEAT == b": hb\n\n"
 
 
 def test_an_event_id_reads_back_as_written() -> None:
