@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.model import Direction, EndStatus
-from gateway.sources.endstatus import end_status
+from gateway.sources.endstatus import end_status, status_for_code
 
 IN = Direction.INBOUND
 OUT = Direction.OUTBOUND
@@ -30,6 +30,8 @@ ROWS = [
     ("9-5xx-failed", OUT, False, "rejected", 503, EndStatus.FAILED, False),
     ("9-other-6xx-failed", OUT, False, "rejected", 604, EndStatus.FAILED, False),
     ("9-3xx-failed", OUT, False, "rejected", 302, EndStatus.FAILED, False),
+    ("9-300-is-the-first-failure-code", OUT, False, None, 300, EndStatus.FAILED, False),
+    ("15-299-is-no-failure-code", OUT, False, None, 299, None, False),
     ("10-timeout", OUT, False, "timeout", None, EndStatus.NO_ANSWER, False),
     ("11-inbound-cancelled-missed", IN, False, "cancelled", None, EndStatus.MISSED, False),
     ("11-inbound-bye-while-early-missed", IN, False, "remote-bye", None, EndStatus.MISSED, False),
@@ -61,3 +63,21 @@ def test_end_status_row(
 
 def test_reason_is_compared_case_insensitively() -> None:
     assert end_status(IN, False, "Cancelled", None) == (EndStatus.MISSED, False)
+
+
+@pytest.mark.parametrize(
+    ("code", "direction", "status"),
+    [
+        (None, None, None),
+        (299, None, None),
+        (300, None, EndStatus.FAILED),
+        (487, None, EndStatus.CANCELED),
+        (487, Direction.INBOUND, EndStatus.MISSED),
+        (600, None, EndStatus.BUSY),
+        (699, None, EndStatus.FAILED),
+    ],
+)
+def test_a_final_code_alone_reads_as_the_tables_status(
+    code: int | None, direction: Direction | None, status: EndStatus | None
+) -> None:
+    assert status_for_code(code, direction) is status
