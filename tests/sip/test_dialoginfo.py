@@ -250,11 +250,13 @@ def test_bad_sip_code_is_refused(code: str) -> None:
     assert "is not a SIP response code" in refused(body)
 
 
-def test_duplicate_dialog_ids_are_refused() -> None:
+def test_a_dialog_id_listed_twice_keeps_its_later_entry() -> None:
     body = wrap(
-        '<dialog id="1"><state>early</state></dialog><dialog id="1"><state>confirmed</state></dialog>'
+        '<dialog id="1"><state>early</state></dialog><dialog id="2"><state>trying</state></dialog>'
+        '<dialog id="1"><state>confirmed</state></dialog>'
     )
-    assert "appears twice" in refused(body)
+    dialogs = parse_dialog_info(body).dialogs
+    assert [(d.id, d.state) for d in dialogs] == [("2", "trying"), ("1", "confirmed")]
 
 
 def test_invalid_utf8_is_refused() -> None:

@@ -23,19 +23,21 @@ What real PBXes send, and how it lands here:
   so states and reasons are compared case-insensitively.
 
 Unknown elements and attributes (other namespaces, ``<duration>``,
-``<route-set>`` …) are ignored, as RFC 4235 asks.
+``<route-set>`` …) are ignored, as RFC 4235 asks. A dialog id listed twice
+keeps its later entry.
 """
 
 from __future__ import annotations
 
 import io
-import re
 from dataclasses import dataclass
 from typing import Literal
 from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml.ElementTree as safe_et
 from defusedxml import DefusedXmlException
+
+from gateway.parsing import parse_decimal
 
 NAMESPACE = "urn:ietf:params:xml:ns:dialog-info"
 CONTENT_TYPE = "application/dialog-info+xml"
@@ -54,9 +56,6 @@ KNOWN_EVENTS = ("cancelled", "rejected", "replaced", "local-bye", "remote-bye", 
 
 DocState = Literal["full", "partial"]
 DialogDirection = Literal["initiator", "recipient"]
-
-_VERSION = re.compile(r"^[0-9]{1,19}$")
-_CODE = re.compile(r"^[1-6][0-9][0-9]$")
 
 
 class DialogInfoError(ValueError):
@@ -125,12 +124,15 @@ def parse_dialog_info(body: bytes, *, max_bytes: int = MAX_BYTES) -> DialogInfo:
     entity = _value(root.get("entity"), "dialog-info entity")
     if entity is None:
         raise DialogInfoError("dialog-info has no entity attribute")
-    dialogs = tuple(_dialog(el) for el in root.findall(_DIALOG))
-    seen: set[str] = set()
-    for dialog in dialogs:
-        if dialog.id in seen:
-            raise DialogInfoError(f"dialog id {dialog.id!r} appears twice in one document")
-        seen.add(dialog.id)
+    # One dialog per id; a presence server that kept two entries for one call
+    # (Kamailio's presence_dialoginfo can) lists it twice: the later entry is
+    # the newer one, and refusing the whole document would lose every call in it.
+    by_id: dict[str, Dialog] = {}
+    for element in root.findall(_DIALOG):
+        dialog = _dialog(element)
+        by_id.pop(dialog.id, None)
+        by_id[dialog.id] = dialog
+    dialogs = tuple(by_id.values())
     doc_state: DocState = "full" if state == "full" else "partial"
     return DialogInfo(version=version, state=doc_state, entity=entity, dialogs=dialogs)
 
@@ -183,10 +185,10 @@ def _describe(tag: str) -> str:
 def _version(raw: str | None) -> int:
     if raw is None:
         raise DialogInfoError("dialog-info has no version attribute")
-    text = raw.strip()
-    if not _VERSION.match(text) or int(text) > MAX_VERSION:
+    version = parse_decimal(raw.strip(), max_digits=19)
+    if version is None or version > MAX_VERSION:
         raise DialogInfoError(f"dialog-info version {raw[:32]!r} is not a non-negative integer")
-    return int(text)
+    return version
 
 
 def _value(raw: str | None, what: str) -> str | None:
@@ -226,9 +228,9 @@ def _dialog(el: Element) -> Dialog:
     code_raw = _value(state_el.get("code"), f"{where} state code")
     code: int | None = None
     if code_raw is not None:
-        if not _CODE.match(code_raw):
+        code = parse_decimal(code_raw, max_digits=3)
+        if code is None or not 100 <= code <= 699:
             raise DialogInfoError(f"{where} state code {code_raw[:32]!r} is not a SIP response code")
-        code = int(code_raw)
     remote_identity, remote_display, remote_target = _party(el.find(_REMOTE), f"{where} remote")
     local_identity, local_display, local_target = _party(el.find(_LOCAL), f"{where} local")
     replaces = el.find(_REPLACES)

@@ -196,6 +196,27 @@ def sent_by_port(via: str) -> int | None:
     return port
 
 
+# Option tags (RFC 3261 §19.2) this gateway implements: none. Its answers to
+# NOTIFY, PUBLISH and OPTIONS need no extension.
+SUPPORTED_OPTIONS: frozenset[str] = frozenset()
+
+
+def unsupported_options(request: Request) -> list[str]:
+    """The option tags in ``Require`` we do not support, for a 420 (RFC 3261 §8.2.2.3).
+
+    Never for ACK or CANCEL, which must not be refused for what they require.
+    """
+    if request.method in ("ACK", "CANCEL"):
+        return []
+    unsupported: list[str] = []
+    for value in request.headers.get("require"):
+        for tag in value.split(","):
+            tag = tag.strip()
+            if tag and tag.lower() not in SUPPORTED_OPTIONS and tag not in unsupported:
+                unsupported.append(tag)
+    return unsupported
+
+
 def top_via(message: Request | Response) -> Via:
     """The first Via only: the library's ``.via`` parses every one of them."""
     return parse_via(message.headers.get("via")[0])
