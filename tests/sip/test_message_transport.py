@@ -179,3 +179,13 @@ async def test_an_answer_that_cannot_be_routed_is_a_log_line_not_an_exception(
     with caplog.at_level(logging.WARNING, "gateway.sip"):
         transport.reply(inbound, b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n")
     assert any("answer dropped" in r.getMessage() for r in caplog.records)
+
+
+async def test_an_answer_to_an_out_of_range_port_is_refused_and_the_listener_stays_open(
+    gw: Client, peer: UdpPeer
+) -> None:
+    # asyncio's datagram transport closes itself on an OverflowError from sendto.
+    endpoint = sip_service(gw).transport.udp[0]
+    assert not endpoint.answer(b"SIP/2.0 200 OK\r\n\r\n", ("127.0.0.1", 10**30), ("127.0.0.1", 5070))
+    peer.send(request(port=peer.port), sip_address(gw, "udp"))
+    assert status_of(await peer.next()) == 200

@@ -30,6 +30,7 @@ keeps its later entry.
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 from typing import Literal
 from xml.etree.ElementTree import Element, ParseError
@@ -50,9 +51,15 @@ MAX_VALUE_CHARS = 1024
 # RFC 4235 says xs:nonNegativeInteger; the counters PBXes keep are 32-bit.
 MAX_VERSION = 2**63 - 1
 
+# The XML declaration may name any of Python's codecs ("rot13", "zlib",
+# "idna" ...), each failing its own way inside expat: only these are read.
+ENCODINGS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
+
 DIALOG_STATES = ("trying", "proceeding", "early", "confirmed", "terminated")
 # The reasons RFC 4235 defines for <state event=…>; others are kept verbatim.
 KNOWN_EVENTS = ("cancelled", "rejected", "replaced", "local-bye", "remote-bye", "error", "timeout")
+
+_DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?\sencoding\s*=\s*["']([^"']{0,64})["']""")
 
 DocState = Literal["full", "partial"]
 DialogDirection = Literal["initiator", "recipient"]
@@ -139,6 +146,9 @@ def parse_dialog_info(body: bytes, *, max_bytes: int = MAX_BYTES) -> DialogInfo:
 
 def _parse_capped(body: bytes) -> Element:
     """Build the tree, stopping as soon as a cap is crossed."""
+    declared = _DECLARED_ENCODING.match(body[:256])
+    if declared is not None and declared.group(1).decode("latin-1").strip().lower() not in ENCODINGS:
+        raise DialogInfoError(f"dialog-info declares encoding {declared.group(1)[:32]!r}; only UTF-8 is read")
     depth = 0
     elements = 0
     dialogs = 0
@@ -170,6 +180,10 @@ def _parse_capped(body: bytes) -> Element:
         raise DialogInfoError(f"dialog-info refused: {type(exc).__name__} ({exc})") from None
     except ParseError as exc:
         raise DialogInfoError(f"dialog-info is not well-formed XML: {exc}") from None
+    except DialogInfoError:
+        raise
+    except (LookupError, UnicodeError, ValueError) as exc:  # expat on encodings it cannot use
+        raise DialogInfoError(f"dialog-info cannot be decoded: {type(exc).__name__} ({exc})") from None
     if root is None:  # pragma: no cover - expat reports "no element found" first
         raise DialogInfoError("dialog-info has no root element")
     return root

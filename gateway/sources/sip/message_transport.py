@@ -97,7 +97,9 @@ class UdpEndpoint(asyncio.DatagramProtocol):
 
     def answer(self, data: bytes, target: tuple[str, int] | None, source: tuple[str, int]) -> bool:
         """Send an answer; never raises: one that cannot go anywhere is a log line."""
-        if target is None:
+        if target is None or not 0 < target[1] < 65536:
+            # Checked here, not left to sendto: asyncio's datagram transport
+            # closes itself (the listener is gone) on an out-of-range port.
             log.warning("sip udp %s:%d: answer dropped: the top Via names no usable port", *source)
             return False
         try:
