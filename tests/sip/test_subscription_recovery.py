@@ -41,22 +41,29 @@ async def test_a_body_refused_every_time_costs_one_refresh_per_backoff_step(tmp_
     assert 3 <= len(refreshes) <= 12  # kept asking for full state, in steps; a storm is hundreds
 
 
-async def test_a_usable_document_makes_the_next_refused_one_prompt_again(tmp_path: Path) -> None:
+async def test_a_usable_document_makes_the_steps_short_again(tmp_path: Path) -> None:
+    lo, hi = 0.1, 3.2
     async with FakePbx("udp") as pbx:
         pbx.notify_on_subscribe = _refused_every_time
-        table = sip_table(pbx, retry_min_seconds=2.0, retry_max_seconds=4.0)
-        async with sip_gateway(tmp_path, table):
+        async with sip_gateway(tmp_path, sip_table(pbx, retry_min_seconds=lo, retry_max_seconds=hi)):
             sub = await pbx.subscribed("1001")
-            await pbx.subscribed("1001")  # the first refusal's prompt refresh
-            pbx.notify_on_subscribe = None
-            assert (await pbx.notify("1001", [ringing("u1")])).status == 200  # usable: steps start over
-            pbx.notify_on_subscribe = _refused_every_time
-            asked = time.monotonic()
-            assert (await pbx.notify("1001", TOO_MANY_DIALOGS)).status == 200
+            for _ in range(3):  # the prompt refresh, then two steps
+                await pbx.subscribed("1001")
+            pbx.notify_on_subscribe = _usable  # for the refresh already due
             await pbx.subscribed("1001")
-            # Within the first step (1 to 2 s), not the third (4 s and more).
-            assert time.monotonic() - asked < 2.5
-            assert sub.call_id == pbx.subscriptions["1001"].call_id
+            for _ in range(5):
+                assert (await pbx.auto_notify_answered()).status == 200
+            pbx.notify_on_subscribe = _refused_every_time
+            assert (await pbx.notify("1001", TOO_MANY_DIALOGS)).status == 200
+            await pbx.subscribed("1001")  # when the step under way ends
+            await pbx.subscribed("1001")
+    # The first step again (0.05 to 0.1 s), not the fifth (0.8 s and more).
+    assert sub.accepted_at[6] - sub.accepted_at[5] < 0.5  # 0: the first SUBSCRIBE; 5: the step under way
+
+
+def _usable(sub: FakeSubscription) -> bytes:
+    sub.version += 1
+    return dialog_info(sub.aor, sub.version, [ringing("u1")])
 
 
 async def test_a_dialog_listed_twice_in_a_notify_is_not_refused(

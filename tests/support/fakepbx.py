@@ -162,6 +162,7 @@ class FakePbx:
         # as a real notifier does (RFC 6665 §4.2.1); its answers land in notify_answers.
         self.notify_on_subscribe: Callable[[FakeSubscription], bytes] | None = None
         self.notify_answers: list[Message] = []
+        self._notify_answered: asyncio.Queue[Message] = asyncio.Queue()
         # When set: every response this PBX sends passes through it (to mangle answers).
         self.mangle_response: Callable[[bytes], bytes] | None = None
         self.challenges_sent = 0
@@ -409,7 +410,13 @@ class FakePbx:
 
     async def _notify_quietly(self, sub: FakeSubscription, branch: str, data: bytes) -> None:
         with contextlib.suppress(TimeoutError):
-            self.notify_answers.append(await self.transact(sub, branch, data))
+            answer = await self.transact(sub, branch, data)
+            self.notify_answers.append(answer)
+            self._notify_answered.put_nowait(answer)
+
+    async def auto_notify_answered(self, timeout: float = 10) -> Message:
+        """The answer to the next NOTIFY sent by ``notify_on_subscribe``."""
+        return await asyncio.wait_for(self._notify_answered.get(), timeout)
 
     # --- NOTIFY ---
 

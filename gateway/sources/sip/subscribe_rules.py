@@ -141,7 +141,9 @@ class RefreshPacer:
     that is a loop. The first refresh is prompt; each further one while the
     PBX keeps sending what cannot be used waits one more backoff step, so a
     document refused every time costs one refresh per step, not a SUBSCRIBE
-    storm. A usable document starts the steps over.
+    storm. A usable document makes the steps small again, once the step
+    under way has ended (so that a PBX answering each refresh with one
+    usable and one unusable document still gets one refresh per step).
     """
 
     lo: float
