@@ -31,6 +31,10 @@ def test_backoff_doubles_from_the_minimum_up_to_the_cap() -> None:
     assert upper == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
 
 
+def test_backoff_after_thousands_of_failures_is_the_cap() -> None:
+    assert backoff(5000, 1.0, 30.0, rng=lambda: 1.0) == 30.0
+
+
 def test_backoff_jitter_stays_in_the_upper_half() -> None:
     assert backoff(4, 1.0, 30.0, rng=lambda: 0.0) == 4.0
     assert backoff(4, 1.0, 30.0, rng=lambda: 0.5) == 6.0

@@ -83,7 +83,9 @@ def after_termination(params: dict[str, str]) -> float | None:
 
 def backoff(failures: int, lo: float, hi: float, rng: Callable[[], float] = random.random) -> float:
     """Capped exponential backoff with jitter: somewhere in [cap/2, cap]."""
-    cap = min(hi, lo * 2.0 ** max(0, failures - 1))
+    # The exponent is bounded too: 2.0 ** 1024 overflows, and a subscription
+    # failing for days (or a PBX refusing every body) counts that high.
+    cap = min(hi, lo * 2.0 ** min(max(0, failures - 1), 64))
     return cap / 2 + cap / 2 * rng()
 
 
