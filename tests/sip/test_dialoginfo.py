@@ -250,11 +250,13 @@ def test_bad_sip_code_is_refused(code: str) -> None:
     assert "is not a SIP response code" in refused(body)
 
 
-def test_duplicate_dialog_ids_are_refused() -> None:
+def test_a_dialog_id_listed_twice_keeps_its_later_entry() -> None:
     body = wrap(
-        '<dialog id="1"><state>early</state></dialog><dialog id="1"><state>confirmed</state></dialog>'
+        '<dialog id="1"><state>early</state></dialog><dialog id="2"><state>trying</state></dialog>'
+        '<dialog id="1"><state>confirmed</state></dialog>'
     )
-    assert "appears twice" in refused(body)
+    dialogs = parse_dialog_info(body).dialogs
+    assert [(d.id, d.state) for d in dialogs] == [("2", "trying"), ("1", "confirmed")]
 
 
 def test_invalid_utf8_is_refused() -> None:
@@ -265,3 +267,17 @@ def test_invalid_utf8_is_refused() -> None:
 def test_state_text_surrounded_by_whitespace_parses() -> None:
     (dialog,) = parse_dialog_info(wrap('<dialog id="1"><state>\n  confirmed\n</state></dialog>')).dialogs
     assert dialog.state == "confirmed"
+
+
+@pytest.mark.parametrize(
+    "encoding", ["U5F-8", "rot13", "zlib", "idna", "utf-32", "shift_jis", "unicode_escape"]
+)
+def test_a_declared_encoding_other_than_utf8_is_refused(encoding: str) -> None:
+    body = f'<?xml version="1.0" encoding="{encoding}"?>'.encode() + wrap("").split(b"?>", 1)[1]
+    assert "encoding" in refused(body)
+
+
+@pytest.mark.parametrize("encoding", ["UTF-8", "utf8", "US-ASCII"])
+def test_utf8_and_ascii_declarations_are_read(encoding: str) -> None:
+    body = f'<?xml version="1.0" encoding="{encoding}"?>'.encode() + wrap("").split(b"?>", 1)[1]
+    assert parse_dialog_info(body).dialogs == ()

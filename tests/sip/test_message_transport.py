@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.sources.sip.adapter import Request, parse_message
+from gateway.sources.sip.message_transport import Inbound
 from tests.support.harness import Client
 from tests.support.sipkit import sip_address, sip_gateway, sip_service, sip_table
 from tests.support.sipwire import UdpPeer, header, request, status_of, tcp_exchange, udp_peer
@@ -148,3 +150,42 @@ async def test_answers_to_options_are_not_kept_for_retransmissions(gw: Client, p
 async def test_the_retransmission_cache_takes_its_byte_cap_from_the_settings(tmp_path: Path) -> None:
     async with sip_gateway(tmp_path, sip_table(transaction_cache_bytes=2 * 1024 * 1024)) as gw:
         assert sip_service(gw).server.max_bytes == 2 * 1024 * 1024
+
+
+async def test_a_udp_request_whose_via_port_is_absurd_leaves_no_transaction_and_no_traceback(
+    gw: Client, peer: UdpPeer, caplog: pytest.LogCaptureFixture
+) -> None:
+    absurd = request("NOTIFY", port=peer.port, rport=False).replace(
+        f":{peer.port};".encode(), b":" + b"9" * 30 + b";", 1
+    )
+    with caplog.at_level(logging.INFO):
+        peer.send(absurd, sip_address(gw, "udp"))
+        peer.send(request(port=peer.port), sip_address(gw, "udp"))
+        assert status_of(await peer.next()) == 200
+    assert len(sip_service(gw).server) == 0
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert any("Bad Via" in r.getMessage() for r in caplog.records)
+
+
+async def test_an_answer_that_cannot_be_routed_is_a_log_line_not_an_exception(
+    gw: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    transport = sip_service(gw).transport
+    message = parse_message(
+        request("NOTIFY", port=5070, rport=False).replace(b":5070;", b":" + b"9" * 30 + b";")
+    )
+    assert isinstance(message, Request)
+    inbound = Inbound(message, "udp", ("127.0.0.1", 5070), udp=transport.udp[0])
+    with caplog.at_level(logging.WARNING, "gateway.sip"):
+        transport.reply(inbound, b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n")
+    assert any("answer dropped" in r.getMessage() for r in caplog.records)
+
+
+async def test_an_answer_to_an_out_of_range_port_is_refused_and_the_listener_stays_open(
+    gw: Client, peer: UdpPeer
+) -> None:
+    # asyncio's datagram transport closes itself on an OverflowError from sendto.
+    endpoint = sip_service(gw).transport.udp[0]
+    assert not endpoint.answer(b"SIP/2.0 200 OK\r\n\r\n", ("127.0.0.1", 10**30), ("127.0.0.1", 5070))
+    peer.send(request(port=peer.port), sip_address(gw, "udp"))
+    assert status_of(await peer.next()) == 200

@@ -12,12 +12,14 @@ from gateway.sources.sip.publish_server import source_allowed
 from gateway.sources.sip.subscribe_rules import (
     Accepted,
     Forgotten,
+    RefreshPacer,
     Refused,
     after_termination,
     backoff,
     failures_after,
     on_answer,
     restart_delay,
+    seconds,
     subscription_state,
 )
 from gateway.sources.sip.transactions import ServerTransactions
@@ -27,6 +29,10 @@ from tests.support.sipwire import request
 def test_backoff_doubles_from_the_minimum_up_to_the_cap() -> None:
     upper = [backoff(n, 1.0, 30.0, rng=lambda: 1.0) for n in range(1, 8)]
     assert upper == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+
+
+def test_backoff_after_thousands_of_failures_is_the_cap() -> None:
+    assert backoff(5000, 1.0, 30.0, rng=lambda: 1.0) == 30.0
 
 
 def test_backoff_jitter_stays_in_the_upper_half() -> None:
@@ -197,3 +203,53 @@ def test_only_a_subscription_active_long_enough_wipes_its_failures() -> None:
 def test_a_restart_is_never_sooner_than_the_floor() -> None:
     assert restart_delay(0.0) == 1.0
     assert restart_delay(7.5) == 7.5
+
+
+@pytest.mark.parametrize("raw", ["\u00b2", "\uff11", "\u0663", "+5", "1_0", "-1", "", "9" * 30, "5s"])
+def test_seconds_that_are_not_ascii_digits_count_as_absent(raw: str) -> None:
+    assert seconds(raw, 42) == 42
+
+
+def test_seconds_read_ascii_digits_around_whitespace() -> None:
+    assert seconds(" 600 ", 42) == 600
+
+
+@pytest.mark.parametrize("raw", ["\u00b2", "", "-5", "soon", "9" * 30])
+def test_a_terminated_state_with_a_bad_retry_after_backs_off_as_if_it_had_none(raw: str) -> None:
+    _, params = subscription_state(f"terminated;retry-after={raw}")
+    assert after_termination(params) is None
+
+
+def test_subscription_state_parameters_are_read_whatever_their_shape() -> None:
+    state, params = subscription_state('Terminated; ;=x;reason="noresource";reason=other;retry-after')
+    assert (state, params) == ("terminated", {"reason": "noresource", "retry-after": ""})
+
+
+def test_the_first_refresh_asked_for_is_prompt_and_later_ones_wait_a_growing_step() -> None:
+    pacer = RefreshPacer(1.0, 4.0)
+    delays = []
+    now = 100.0
+    for _ in range(5):
+        delay = pacer.ask(now, rng=lambda: 1.0)
+        assert delay is not None
+        delays.append(delay)
+        now += delay
+        pacer.sent()
+    assert delays == [0.0, 1.0, 2.0, 4.0, 4.0]
+
+
+def test_a_refresh_already_on_its_way_is_not_asked_for_twice() -> None:
+    pacer = RefreshPacer(1.0, 4.0)
+    assert pacer.ask(0.0) == 0.0
+    assert pacer.ask(0.0) is None
+
+
+def test_a_usable_document_starts_the_steps_over() -> None:
+    pacer = RefreshPacer(1.0, 64.0)
+    for _ in range(6):
+        pacer.ask(0.0, rng=lambda: 1.0)
+        pacer.sent()
+    pacer.settled()
+    assert pacer.ask(1000.0, rng=lambda: 1.0) == 0.0
+    pacer.sent()
+    assert pacer.ask(1000.0, rng=lambda: 1.0) == 1.0

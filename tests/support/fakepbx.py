@@ -9,11 +9,13 @@ lines, so a bug in the gateway's parser cannot hide itself here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import re
 import secrets
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,6 +134,7 @@ class FakeSubscription:
     cseq: int = 0
     version: int = 0
     subscribes: list[Message] = field(default_factory=list)
+    accepted_at: list[float] = field(default_factory=list)  # monotonic, one per accepted SUBSCRIBE
 
 
 class FakePbx:
@@ -154,6 +157,14 @@ class FakePbx:
         self.port = 0
         self.subscriptions: dict[str, FakeSubscription] = {}
         self.requests: list[Message] = []
+        self.request_times: list[float] = []  # monotonic arrival of each of self.requests
+        # When set: the body of a NOTIFY sent right after each accepted SUBSCRIBE,
+        # as a real notifier does (RFC 6665 §4.2.1); its answers land in notify_answers.
+        self.notify_on_subscribe: Callable[[FakeSubscription], bytes] | None = None
+        self.notify_answers: list[Message] = []
+        self._notify_answered: asyncio.Queue[Message] = asyncio.Queue()
+        # When set: every response this PBX sends passes through it (to mangle answers).
+        self.mangle_response: Callable[[bytes], bytes] | None = None
         self.challenges_sent = 0
         self.refuse: dict[str, int] = {}  # user -> status to answer the next SUBSCRIBE with
         self.auth_ok: list[Message] = []
@@ -276,6 +287,7 @@ class FakePbx:
                 future.set_result(message)
             return
         self.requests.append(message)
+        self.request_times.append(time.monotonic())
         self._seen.put_nowait(message)
         if message.method == "SUBSCRIBE" and not self.silent:
             self._on_subscribe(message, source, writer)
@@ -304,7 +316,10 @@ class FakePbx:
         lines += [f"CSeq: {request.get('cseq')}"]
         lines += [f"{k}: {v}" for k, v in extra]
         lines += ["Content-Length: 0", "", ""]
-        self.send("\r\n".join(lines).encode(), target, writer)
+        data = "\r\n".join(lines).encode()
+        if self.mangle_response is not None:
+            data = self.mangle_response(data)
+        self.send(data, target, writer)
 
     def _authorised(self, request: Message) -> bool:
         header = request.get("authorization")
@@ -371,6 +386,7 @@ class FakePbx:
             sub = existing
             sub.expires = expires
         sub.subscribes.append(request)
+        sub.accepted_at.append(time.monotonic())
         self._reply(
             request,
             200,
@@ -386,6 +402,21 @@ class FakePbx:
             return
         self.subscriptions[user] = sub
         self._queue("subscribed", sub.user).put_nowait(sub)
+        if self.notify_on_subscribe is not None:
+            branch, data = self.notify_bytes(sub, self.notify_on_subscribe(sub))
+            task = asyncio.get_running_loop().create_task(self._notify_quietly(sub, branch, data))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _notify_quietly(self, sub: FakeSubscription, branch: str, data: bytes) -> None:
+        with contextlib.suppress(TimeoutError):
+            answer = await self.transact(sub, branch, data)
+            self.notify_answers.append(answer)
+            self._notify_answered.put_nowait(answer)
+
+    async def auto_notify_answered(self, timeout: float = 10) -> Message:
+        """The answer to the next NOTIFY sent by ``notify_on_subscribe``."""
+        return await asyncio.wait_for(self._notify_answered.get(), timeout)
 
     # --- NOTIFY ---
 

@@ -23,7 +23,8 @@ What real PBXes send, and how it lands here:
   so states and reasons are compared case-insensitively.
 
 Unknown elements and attributes (other namespaces, ``<duration>``,
-``<route-set>`` …) are ignored, as RFC 4235 asks.
+``<route-set>`` …) are ignored, as RFC 4235 asks. A dialog id listed twice
+keeps its later entry.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from xml.etree.ElementTree import Element, ParseError
 import defusedxml.ElementTree as safe_et
 from defusedxml import DefusedXmlException
 
+from gateway.parsing import parse_decimal
+
 NAMESPACE = "urn:ietf:params:xml:ns:dialog-info"
 CONTENT_TYPE = "application/dialog-info+xml"
 
@@ -48,15 +51,18 @@ MAX_VALUE_CHARS = 1024
 # RFC 4235 says xs:nonNegativeInteger; the counters PBXes keep are 32-bit.
 MAX_VERSION = 2**63 - 1
 
+# The XML declaration may name any of Python's codecs ("rot13", "zlib",
+# "idna" ...), each failing its own way inside expat: only these are read.
+ENCODINGS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
+
 DIALOG_STATES = ("trying", "proceeding", "early", "confirmed", "terminated")
 # The reasons RFC 4235 defines for <state event=…>; others are kept verbatim.
 KNOWN_EVENTS = ("cancelled", "rejected", "replaced", "local-bye", "remote-bye", "error", "timeout")
 
+_DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?\sencoding\s*=\s*["']([^"']{0,64})["']""")
+
 DocState = Literal["full", "partial"]
 DialogDirection = Literal["initiator", "recipient"]
-
-_VERSION = re.compile(r"^[0-9]{1,19}\Z")
-_CODE = re.compile(r"^[1-6][0-9][0-9]\Z")
 
 
 class DialogInfoError(ValueError):
@@ -125,18 +131,24 @@ def parse_dialog_info(body: bytes, *, max_bytes: int = MAX_BYTES) -> DialogInfo:
     entity = _value(root.get("entity"), "dialog-info entity")
     if entity is None:
         raise DialogInfoError("dialog-info has no entity attribute")
-    dialogs = tuple(_dialog(el) for el in root.findall(_DIALOG))
-    seen: set[str] = set()
-    for dialog in dialogs:
-        if dialog.id in seen:
-            raise DialogInfoError(f"dialog id {dialog.id!r} appears twice in one document")
-        seen.add(dialog.id)
+    # One dialog per id; a presence server that kept two entries for one call
+    # (Kamailio's presence_dialoginfo can) lists it twice: the later entry is
+    # the newer one, and refusing the whole document would lose every call in it.
+    by_id: dict[str, Dialog] = {}
+    for element in root.findall(_DIALOG):
+        dialog = _dialog(element)
+        by_id.pop(dialog.id, None)
+        by_id[dialog.id] = dialog
+    dialogs = tuple(by_id.values())
     doc_state: DocState = "full" if state == "full" else "partial"
     return DialogInfo(version=version, state=doc_state, entity=entity, dialogs=dialogs)
 
 
 def _parse_capped(body: bytes) -> Element:
     """Build the tree, stopping as soon as a cap is crossed."""
+    declared = _DECLARED_ENCODING.match(body[:256])
+    if declared is not None and declared.group(1).decode("latin-1").strip().lower() not in ENCODINGS:
+        raise DialogInfoError(f"dialog-info declares encoding {declared.group(1)[:32]!r}; only UTF-8 is read")
     depth = 0
     elements = 0
     dialogs = 0
@@ -168,6 +180,10 @@ def _parse_capped(body: bytes) -> Element:
         raise DialogInfoError(f"dialog-info refused: {type(exc).__name__} ({exc})") from None
     except ParseError as exc:
         raise DialogInfoError(f"dialog-info is not well-formed XML: {exc}") from None
+    except DialogInfoError:
+        raise
+    except (LookupError, UnicodeError, ValueError) as exc:  # expat on encodings it cannot use
+        raise DialogInfoError(f"dialog-info cannot be decoded: {type(exc).__name__} ({exc})") from None
     if root is None:  # pragma: no cover - expat reports "no element found" first
         raise DialogInfoError("dialog-info has no root element")
     return root
@@ -183,10 +199,10 @@ def _describe(tag: str) -> str:
 def _version(raw: str | None) -> int:
     if raw is None:
         raise DialogInfoError("dialog-info has no version attribute")
-    text = raw.strip()
-    if not _VERSION.match(text) or int(text) > MAX_VERSION:
+    version = parse_decimal(raw.strip(), max_digits=19)
+    if version is None or version > MAX_VERSION:
         raise DialogInfoError(f"dialog-info version {raw[:32]!r} is not a non-negative integer")
-    return int(text)
+    return version
 
 
 def _value(raw: str | None, what: str) -> str | None:
@@ -226,9 +242,9 @@ def _dialog(el: Element) -> Dialog:
     code_raw = _value(state_el.get("code"), f"{where} state code")
     code: int | None = None
     if code_raw is not None:
-        if not _CODE.match(code_raw):
+        code = parse_decimal(code_raw, max_digits=3)
+        if code is None or not 100 <= code <= 699:
             raise DialogInfoError(f"{where} state code {code_raw[:32]!r} is not a SIP response code")
-        code = int(code_raw)
     remote_identity, remote_display, remote_target = _party(el.find(_REMOTE), f"{where} remote")
     local_identity, local_display, local_target = _party(el.find(_LOCAL), f"{where} local")
     replaces = el.find(_REPLACES)

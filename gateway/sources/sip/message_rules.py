@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from gateway.parsing import parse_decimal
 from gateway.sources.sip.adapter import (
     Request,
     Response,
@@ -24,9 +25,15 @@ MANDATORY = ("via", "from", "to", "call-id", "cseq")
 # Compact forms (RFC 3261 §7.3.3) of the headers the salvage scan looks for.
 _COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "l": "content-length"}
 _SALVAGED = frozenset(("via", "from", "to", "call-id", "cseq", "content-length"))
-_CSEQ = re.compile(r"^\s*(\d{1,10})\s+([A-Za-z!%*_+`'~.-]+)\s*\Z")
+# [0-9], never \d: in a str pattern \d matches every Unicode decimal digit.
+_CSEQ = re.compile(r"^\s*([0-9]{1,10})\s+([A-Za-z!%*_+`'~.-]+)\s*\Z")
 _TOKEN = re.compile(r"^[A-Za-z!%*_+`'~.-]+\Z")
 _SENT_BY = re.compile(r"^\s*SIP\s*/\s*2\.0\s*/\s*[A-Za-z]+\s+(\[[^\]]*\]|[^;:\s]+)", re.IGNORECASE)
+# sent-by (RFC 3261 §20.42): host, then an optional port, then params or the end.
+_VIA_SENT_BY = re.compile(
+    r"^\s*SIP\s*/\s*2\.0\s*/\s*[A-Za-z]+\s+(\[[^\]]*\]|[^;:\s\[\]]+)\s*(?::\s*([^;\s]*)\s*)?(?:;|$)",
+    re.IGNORECASE,
+)
 _RPORT_ASKED = re.compile(r";\s*rport\s*(?=;|$)", re.IGNORECASE)
 # received and rport parameters as a sender wrote them, with or without a value
 _SOURCE_PARAMS = re.compile(r";\s*(received|rport)\b\s*(?:=\s*[^;]*)?", re.IGNORECASE)
@@ -134,10 +141,10 @@ def decode(data: bytes, limits: Limits, *, stream: bool = False) -> Request | Re
         raise reject(400, "Bad Start Line") from None
     declared = [value.decode("latin-1").strip() for value in _CONTENT_LENGTH.findall(head)]
     if declared:
-        text = declared[0]
-        if not text.isdigit() or len(set(declared)) > 1:
+        length = parse_decimal(declared[0], max_digits=10)
+        if length is None or len(set(declared)) > 1:
             raise reject(400, "Bad Content-Length")
-        if not stream and int(text) > len(body):
+        if not stream and length > len(body):
             raise reject(400, "Content-Length Larger Than Body")
     if is_request:
         words = first.split(" ")
@@ -147,7 +154,7 @@ def decode(data: bytes, limits: Limits, *, stream: bool = False) -> Request | Re
             raise reject(505, "Version Not Supported")
     else:
         words = first.split(" ", 2)
-        if len(words) < 2 or words[0] != "SIP/2.0" or not (words[1].isdigit() and len(words[1]) == 3):
+        if len(words) < 2 or words[0] != "SIP/2.0" or len(words[1]) != 3 or parse_decimal(words[1]) is None:
             raise Rejected(0, "bad status line")
     try:
         message = parse_message(data)
@@ -163,11 +170,51 @@ def decode(data: bytes, limits: Limits, *, stream: bool = False) -> Request | Re
         raise reject(400, "CSeq Method Mismatch")
     try:
         top = top_via(message)
+        sent_by_port(message.headers.get("via")[0])
     except Exception:
         raise reject(400, "Bad Via") from None
     if not top.host:
         raise reject(400, "Bad Via")
     return message
+
+
+def sent_by_port(via: str) -> int | None:
+    """The port of a Via's sent-by, ``None`` when it names none.
+
+    ``ValueError`` unless it is 1 to 65535 in ASCII digits: the library's
+    ``int()`` takes superscripts, underscores, signs and thirty nines, and
+    a response sent to such a "port" raises in the socket layer.
+    """
+    match = _VIA_SENT_BY.match(via)
+    if match is None:
+        raise ValueError("Via sent-by is not host[:port]")
+    if match.group(2) is None:
+        return None
+    port = parse_decimal(match.group(2), max_digits=5)
+    if port is None or not 1 <= port <= 65535:
+        raise ValueError("Via port is not 1 to 65535")
+    return port
+
+
+# Option tags (RFC 3261 §19.2) this gateway implements: none. Its answers to
+# NOTIFY, PUBLISH and OPTIONS need no extension.
+SUPPORTED_OPTIONS: frozenset[str] = frozenset()
+
+
+def unsupported_options(request: Request) -> list[str]:
+    """The option tags in ``Require`` we do not support, for a 420 (RFC 3261 §8.2.2.3).
+
+    Never for ACK or CANCEL, which must not be refused for what they require.
+    """
+    if request.method in ("ACK", "CANCEL"):
+        return []
+    unsupported: list[str] = []
+    for value in request.headers.get("require"):
+        for tag in value.split(","):
+            tag = tag.strip()
+            if tag and tag.lower() not in SUPPORTED_OPTIONS and tag not in unsupported:
+                unsupported.append(tag)
+    return unsupported
 
 
 def top_via(message: Request | Response) -> Via:
@@ -230,16 +277,24 @@ def stamp_via(request: Request, host: str, port: int) -> None:
         request.headers.append("Via", value)
 
 
-def response_target(request: Request, source: tuple[str, int]) -> tuple[str, int]:
+def response_target(request: Request, source: tuple[str, int]) -> tuple[str, int] | None:
     """Where an unreliable-transport response goes (RFC 3261 §18.2.2, RFC 3581 §4).
 
     Always the packet's source host (what ``received`` says, as we stamped
     it); its source port when ``rport`` was asked for, else the Via's port.
+    ``None`` when the Via names no usable port (nowhere to answer).
     """
-    via = top_via(request)
-    if "rport" in via.params:
-        return source
-    return source[0], via.port or 5060
+    return _target(request.headers.get("via")[0], source)
+
+
+def _target(via: str, source: tuple[str, int]) -> tuple[str, int] | None:
+    try:
+        if "rport" in parse_via(via).params:
+            return source
+        port = sent_by_port(via)
+    except Exception:  # the library's parser may raise anything on garbage
+        return None
+    return source[0], port or 5060
 
 
 def make_response(
@@ -277,11 +332,5 @@ def salvaged_target(rejected: Rejected, host: str, port: int) -> tuple[str, int]
     """Where to send a salvaged response over UDP: the source, as with rport."""
     for name, value in rejected.headers:
         if name == "Via":
-            try:
-                via = parse_via(value)
-            except Exception:
-                return None
-            if "rport" in via.params:
-                return host, port
-            return host, via.port or 5060
+            return _target(value, (host, port))
     return None

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+from gateway.parsing import parse_decimal
 from gateway.sources.sip.adapter import Request, Response, serialize
 from gateway.sources.sip.message_rules import (
     Limits,
@@ -94,6 +95,20 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         if self.transport is not None:
             self.transport.sendto(data, target)
 
+    def answer(self, data: bytes, target: tuple[str, int] | None, source: tuple[str, int]) -> bool:
+        """Send an answer; never raises: one that cannot go anywhere is a log line."""
+        if target is None or not 0 < target[1] < 65536:
+            # Checked here, not left to sendto: asyncio's datagram transport
+            # closes itself (the listener is gone) on an out-of-range port.
+            log.warning("sip udp %s:%d: answer dropped: the top Via names no usable port", *source)
+            return False
+        try:
+            self.sendto(data, target)
+        except (OSError, OverflowError, ValueError, TypeError) as exc:
+            log.warning("sip udp %s:%d: answer to %s:%s not sent (%s)", *source, *target, exc)
+            return False
+        return True
+
 
 class TcpConnection:
     def __init__(
@@ -155,11 +170,11 @@ class TcpConnection:
                     buf += line
                 head = bytes(buf)
                 declared = scan_head(head, limits).get("content-length", ["0"])
-                if len(declared) != 1 or not declared[0].isdigit():
+                length = parse_decimal(declared[0], max_digits=10) if len(declared) == 1 else None
+                if length is None:
                     # Framing is lost: nothing after this on the stream can be trusted.
                     self._refuse(head, 400, "Bad Content-Length")
                     return None
-                length = int(declared[0])
                 if len(head) + length > limits.max_message_bytes:
                     self._refuse(head, 413, "Message Too Large")
                     return None
@@ -303,8 +318,8 @@ class SipTransport:
             self.count_reject("udp", rejected.reason)
             target = salvaged_target(rejected, *source) if rejected.status else None
             if target is not None:
-                endpoint.sendto(salvaged_response(rejected), target)
-                log.info("sip udp %s:%d: answered %s", *source, rejected)
+                if endpoint.answer(salvaged_response(rejected), target, source):
+                    log.info("sip udp %s:%d: answered %s", *source, rejected)
             else:
                 log.warning("sip udp %s:%d: dropped (%s)", *source, rejected.reason)
             return
@@ -361,12 +376,12 @@ class SipTransport:
     # --- outbound ---
 
     def reply(self, inbound: Inbound, response: Response | bytes) -> None:
+        """Send the answer to a request the way it came; never raises (a failure is logged)."""
         data = response if isinstance(response, bytes) else serialize(response)
         if inbound.tcp is not None:
             inbound.tcp.send(data)
-        elif inbound.udp is not None:
-            assert isinstance(inbound.message, Request)
-            inbound.udp.sendto(data, response_target(inbound.message, inbound.source))
+        elif inbound.udp is not None and isinstance(inbound.message, Request):
+            inbound.udp.answer(data, response_target(inbound.message, inbound.source), inbound.source)
 
     def send_udp(self, data: bytes, target: tuple[str, int]) -> None:
         family = family_of(target[0])

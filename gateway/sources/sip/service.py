@@ -16,7 +16,7 @@ from prometheus_client import Counter
 
 from gateway.sources.context import SourceContext
 from gateway.sources.sip.adapter import Request, Response, serialize
-from gateway.sources.sip.message_rules import make_response, transaction_key
+from gateway.sources.sip.message_rules import make_response, transaction_key, unsupported_options
 from gateway.sources.sip.message_transport import Inbound, SipTransport
 from gateway.sources.sip.publish_rules import PublicationRules
 from gateway.sources.sip.publish_server import PublishServer, source_allowed
@@ -182,6 +182,13 @@ class SipService:
                 log.warning("sip PUBLISH from %s:%d refused: not in publish_from", *inbound.source)
                 self._count_reject(inbound.kind, "PublishForbidden")
                 response = make_response(request, 403, "Forbidden")
+            elif unsupported := unsupported_options(request):
+                response = make_response(
+                    request, 420, "Bad Extension", extra=[("Unsupported", ", ".join(unsupported))]
+                )
+                if request.method == "NOTIFY":
+                    # An error answer ends the subscription at the PBX (RFC 6665 §4.2.2).
+                    self.subscriber.on_notify_failed(request, "420 (Require)")
             else:
                 response, reusable = await handler(request)
         except BrokerUnavailable:

@@ -30,6 +30,7 @@ from gateway.sources.sip.message_transport import SipTransport, family_of
 from gateway.sources.sip.settings import PbxSettings, SipSettings
 from gateway.sources.sip.subscribe_rules import (
     Forgotten,
+    RefreshPacer,
     Refused,
     after_termination,
     backoff,
@@ -82,12 +83,15 @@ class DialogSubscription:
     pbx: PbxSettings
     watch: EntityWatch
     digest: DigestClient
+    pacer: RefreshPacer
     state: State = State.SUBSCRIBING
     dialog: _Dialog | None = None
     failures: int = 0
     expires_at: float = 0.0
     active_since: float | None = None  # when the current dialog became active
-    last_error: str = ""
+    last_error: str = ""  # why it is not active, for /readyz
+    retry_at: float | None = None  # when it starts over (monotonic), while retrying
+    paced_refresh: asyncio.TimerHandle | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     next_delay: float | None = None
@@ -163,6 +167,7 @@ class Subscriber:
                     known_number=functools.partial(self._number_of, user.tenant),
                 ),
                 digest=DigestClient(pbx.username, pbx.password),
+                pacer=RefreshPacer(self.settings.retry_min_seconds, self.settings.retry_max_seconds),
             )
             self.subscriptions[key] = sub
             sub.task = asyncio.create_task(self._run(sub), name=f"sip-subscribe-{key[1]}")
@@ -189,6 +194,7 @@ class Subscriber:
                 log.info("sip unsubscribe %s: %s", sub.aor, exc)
         self._forget_dialog(sub)
         sub.state = State.STOPPED
+        sub.last_error = "stopped"
 
     async def stop(self) -> None:
         self.closed = True
@@ -205,8 +211,9 @@ class Subscriber:
     def summary(self) -> tuple[bool, str]:
         total = len(self.subscriptions)
         active = sum(1 for sub in self.subscriptions.values() if sub.state is State.ACTIVE)
+        now = time.monotonic()
         failing = [
-            f"{sub.aor}: {sub.last_error}"
+            f"{sub.aor}: {_why(sub, now)}"
             for sub in self.subscriptions.values()
             if sub.state is not State.ACTIVE
         ]
@@ -221,29 +228,31 @@ class Subscriber:
         while not sub.stopping:
             try:
                 delay = await self._attempt(sub)
-                sub.last_error = ""
             except (TransactionTimeout, ConnectionError, OSError, _Refused) as exc:
                 if not isinstance(exc, _Refused):
                     # The PBX may have moved (DNS failover): look its name up afresh.
                     self._resolved.pop((sub.pbx.host, sub.pbx.port), None)
-                sub.failures = self._failures_after(sub)
-                self._forget_dialog(sub)
-                sub.state = State.RETRYING
-                sub.last_error = str(exc) or exc.__class__.__name__
-                delay = restart_delay(self._backoff(sub))
+                delay = self._retrying(sub, str(exc) or exc.__class__.__name__)
                 log.warning(
                     "sip subscription %s failed (%s); retrying in %.1fs", sub.aor, sub.last_error, delay
                 )
-            except Exception:
+            except Exception as exc:
                 log.exception("sip subscription %s crashed; retrying", sub.aor)
-                sub.failures = self._failures_after(sub)
-                self._forget_dialog(sub)
-                sub.state = State.RETRYING
-                delay = restart_delay(self._backoff(sub))
+                delay = self._retrying(sub, f"failed unexpectedly ({exc.__class__.__name__})")
             await self._sleep(sub, delay)
             if sub.next_delay is not None:
                 delay, sub.next_delay = sub.next_delay, None
                 await self._sleep(sub, delay)
+
+    def _retrying(self, sub: DialogSubscription, reason: str, delay: float | None = None) -> float:
+        """Start ``sub`` over later (backoff unless ``delay`` is given); the delay."""
+        sub.failures = self._failures_after(sub)
+        self._forget_dialog(sub)
+        sub.state = State.RETRYING
+        wait = restart_delay(self._backoff(sub) if delay is None else delay)
+        sub.last_error = reason
+        sub.retry_at = time.monotonic() + wait
+        return wait
 
     def _failures_after(self, sub: DialogSubscription) -> int:
         active_for = None if sub.active_since is None else time.monotonic() - sub.active_since
@@ -267,22 +276,27 @@ class Subscriber:
             self._by_call_id[sub.dialog.call_id] = sub
             sub.watch.resubscribed()
         dialog = sub.dialog
+        self._paced_refresh_sent(sub)
         response = await self._send_subscribe(sub, dialog, sub.pbx.expires)
+        if sub.dialog is not dialog:
+            # Ended while the SUBSCRIBE was out (a NOTIFY said terminated):
+            # this answer belongs to a dialog that is gone; _run's sleep obeys the restart.
+            return 0.0
         to = response.headers.get_first("to")
         contacts = response.headers.get("contact")
         outcome = on_answer(
             response.status_code,
             response.reason_phrase,
             refreshing=dialog.confirmed,
-            to_tag=parse_address(to).tag if to else None,
+            to_tag=_tag_of(to),
             contact_uri=_uri_of(contacts[0]) if contacts else None,
             expires=response.headers.get_first("expires"),
             requested=sub.pbx.expires,
         )
         if isinstance(outcome, Forgotten):
-            log.info("sip subscription %s: refresh got 481, subscribing afresh", sub.aor)
-            self._forget_dialog(sub)
-            return await self._attempt(sub)
+            # Not at once: the restart floor holds here too (a PBX that answers
+            # every refresh 481 must not get a new subscription every few ms).
+            raise _Refused("the PBX no longer knows the subscription (481 to a refresh)")
         if isinstance(outcome, Refused):
             raise _Refused(outcome.reason)
         dialog.remote_tag = dialog.remote_tag or outcome.remote_tag
@@ -292,6 +306,8 @@ class Subscriber:
         dialog.confirmed = True
         sub.expires_at = time.monotonic() + outcome.expires
         sub.state = State.ACTIVE
+        sub.last_error = ""
+        sub.retry_at = None
         return outcome.refresh_in
 
     async def _send_subscribe(self, sub: DialogSubscription, dialog: _Dialog, expires: int) -> Response:
@@ -377,6 +393,26 @@ class Subscriber:
             self._by_call_id.pop(sub.dialog.call_id, None)
             sub.dialog = None
         sub.active_since = None
+        # The new dialog's first NOTIFY is full state anyway; a paced refresh
+        # firing later would cut the restart delay short.
+        self._paced_refresh_sent(sub)
+
+    def _ask_full_state(self, sub: DialogSubscription) -> None:
+        """Refresh to get full state (RFC 6665 §4.2.1.1), as soon as the pacer allows."""
+        delay = sub.pacer.ask(time.monotonic())
+        if delay is None:
+            return  # one is already on its way
+        if delay <= 0:
+            sub.wake.set()
+            return
+        log.info("sip %s: full state asked for again; refreshing in %.1fs", sub.aor, delay)
+        sub.paced_refresh = asyncio.get_running_loop().call_later(delay, sub.wake.set)
+
+    def _paced_refresh_sent(self, sub: DialogSubscription) -> None:
+        sub.pacer.sent()
+        if sub.paced_refresh is not None:
+            sub.paced_refresh.cancel()
+            sub.paced_refresh = None
 
     # --- what the PBX tells us ---
 
@@ -384,20 +420,17 @@ class Subscriber:
         for sub in self.subscriptions.values():
             if sub.pbx.transport == "tcp" and self._resolved.get((sub.pbx.host, sub.pbx.port)) == peer:
                 log.warning("sip tcp connection to %s:%d lost; subscribing %s again", *peer, sub.aor)
-                self._restart(sub, None)
+                self._restart(sub, None, "the TCP connection to the PBX was lost")
 
-    def on_notify_failed(self, request: Request) -> None:
+    def on_notify_failed(self, request: Request, answered: str = "500") -> None:
         """A NOTIFY got an error answer elsewhere (a crash): its subscription is gone at the PBX."""
         sub = self._by_call_id.get(request.headers.get_first("call-id") or "")
         if sub is not None:
-            log.warning("sip NOTIFY for %s failed; subscribing again", sub.aor)
-            self._restart(sub, None)
+            log.warning("sip NOTIFY for %s answered %s; subscribing again", sub.aor, answered)
+            self._restart(sub, None, f"a NOTIFY was answered {answered}, which ends it at the PBX")
 
-    def _restart(self, sub: DialogSubscription, delay: float | None) -> None:
-        sub.failures = self._failures_after(sub)
-        self._forget_dialog(sub)
-        sub.state = State.RETRYING
-        sub.next_delay = restart_delay(delay if delay is not None else self._backoff(sub))
+    def _restart(self, sub: DialogSubscription, delay: float | None, reason: str) -> None:
+        sub.next_delay = self._retrying(sub, reason, delay)
         sub.wake.set()
 
     async def on_notify(self, request: Request) -> tuple[Response, bool]:
@@ -410,15 +443,15 @@ class Subscriber:
         # A non-2xx answer without Retry-After makes the PBX drop the subscription
         # (RFC 6665 §4.2.2): start a new one rather than wait for silence.
         if event != "dialog":
-            self._restart(sub, None)
+            self._restart(sub, None, "a NOTIFY for another event package was answered 489")
             return make_response(request, 489, "Bad Event", extra=[("Allow-Events", "dialog")]), True
         state, params = subscription_state(request.headers.get_first("subscription-state"))
         if not state:
-            self._restart(sub, None)
+            self._restart(sub, None, "a NOTIFY without Subscription-State was answered 400")
             return make_response(request, 400, "Missing Subscription-State"), True
         async with sub.lock:
             if sub.dialog.remote_tag is None:
-                sub.dialog.remote_tag = parse_address(request.headers.get_first("from") or "").tag
+                sub.dialog.remote_tag = _tag_of(request.headers.get_first("from"))
             answer = make_response(request, 200, "OK")
             if request.body.strip():
                 try:
@@ -430,22 +463,43 @@ class Subscriber:
                     if self.on_refused_body is not None:
                         self.on_refused_body()
                     if state != "terminated":
-                        sub.wake.set()
+                        self._ask_full_state(sub)
                 else:
                     result = await self.delivery.apply(sub.watch, info, int(time.time() * 1000))
-                    if result.resync and state != "terminated":
+                    if not result.resync:
+                        sub.pacer.settled()
+                    elif state != "terminated":
                         log.info("sip %s: version gap, asking for full state", sub.aor)
-                        sub.wake.set()  # the refresh brings a full-state NOTIFY (RFC 6665 §4.2.1.1)
+                        self._ask_full_state(sub)
         if state == "terminated":
-            log.info(
-                "sip subscription %s terminated by the PBX (%s)", sub.aor, params.get("reason") or "no reason"
-            )
-            self._restart(sub, after_termination(params))
+            reason = params.get("reason") or "none given"
+            log.info("sip subscription %s terminated by the PBX (reason=%s)", sub.aor, reason[:64])
+            self._restart(sub, after_termination(params), f"terminated by the PBX (reason={reason[:64]})")
         return answer, True
 
 
 class _Refused(Exception):
     pass
+
+
+def _why(sub: DialogSubscription, now: float) -> str:
+    """What /readyz says of a subscription that is not active."""
+    if not sub.last_error:
+        return sub.state.value
+    if sub.state is State.RETRYING and sub.retry_at is not None:
+        return f"{sub.last_error}; subscribing again in {max(0.0, sub.retry_at - now):.1f} s"
+    if sub.state is State.SUBSCRIBING:
+        return f"{sub.last_error}; subscribing again now"
+    return sub.last_error
+
+
+def _tag_of(address: str | None) -> str | None:
+    if not address:
+        return None
+    try:
+        return parse_address(address).tag
+    except Exception:  # the library's parser may raise anything on garbage
+        return None
 
 
 def _uri_of(contact: str) -> str | None:

@@ -10,6 +10,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gateway.parsing import parse_decimal
+
 # Refresh at this share of the granted lifetime (RFC 6665 leaves it to us;
 # the rest is room for a slow PBX and a retransmitted SUBSCRIBE).
 REFRESH_FRACTION = 0.8
@@ -81,7 +83,9 @@ def after_termination(params: dict[str, str]) -> float | None:
 
 def backoff(failures: int, lo: float, hi: float, rng: Callable[[], float] = random.random) -> float:
     """Capped exponential backoff with jitter: somewhere in [cap/2, cap]."""
-    cap = min(hi, lo * 2.0 ** max(0, failures - 1))
+    # The exponent is bounded too: 2.0 ** 1024 overflows, and a subscription
+    # failing for days (or a PBX refusing every body) counts that high.
+    cap = min(hi, lo * 2.0 ** min(max(0, failures - 1), 64))
     return cap / 2 + cap / 2 * rng()
 
 
@@ -100,19 +104,70 @@ def failures_after(failures: int, active_for: float | None) -> int:
 
 
 def subscription_state(raw: str | None) -> tuple[str, dict[str, str]]:
-    """``active;expires=600`` -> ("active", {"expires": "600"})."""
+    """``active;expires=600`` -> ("active", {"expires": "600"}).
+
+    Whatever the PBX wrote: empty parameters are skipped, the first of a
+    repeated one counts, values are unquoted; their meaning is checked
+    where they are used (``seconds``), not here.
+    """
     if not raw:
         return "", {}
     value, *params = raw.split(";")
     parsed: dict[str, str] = {}
     for param in params:
         key, _, val = param.partition("=")
-        parsed[key.strip().lower()] = val.strip()
+        name = key.strip().lower()
+        if name:
+            parsed.setdefault(name, val.strip().strip('"'))
     return value.strip().lower(), parsed
 
 
 def seconds(raw: str | None, default: int) -> int:
+    """A delta-seconds value from the network; ``default`` when absent or not one.
+
+    Only ASCII digits, at most 9 of them (over 31 years): a superscript two, a fullwidth
+    digit, ``+5`` or ``1_0`` are not numbers to SIP, whatever ``int()`` thinks.
+    """
     if raw is None:
         return default
-    text = raw.strip()
-    return int(text) if text.isdigit() and len(text) < 10 else default
+    value = parse_decimal(raw.strip(), max_digits=9)
+    return default if value is None else value
+
+
+@dataclass
+class RefreshPacer:
+    """How soon a refresh that a NOTIFY asked for (to get full state) may go out.
+
+    A refused body or a version gap asks for a refresh, and the refresh
+    brings a new NOTIFY: if the PBX sends the same unusable document again,
+    that is a loop. The first refresh is prompt; each further one while the
+    PBX keeps sending what cannot be used waits one more backoff step, so a
+    document refused every time costs one refresh per step, not a SUBSCRIBE
+    storm. A usable document makes the steps small again, once the step
+    under way has ended (so that a PBX answering each refresh with one
+    usable and one unusable document still gets one refresh per step).
+    """
+
+    lo: float
+    hi: float
+    strikes: int = 0
+    earliest: float = 0.0  # when the next paced refresh may go (monotonic seconds)
+    pending: bool = False
+
+    def ask(self, now: float, rng: Callable[[], float] = random.random) -> float | None:
+        """Seconds until the refresh should go; ``None`` when one is already on its way."""
+        self.strikes += 1
+        if self.pending:
+            return None
+        self.pending = True
+        at = max(now, self.earliest)
+        self.earliest = at + backoff(self.strikes, self.lo, self.hi, rng)
+        return at - now
+
+    def sent(self) -> None:
+        """A refresh (or a new subscription) went out: it brings full state."""
+        self.pending = False
+
+    def settled(self) -> None:
+        """A usable document arrived."""
+        self.strikes = 0
