@@ -12,6 +12,8 @@ import hmac
 import json
 from dataclasses import dataclass
 
+from gateway import jsontext
+
 
 class TokenError(ValueError):
     pass
@@ -53,7 +55,7 @@ class TokenSigner:
         if version != "v1" or not hmac.compare_digest(offered, self._mac(body).encode()):
             raise TokenError("bad token signature")
         try:
-            claims = json.loads(_unb64(body))
+            claims = jsontext.loads(_unb64(body))
             result = Claims(str(claims["sub"]), str(claims["knd"]), int(claims["exp"]))
         except (ValueError, KeyError, TypeError, OverflowError):
             raise TokenError("malformed token") from None

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from gateway import jsontext
 from gateway.model import Direction, EndStatus, Phase
 from gateway.parsing import parse_decimal
 from gateway.sources.endstatus import status_for_code
@@ -110,7 +110,7 @@ def verify(
 def parse(body: bytes) -> list[CallEvent] | Ignored:
     """A verified delivery as a call event."""
     try:
-        doc = json.loads(body)
+        doc = jsontext.loads(body)
     except ValueError as exc:  # bad UTF-8 or JSON, or an over-long integer
         raise WebhookError(400, f"body is not JSON: {exc}", "bad-payload") from None
     data = doc.get("data") if isinstance(doc, dict) else None

@@ -18,10 +18,10 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import re
 from typing import Any
 
+from gateway import jsontext
 from gateway.model import Direction, EndStatus, Phase
 from gateway.sources.webhooks.common import (
     CallEvent,
@@ -79,7 +79,7 @@ def _b64url(segment: str) -> bytes:
 
 def _json_object(raw: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(raw)
+        value = jsontext.loads(raw)
     except ValueError:  # bad UTF-8 or JSON, or an over-long integer
         raise TokenInvalid("segment is not JSON") from None
     if not isinstance(value, dict):
@@ -136,7 +136,7 @@ def international(number: str | None) -> str | None:
 def parse(body: bytes, now_ms: int) -> list[CallEvent] | Ignored:
     """A verified event as a call event."""
     try:
-        data = json.loads(body)
+        data = jsontext.loads(body)
     except ValueError as exc:  # bad UTF-8 or JSON, or an over-long integer
         raise WebhookError(400, f"body is not JSON: {exc}", "bad-payload") from None
     if not isinstance(data, dict):
