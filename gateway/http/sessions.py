@@ -72,13 +72,24 @@ def check_hubspot_identity(user: User, portal_id: int | None, hubspot_user_id: i
         raise ApiError(403, "this HubSpot user is not the gateway user", "hubspot-user-mismatch")
 
 
-def _session(gw: Gateway, user: User) -> dict[str, Any]:
+# A response carrying a credential must not be kept by the browser or any
+# cache on the way (RFC 6749 5.1); Pragma for HTTP/1.0 caches.
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def credential_response(body: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(body, headers=_NO_STORE)
+
+
+def _session(gw: Gateway, user: User) -> JSONResponse:
     ttl = gw.settings.token_ttl_seconds
-    return {
-        "token": gw.signer.issue(user.id, "session", int(time.time()), ttl),
-        "expiresIn": ttl,
-        "user": user.public(),
-    }
+    return credential_response(
+        {
+            "token": gw.signer.issue(user.id, "session", int(time.time()), ttl),
+            "expiresIn": ttl,
+            "user": user.public(),
+        }
+    )
 
 
 async def login(request: Request) -> JSONResponse:
@@ -101,12 +112,12 @@ async def login(request: Request) -> JSONResponse:
         raise ApiError(401, "wrong login or password", "bad-password")
     gw.logins.succeeded(name, client)
     check_hubspot_identity(user, portal_id, hubspot_user_id)
-    return JSONResponse(_session(gw, user))
+    return _session(gw, user)
 
 
 async def refresh(request: Request) -> JSONResponse:
     gw = gateway_of(request)
-    return JSONResponse(_session(gw, current_user(request, gw)))
+    return _session(gw, current_user(request, gw))
 
 
 async def me(request: Request) -> JSONResponse:
@@ -120,7 +131,7 @@ async def stream_ticket(request: Request) -> JSONResponse:
     user = current_user(request, gw)
     ttl = gw.settings.ticket_ttl_seconds
     ticket = gw.signer.issue(user.id, "ticket", int(time.time()), ttl)
-    return JSONResponse({"ticket": ticket, "expiresIn": ttl})
+    return credential_response({"ticket": ticket, "expiresIn": ttl})
 
 
 routes = [

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from tests.support.harness import Client, make_settings, running_gateway, signal
 
 
@@ -16,6 +18,18 @@ async def test_login_returns_a_short_lived_token_and_the_user(gateway: Client) -
     assert body["user"]["login"] == "alice"
     assert body["user"]["portalId"] == 100
     assert "password_hash" not in str(body)
+
+
+@pytest.mark.parametrize("route", ["/api/login", "/api/session/refresh", "/api/stream-ticket"])
+async def test_a_response_carrying_a_credential_is_never_cached(gateway: Client, route: str) -> None:
+    token = await gateway.login("alice")
+    if route == "/api/login":
+        response = await gateway.http.post(route, json={"login": "alice", "password": "alice-password"})
+    else:
+        response = await gateway.http.post(route, headers={"authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["pragma"] == "no-cache"
 
 
 async def test_wrong_password_is_refused(gateway: Client) -> None:
