@@ -18,6 +18,7 @@ from gateway.assemble import build_app, build_gateway
 from gateway.auth.ingest_signature import sign
 from gateway.auth.passwords import hash_password
 from gateway.config import Settings
+from gateway.http.server import server_config
 from gateway.runtime import Gateway
 from tests.support.servers import serve, write_users
 from tests.support.sse import SseStream
@@ -125,7 +126,9 @@ class Client:
 async def running_gateway(settings: Settings) -> AsyncIterator[Client]:
     gw = build_gateway(settings)
     app = build_app(settings, gw)
-    async with serve(app) as base_url:
+    # As `gateway serve` runs it, on a free loopback port.
+    config = server_config(app, settings, host="127.0.0.1", port=0, log_level="warning", graceful_seconds=1)
+    async with serve(config) as base_url:
         client = Client(base_url, gw)
         try:
             yield client
