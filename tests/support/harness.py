@@ -20,6 +20,7 @@ from gateway.auth.passwords import hash_password
 from gateway.config import Settings
 from gateway.http.server import server_config
 from gateway.runtime import Gateway
+from tests.support.logcheck import LogWatch
 from tests.support.servers import serve, write_users
 from tests.support.sse import SseStream
 
@@ -124,16 +125,24 @@ class Client:
 
 @contextlib.asynccontextmanager
 async def running_gateway(settings: Settings) -> AsyncIterator[Client]:
+    """The gateway served as `gateway serve` serves it, on a free loopback port.
+
+    When it stops, the test fails if it logged a traceback or an ERROR
+    that the test did not declare (``tests.support.logcheck.expect_log``).
+    """
     gw = build_gateway(settings)
     app = build_app(settings, gw)
-    # As `gateway serve` runs it, on a free loopback port.
     config = server_config(app, settings, host="127.0.0.1", port=0, log_level="warning", graceful_seconds=1)
-    async with serve(config) as base_url:
-        client = Client(base_url, gw)
-        try:
-            yield client
-        finally:
-            await client.aclose()
+    watch = LogWatch()
+    with watch.installed():
+        async with serve(config) as base_url:
+            client = Client(base_url, gw)
+            try:
+                yield client
+            finally:
+                await client.aclose()
+    # Not reached when the test failed already: that failure says more.
+    watch.check()
 
 
 def signal(
