@@ -98,6 +98,9 @@ class RedisBroker(Broker):
     def _history_key(self, user_id: str) -> str:
         return f"{self._prefix}:{{{user_id}}}:history"
 
+    def _burnt_key(self, token_id: str) -> str:
+        return f"{self._prefix}:burnt:{token_id}"
+
     def _channel(self, user_id: str) -> str:
         return f"{self._prefix}:live:{user_id}"
 
@@ -186,6 +189,13 @@ class RedisBroker(Broker):
         async with _command():
             raw = await self._redis.get(self._state_key(user_id, call_key))
         return None if raw is None else decode_state(str(raw))
+
+    # -- one-use credentials -------------------------------------------------
+    async def burn(self, token_id: str, ttl_seconds: int) -> bool:
+        # SET NX: of any number of instances asking at once, one wins.
+        async with _command():
+            first = await self._redis.set(self._burnt_key(token_id), "1", nx=True, ex=max(1, ttl_seconds))
+        return bool(first)
 
     # -- history -----------------------------------------------------------
     async def _head(self, user_id: str) -> EventId:

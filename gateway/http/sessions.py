@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from gateway.auth.tokens import TokenError
+from gateway.auth.tokens import Claims, TokenError
 from gateway.http.bodies import read_json_object
 from gateway.http.errors import ApiError, bearer_refused
 from gateway.parsing import parse_decimal
@@ -36,18 +36,33 @@ def current_user(request: Request, gw: Gateway, kind: str = "session") -> User:
 
 
 def _user_for(gw: Gateway, token: str, kind: str) -> User:
+    return _verified(gw, token, kind, int(time.time()))[0]
+
+
+def _verified(gw: Gateway, token: str, kind: str, now: int) -> tuple[User, Claims]:
     try:
-        claims = gw.signer.verify(token, kind, int(time.time()))
+        claims = gw.signer.verify(token, kind, now)
     except TokenError as exc:
         raise bearer_refused(str(exc), "bad-token") from None
     user = gw.directory.by_id(claims.user_id)
     if user is None:
         raise bearer_refused("user no longer exists", "unknown-user")
+    return user, claims
+
+
+async def user_from_ticket(gw: Gateway, ticket: str) -> User:
+    """The ticket's user. A ticket opens one stream, once, on whichever instance.
+
+    It travels in a URL, where logs and browser history may keep it; used
+    up, it is worth nothing to whoever reads it there.
+    """
+    now = int(time.time())
+    user, claims = _verified(gw, ticket, "ticket", now)
+    if not claims.token_id:
+        raise bearer_refused("ticket without an id: ask for a new one", "bad-token")
+    if not await gw.broker.burn(claims.token_id, claims.expires_at - now):
+        raise bearer_refused("ticket already used: ask for a new one", "ticket-used")
     return user
-
-
-def user_from_ticket(gw: Gateway, ticket: str) -> User:
-    return _user_for(gw, ticket, "ticket")
 
 
 def _optional_id(data: dict[str, Any], name: str) -> int | None:

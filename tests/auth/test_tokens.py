@@ -26,3 +26,13 @@ def test_a_ticket_is_not_a_session() -> None:
     ticket = signer.issue("alice", "ticket", now=0, ttl=60)
     with pytest.raises(TokenError, match="ticket token cannot be used here"):
         signer.verify(ticket, "session", now=1)
+
+
+def test_every_token_carries_its_own_id() -> None:
+    signer = TokenSigner("s" * 32)
+    ids = {
+        signer.verify(signer.issue("alice", "ticket", now=0, ttl=60), "ticket", now=1).token_id
+        for _ in range(50)
+    }
+    assert len(ids) == 50
+    assert all(len(i) >= 22 for i in ids)

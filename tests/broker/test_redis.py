@@ -51,6 +51,35 @@ async def test_the_same_signal_on_two_instances_emits_one_event(
     assert marker.json["externalCallId"] == "ingest:marker"
 
 
+async def test_a_ticket_used_on_one_instance_is_refused_on_another(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with two_instances(tmp_path, redis_server) as (one, two):
+        ticket = await one.stream_ticket(await one.login("alice"))
+        async with one.stream(None, query=f"?ticket={ticket}") as first:
+            assert first.status == 200
+            status, refusal = await two.open_stream(f"?ticket={ticket}")
+    assert status == 401
+    assert "already used" in refusal["error"]
+
+
+async def test_a_ticket_offered_to_two_instances_at_once_opens_one_stream(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with two_instances(tmp_path, redis_server) as (one, two):
+        token = await one.login("alice")
+        for _ in range(10):
+            ticket = await two.stream_ticket(token)
+            async with contextlib.AsyncExitStack() as streams:
+                opened = await asyncio.gather(
+                    *(
+                        streams.enter_async_context(gw.stream(None, query=f"?ticket={ticket}"))
+                        for gw in (one, two)
+                    )
+                )
+                assert sorted(s.status or 0 for s in opened) == [200, 401]
+
+
 async def test_resume_on_another_instance_replays_from_shared_history(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:

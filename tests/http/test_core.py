@@ -168,6 +168,23 @@ async def test_stream_ticket_opens_a_stream_for_a_minute(gateway: Client) -> Non
         assert (await stream.next()).json["externalCallId"] == "ingest:t1"
 
 
+async def test_a_ticket_opens_one_stream_and_is_refused_after(gateway: Client) -> None:
+    ticket = await gateway.stream_ticket(await gateway.login("alice"))
+    async with gateway.stream(None, query=f"?ticket={ticket}") as first:
+        assert first.status == 200
+        while_open = await gateway.open_stream(f"?ticket={ticket}")
+    after = await gateway.open_stream(f"?ticket={ticket}")
+    assert (while_open[0], after[0]) == (401, 401)
+    assert "already used" in after[1]["error"]
+
+
+async def test_each_ticket_opens_its_own_stream(gateway: Client) -> None:
+    token = await gateway.login("alice")
+    for _ in range(3):
+        ticket = await gateway.stream_ticket(token)
+        assert (await gateway.open_stream(f"?ticket={ticket}"))[0] == 200
+
+
 async def test_a_session_token_is_not_a_ticket_and_a_ticket_is_not_a_session(gateway: Client) -> None:
     token = await gateway.login("alice")
     async with gateway.stream(None, query=f"?ticket={token}") as stream:

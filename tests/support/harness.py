@@ -111,6 +111,21 @@ class Client:
             headers["last-event-id"] = last_event_id
         return SseStream(self.http, "/api/stream" + query, headers)
 
+    async def stream_ticket(self, token: str) -> str:
+        response = await self.http.post("/api/stream-ticket", headers={"authorization": f"Bearer {token}"})
+        assert response.status_code == 200, response.text
+        ticket: str = response.json()["ticket"]
+        return ticket
+
+    async def open_stream(self, query: str) -> tuple[int, dict[str, Any]]:
+        """How GET /api/stream answers (the error when refused); a stream that opens is closed at once."""
+        async with self.http.stream("GET", "/api/stream" + query) as response:
+            if response.status_code == 200:
+                return 200, {}
+            await response.aread()
+            body: dict[str, Any] = response.json()
+            return response.status_code, body
+
     async def until_ready(self, seconds: float = 10) -> None:
         """Poll /readyz (nothing to await: readiness is only observable) until 200."""
         for _ in range(int(seconds * 10)):
