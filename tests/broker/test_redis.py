@@ -196,6 +196,41 @@ async def test_a_resume_after_redis_trimmed_the_history_says_there_is_a_gap(
     assert first.event == "sdk"
 
 
+async def test_a_resume_from_an_empty_historys_hello_after_trimming_says_there_is_a_gap(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    settings = make_settings(tmp_path, redis_url=redis_server.url, history_size=10)
+    async with running_gateway(settings) as gw:
+        token = await gw.login("alice")
+        async with gw.stream(token) as empty_history:
+            pass
+        assert empty_history.head_id == "0-0"
+        for batch in range(4):
+            calls = [signal(f"e{batch}-{n}", "ringing") for n in range(100)]
+            assert (await gw.ingest({"signals": calls})).status_code == 202
+        async with gw.stream(token, last_event_id=empty_history.head_id) as resumed:
+            gap = await resumed.next()
+            first = await resumed.next()
+    assert gap.event == "gap"
+    assert first.event == "sdk"
+
+
+async def test_a_resume_from_an_empty_historys_hello_gets_all_of_an_untrimmed_history_without_a_gap(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    settings = make_settings(tmp_path, redis_url=redis_server.url, history_size=10)
+    async with running_gateway(settings) as gw:
+        token = await gw.login("alice")
+        async with gw.stream(token) as empty_history:
+            pass
+        calls = [signal(f"u{n}", "ringing") for n in range(10)]
+        assert (await gw.ingest({"signals": calls})).status_code == 202
+        async with gw.stream(token, last_event_id=empty_history.head_id) as resumed:
+            events = await resumed.take(10)
+    assert [e.event for e in events] == ["sdk"] * 10
+    assert [e.json["externalCallId"] for e in events] == [f"ingest:u{n}" for n in range(10)]
+
+
 # An instance first tries a signal against the state it last saw itself (one
 # round trip); the tests below make that state stale in each way it can be.
 

@@ -336,6 +336,21 @@ async def test_a_resume_after_history_was_trimmed_says_there_is_a_gap(tmp_path: 
     assert [e.json["externalCallId"] for e in replayed] == [f"ingest:g{n}" for n in range(5, 15)]
 
 
+async def test_a_resume_from_an_empty_historys_hello_after_trimming_says_there_is_a_gap(
+    tmp_path: Path,
+) -> None:
+    async with running_gateway(make_settings(tmp_path, history_size=10)) as gw:
+        token = await gw.login("alice")
+        async with gw.stream(token) as empty_history:
+            pass
+        await gw.ingest({"signals": [signal(f"t{n}", "ringing") for n in range(15)]})
+        async with gw.stream(token, last_event_id=empty_history.head_id) as resumed:
+            gap = await resumed.next()
+            replayed = await resumed.take(10)
+    assert gap.event == "gap"
+    assert [e.json["externalCallId"] for e in replayed] == [f"ingest:t{n}" for n in range(5, 15)]
+
+
 async def test_a_resume_within_history_has_no_gap(tmp_path: Path) -> None:
     async with running_gateway(make_settings(tmp_path, history_size=10)) as gw:
         token = await gw.login("alice")
