@@ -1,15 +1,21 @@
-"""JSON from untrusted text, refused before parsing when nested too deep.
+"""JSON from untrusted text: only what RFC 8259 allows, nested no deeper than the gateway needs.
 
-``json.loads`` recurses once per level of nesting, so a few kilobytes of
-``[`` end in ``RecursionError`` (an exception nobody catches as bad input).
 Every JSON document that arrives from outside is read through ``loads``
-here, which measures the depth first with a linear scan and raises
-``JsonTextError`` (a ``ValueError``, like every other refusal of the text).
+here, which raises ``JsonTextError`` (a ``ValueError``) for text that
+
+- nests too deep: ``json.loads`` recurses once per level, so a few
+  kilobytes of ``[`` end in ``RecursionError``; the depth is measured first
+  with a linear scan;
+- holds a string with a lone surrogate (``"\\ud800"``): a ``str`` that
+  cannot be encoded, which would fail wherever it is later written out;
+- holds ``NaN``, ``Infinity`` or a number too large for a float, which
+  Python reads but JSON does not have.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from itertools import accumulate
 from typing import Any
@@ -25,6 +31,8 @@ MAX_DEPTH = 32
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+# Only an escape can put a surrogate into a string decoded from UTF-8.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class JsonTextError(ValueError):
@@ -52,6 +60,24 @@ def loads(data: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
     if text.count("[") + text.count("{") > max_depth and nesting_depth(text) > max_depth:
         raise JsonTextError(f"nested deeper than {max_depth} levels")
     try:
-        return json.loads(text)
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
     except ValueError as exc:  # bad JSON, or an integer too long to convert
         raise JsonTextError(str(exc)) from None
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            # A pair of escapes reads as one character; a lone one stays.
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise JsonTextError("a string holds a lone surrogate (not Unicode text)") from None
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise JsonTextError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):
+        raise JsonTextError(f"number {text[:20]} is too large")
+    return number

@@ -1,4 +1,4 @@
-"""JSON nested deeper than anything the gateway reads is a 400, before it is parsed."""
+"""JSON from the network: what RFC 8259 allows, nested no deeper than the gateway reads, or a 400."""
 
 from __future__ import annotations
 
@@ -40,6 +40,22 @@ def test_invalid_utf8_and_long_integers_are_json_text_errors() -> None:
     for bad in (b'{"a": "\xff"}', b"[" + b"9" * 5000 + b"]"):
         with pytest.raises(JsonTextError):
             loads(bad)
+
+
+@pytest.mark.parametrize("text", [r'["\ud800"]', r'{"\udc00": 1}', r'["a\udbff"]'])
+def test_a_string_with_a_lone_surrogate_is_refused(text: str) -> None:
+    with pytest.raises(JsonTextError, match="lone surrogate"):
+        loads(text)
+
+
+def test_a_surrogate_pair_reads_as_its_character() -> None:
+    assert loads(r'["\ud83d\ude00"]') == ["\U0001f600"]
+
+
+@pytest.mark.parametrize("text", ["[NaN]", "[Infinity]", "[-Infinity]", "[1e400]", "[-1e400]"])
+def test_numbers_json_does_not_have_are_refused(text: str) -> None:
+    with pytest.raises(JsonTextError):
+        loads(text)
 
 
 @pytest.fixture
@@ -121,3 +137,9 @@ async def test_a_vonage_token_whose_header_is_nested_thousands_deep_is_refused(g
     )
     assert response.status_code == 403
     assert "not JSON" in response.json()["error"]
+
+
+async def test_a_login_body_with_a_lone_surrogate_is_400(gw: Client) -> None:
+    response = await _login(gw, b'{"login": "alice", "password": "pass\\ud800word"}')
+    assert response.status_code == 400
+    assert "lone surrogate" in response.json()["error"]
