@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from gateway.http.errors import ApiError
 from gateway.jsontext import JsonTextError, loads
@@ -25,11 +25,15 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise ApiError(413, f"body larger than {limit} bytes", "too-large")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"body larger than {limit} bytes", "too-large")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, f"body larger than {limit} bytes", "too-large")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Nobody is left to read the answer; it is counted all the same.
+        raise ApiError(400, "the client went away before the end of its body", "disconnected") from None
     return b"".join(chunks)
 
 

@@ -117,7 +117,7 @@ def parse(body: bytes) -> list[CallEvent] | Ignored:
     if not isinstance(data, dict):
         raise WebhookError(400, 'body has no "data" object', "bad-payload")
     event_type = data.get("event_type")
-    if event_type not in PHASES:
+    if not isinstance(event_type, str) or event_type not in PHASES:
         return Ignored(f"event_type {event_type!r} does not change a call's phase")
     payload: Any = data.get("payload")
     if not isinstance(payload, dict):
@@ -126,7 +126,7 @@ def parse(body: bytes) -> list[CallEvent] | Ignored:
     leg = payload.get("call_leg_id") or payload.get("call_control_id")
     direction: Direction | None = None
     if payload.get("direction") is not None:
-        if payload["direction"] not in DIRECTIONS:
+        if not isinstance(payload["direction"], str) or payload["direction"] not in DIRECTIONS:
             return Ignored(f"direction {payload['direction']!r} is neither incoming nor outgoing")
         direction = DIRECTIONS[payload["direction"]]
     sip = sip_code(payload.get("sip_hangup_cause"))

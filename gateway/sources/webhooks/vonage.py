@@ -142,10 +142,10 @@ def parse(body: bytes, now_ms: int) -> list[CallEvent] | Ignored:
     if not isinstance(data, dict):
         raise WebhookError(400, "body must be a JSON object", "bad-payload")
     status = data.get("status")
-    if status not in STATUSES:
+    if not isinstance(status, str) or status not in STATUSES:
         return Ignored(f"status {status!r} is not a call status")
     kind = data.get("direction")
-    if kind not in DIRECTIONS:
+    if not isinstance(kind, str) or kind not in DIRECTIONS:
         return Ignored(f"direction {kind!r} is neither inbound nor outbound")
     phase, end_status = STATUSES[status]
     timestamp = data.get("timestamp")
