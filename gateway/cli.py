@@ -80,6 +80,7 @@ def _dev_bootstrap(settings: Settings) -> tuple[Settings, str]:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.assemble import build_app, build_gateway
+    from gateway.http.server import server_config
 
     settings = _settings(args)
     banner = ""
@@ -102,20 +103,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = build_app(settings, gw)
     if banner:
         print(banner, flush=True)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        # The default access log would print query strings, and stream
-        # tickets travel in one.
-        access_log=False,
-        log_level="info",
-        # Client addresses (for login throttling) come from X-Forwarded-For
-        # only when the peer is a trusted proxy.
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-        timeout_graceful_shutdown=5,
-    )
+    config = server_config(app, settings)
     _Server(config, app.state.gateway.broker).run()
     return 0
 

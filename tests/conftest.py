@@ -5,11 +5,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import logcheck
 from tests.support.harness import Client, make_settings, running_gateway
 from tests.support.servers import RedisServer
 
 # The browser fixtures (a session-wide Chromium, the simulator page).
 pytest_plugins = ["tests.support.browser"]
+
+
+@pytest.fixture(autouse=True)
+def _log_declarations() -> Iterator[None]:
+    """A declaration of an expected log record (``logcheck.expect_log``) lasts one test at most."""
+    yield
+    logcheck.reset()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gateway"
 
 # Bottom to top. A name stands for the module and everything under it.
 LAYERS: list[tuple[str, ...]] = [
-    ("gateway.parsing", "gateway.config", "gateway.users", "gateway.auth", "gateway.ops"),
+    ("gateway.parsing", "gateway.jsontext", "gateway.config", "gateway.users", "gateway.auth", "gateway.ops"),
     ("gateway.model",),
     ("gateway.wire",),
     ("gateway.broker",),

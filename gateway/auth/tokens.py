@@ -1,7 +1,8 @@
 """Short-lived signed credentials: session tokens and one-minute stream tickets.
 
 Stateless (HMAC over a small JSON claim), so any instance sharing the secret
-accepts what any other issued, and nothing has to be stored or looked up.
+accepts what any other issued. Each carries a random id, by which a
+credential meant for one use (a stream ticket) is burnt in the broker.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ import base64
 import hashlib
 import hmac
 import json
+import secrets
 from dataclasses import dataclass
+
+from gateway import jsontext
 
 
 class TokenError(ValueError):
@@ -22,6 +26,8 @@ class Claims:
     user_id: str
     kind: str
     expires_at: int
+    # Empty in a token issued before tokens had ids.
+    token_id: str = ""
 
 
 def _b64(data: bytes) -> str:
@@ -40,7 +46,7 @@ class TokenSigner:
         return _b64(hmac.new(self._key, body.encode("utf-8", "replace"), hashlib.sha256).digest())
 
     def issue(self, user_id: str, kind: str, now: int, ttl: int) -> str:
-        claims = {"sub": user_id, "knd": kind, "exp": now + ttl}
+        claims = {"sub": user_id, "knd": kind, "exp": now + ttl, "jti": secrets.token_urlsafe(16)}
         body = _b64(json.dumps(claims, separators=(",", ":")).encode())
         return f"v1.{body}.{self._mac(body)}"
 
@@ -53,8 +59,10 @@ class TokenSigner:
         if version != "v1" or not hmac.compare_digest(offered, self._mac(body).encode()):
             raise TokenError("bad token signature")
         try:
-            claims = json.loads(_unb64(body))
-            result = Claims(str(claims["sub"]), str(claims["knd"]), int(claims["exp"]))
+            claims = jsontext.loads(_unb64(body))
+            result = Claims(
+                str(claims["sub"]), str(claims["knd"]), int(claims["exp"]), str(claims.get("jti", ""))
+            )
         except (ValueError, KeyError, TypeError, OverflowError):
             raise TokenError("malformed token") from None
         if result.kind != kind:

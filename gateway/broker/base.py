@@ -56,6 +56,15 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def get_call(self, user_id: str, call_key: str) -> CallState | None: ...
 
+    # -- one-use credentials -------------------------------------------------
+    @abc.abstractmethod
+    async def burn(self, token_id: str, ttl_seconds: int) -> bool:
+        """Mark a credential used; True only the first time, whichever instance asks.
+
+        ``ttl_seconds`` is what is left of the credential's life: it is
+        remembered that long, after which it is refused as expired anyway.
+        """
+
     # -- streams -----------------------------------------------------------
     async def subscribe(self, user_id: str, last_event_id: str | None) -> StreamQueue:
         sub = StreamQueue(user_id, self.stream_buffer)

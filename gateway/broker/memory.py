@@ -27,6 +27,8 @@ class MemoryBroker(Broker):
         self._history: dict[str, deque[Envelope]] = {}
         self._calls: dict[tuple[str, str], tuple[CallState, float]] = {}
         self._next_sweep = 0.0
+        self._burnt: dict[str, float] = {}  # credential id -> when it expires
+        self._next_burn_sweep = 0.0
 
     async def ping(self) -> bool:
         return True
@@ -59,6 +61,17 @@ class MemoryBroker(Broker):
         if held is None or held[1] < time.monotonic():
             return None
         return held[0]
+
+    async def burn(self, token_id: str, ttl_seconds: int) -> bool:
+        now = time.monotonic()
+        if now >= self._next_burn_sweep:
+            self._next_burn_sweep = now + 60
+            self._burnt = {k: until for k, until in self._burnt.items() if until > now}
+        until = self._burnt.get(token_id)
+        if until is not None and until > now:
+            return False
+        self._burnt[token_id] = now + ttl_seconds
+        return True
 
     async def _head(self, user_id: str) -> EventId:
         return (self._epoch, self._seq)

@@ -98,6 +98,9 @@ class RedisBroker(Broker):
     def _history_key(self, user_id: str) -> str:
         return f"{self._prefix}:{{{user_id}}}:history"
 
+    def _burnt_key(self, token_id: str) -> str:
+        return f"{self._prefix}:burnt:{token_id}"
+
     def _channel(self, user_id: str) -> str:
         return f"{self._prefix}:live:{user_id}"
 
@@ -187,6 +190,13 @@ class RedisBroker(Broker):
             raw = await self._redis.get(self._state_key(user_id, call_key))
         return None if raw is None else decode_state(str(raw))
 
+    # -- one-use credentials -------------------------------------------------
+    async def burn(self, token_id: str, ttl_seconds: int) -> bool:
+        # SET NX: of any number of instances asking at once, one wins.
+        async with _command():
+            first = await self._redis.set(self._burnt_key(token_id), "1", nx=True, ex=max(1, ttl_seconds))
+        return bool(first)
+
     # -- history -----------------------------------------------------------
     async def _head(self, user_id: str) -> EventId:
         async with _command():
@@ -197,12 +207,7 @@ class RedisBroker(Broker):
     async def _replay(self, user_id: str, after: EventId) -> tuple[list[Envelope], bool]:
         start = f"{after[0]}-{after[1]}"
         if after == _EMPTY:
-            # Resuming from an empty history: all of it is what was missed.
-            # (Trimming needs history_size events, far more than a client
-            # misses before it reconnects; a gap shows there as usual.)
-            async with _command():
-                found = await self._redis.xrange(self._history_key(user_id), min="-", max="+")
-            return [Envelope(str(i), str((f or {})["d"])) for i, f in found or []], False
+            return await self._replay_all(user_id)
         # Inclusive of ``after``: if that entry is still there, nothing
         # between it and now can have been trimmed.
         async with _command():
@@ -215,6 +220,32 @@ class RedisBroker(Broker):
             gap = await self._lost_since(user_id, after)
         envelopes = [Envelope(i, str(fields["d"])) for i, fields in rows if i != start]
         return envelopes, gap
+
+    async def _replay_all(self, user_id: str) -> tuple[list[Envelope], bool]:
+        """Resuming from the hello of an empty history: all of it was missed.
+
+        If some of it was trimmed already, that is a gap: the stream counts
+        every entry it was ever given, and holds fewer. Read in one
+        transaction, so that an entry added in between is not taken for one
+        lost.
+        """
+        key = self._history_key(user_id)
+        async with _command(), self._redis.pipeline(transaction=True) as pipe:
+            pipe.xrange(key, min="-", max="+")
+            pipe.xinfo_stream(key)
+            # XINFO fails on a history that does not exist (yet, or any more).
+            found, info = await pipe.execute(raise_on_error=False)
+        if isinstance(found, Exception):
+            raise BrokerUnavailable(f"redis: {found}")
+        envelopes = [Envelope(str(i), str((f or {})["d"])) for i, f in found or []]
+        if not envelopes:
+            return [], False
+        added = info.get("entries-added") if isinstance(info, dict) else None
+        if added is None:
+            # Redis before 7.0 does not count: trimming keeps at least
+            # history_size entries, so fewer means nothing was trimmed.
+            return envelopes, len(envelopes) >= self.history_size
+        return envelopes, int(added) > len(envelopes)
 
     async def _lost_since(self, user_id: str, after: EventId) -> bool:
         try:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from gateway.http.errors import ApiError
+from gateway.jsontext import JsonTextError, loads
 from gateway.parsing import parse_decimal
 
 # The page's own requests (login, engagement, dial) are a few fields.
@@ -25,20 +25,24 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise ApiError(413, f"body larger than {limit} bytes", "too-large")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"body larger than {limit} bytes", "too-large")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, f"body larger than {limit} bytes", "too-large")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Nobody is left to read the answer; it is counted all the same.
+        raise ApiError(400, "the client went away before the end of its body", "disconnected") from None
     return b"".join(chunks)
 
 
 async def read_json_object(request: Request, limit: int = SMALL_BODY) -> dict[str, Any]:
     """A JSON object body (an empty body reads as ``{}``)."""
     try:
-        data = json.loads(await read_body(request, limit) or b"{}")
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ApiError(400, "body is not JSON", "bad-json") from None
+        data = loads(await read_body(request, limit) or b"{}")
+    except JsonTextError as exc:
+        raise ApiError(400, f"body is not JSON: {exc}", "bad-json") from None
     if not isinstance(data, dict):
         raise ApiError(422, "body must be a JSON object", "bad-json")
     return data

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from gateway.auth.tokens import TokenError
+from gateway.auth.tokens import Claims, TokenError
 from gateway.http.bodies import read_json_object
 from gateway.http.errors import ApiError, bearer_refused
 from gateway.parsing import parse_decimal
@@ -36,18 +36,33 @@ def current_user(request: Request, gw: Gateway, kind: str = "session") -> User:
 
 
 def _user_for(gw: Gateway, token: str, kind: str) -> User:
+    return _verified(gw, token, kind, int(time.time()))[0]
+
+
+def _verified(gw: Gateway, token: str, kind: str, now: int) -> tuple[User, Claims]:
     try:
-        claims = gw.signer.verify(token, kind, int(time.time()))
+        claims = gw.signer.verify(token, kind, now)
     except TokenError as exc:
         raise bearer_refused(str(exc), "bad-token") from None
     user = gw.directory.by_id(claims.user_id)
     if user is None:
         raise bearer_refused("user no longer exists", "unknown-user")
+    return user, claims
+
+
+async def user_from_ticket(gw: Gateway, ticket: str) -> User:
+    """The ticket's user. A ticket opens one stream, once, on whichever instance.
+
+    It travels in a URL, where logs and browser history may keep it; used
+    up, it is worth nothing to whoever reads it there.
+    """
+    now = int(time.time())
+    user, claims = _verified(gw, ticket, "ticket", now)
+    if not claims.token_id:
+        raise bearer_refused("ticket without an id: ask for a new one", "bad-token")
+    if not await gw.broker.burn(claims.token_id, claims.expires_at - now):
+        raise bearer_refused("ticket already used: ask for a new one", "ticket-used")
     return user
-
-
-def user_from_ticket(gw: Gateway, ticket: str) -> User:
-    return _user_for(gw, ticket, "ticket")
 
 
 def _optional_id(data: dict[str, Any], name: str) -> int | None:
@@ -72,13 +87,24 @@ def check_hubspot_identity(user: User, portal_id: int | None, hubspot_user_id: i
         raise ApiError(403, "this HubSpot user is not the gateway user", "hubspot-user-mismatch")
 
 
-def _session(gw: Gateway, user: User) -> dict[str, Any]:
+# A response carrying a credential must not be kept by the browser or any
+# cache on the way (RFC 6749 5.1); Pragma for HTTP/1.0 caches.
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def credential_response(body: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(body, headers=_NO_STORE)
+
+
+def _session(gw: Gateway, user: User) -> JSONResponse:
     ttl = gw.settings.token_ttl_seconds
-    return {
-        "token": gw.signer.issue(user.id, "session", int(time.time()), ttl),
-        "expiresIn": ttl,
-        "user": user.public(),
-    }
+    return credential_response(
+        {
+            "token": gw.signer.issue(user.id, "session", int(time.time()), ttl),
+            "expiresIn": ttl,
+            "user": user.public(),
+        }
+    )
 
 
 async def login(request: Request) -> JSONResponse:
@@ -101,12 +127,12 @@ async def login(request: Request) -> JSONResponse:
         raise ApiError(401, "wrong login or password", "bad-password")
     gw.logins.succeeded(name, client)
     check_hubspot_identity(user, portal_id, hubspot_user_id)
-    return JSONResponse(_session(gw, user))
+    return _session(gw, user)
 
 
 async def refresh(request: Request) -> JSONResponse:
     gw = gateway_of(request)
-    return JSONResponse(_session(gw, current_user(request, gw)))
+    return _session(gw, current_user(request, gw))
 
 
 async def me(request: Request) -> JSONResponse:
@@ -120,7 +146,7 @@ async def stream_ticket(request: Request) -> JSONResponse:
     user = current_user(request, gw)
     ttl = gw.settings.ticket_ttl_seconds
     ticket = gw.signer.issue(user.id, "ticket", int(time.time()), ttl)
-    return JSONResponse({"ticket": ticket, "expiresIn": ttl})
+    return credential_response({"ticket": ticket, "expiresIn": ttl})
 
 
 routes = [

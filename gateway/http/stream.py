@@ -107,16 +107,16 @@ class EventStream(Response):
                 return
 
 
-def _stream_user(request: Request, gw: Gateway) -> User:
+async def _stream_user(request: Request, gw: Gateway) -> User:
     ticket = request.query_params.get("ticket")
     if ticket:
-        return user_from_ticket(gw, ticket)
+        return await user_from_ticket(gw, ticket)
     return current_user(request, gw)
 
 
 async def stream(request: Request) -> Response:
     gw = gateway_of(request)
-    user = _stream_user(request, gw)
+    user = await _stream_user(request, gw)
     # EventSource sends Last-Event-ID itself on reconnect; a page that opens a
     # new EventSource (fresh ticket) passes it in the query instead.
     last = request.headers.get("last-event-id") or request.query_params.get("lastEventId")

@@ -7,11 +7,11 @@ of them are accepted or none is.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from gateway import jsontext
 from gateway.model import Direction, EndStatus, Phase, Signal
 from gateway.users.directory import Directory
 from gateway.users.phone import to_e164
@@ -49,7 +49,7 @@ class IngestError(ValueError):
 
 def parse_signals(body: bytes, directory: Directory, now_ms: int) -> list[Signal]:
     try:
-        data = json.loads(body)
+        data = jsontext.loads(body)
     except ValueError as exc:  # bad UTF-8, bad JSON, or an integer too long to read
         raise IngestError(400, f"body is not JSON: {exc}") from None
     if isinstance(data, dict) and "signals" in data:

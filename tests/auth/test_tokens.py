@@ -56,6 +56,16 @@ def test_the_claims_carry_user_kind_and_expiry() -> None:
     assert (claims.user_id, claims.kind, claims.expires_at) == ("alice", "ticket", 160)
 
 
-def test_one_secret_signs_the_same_token_in_every_instance() -> None:
-    first = TokenSigner("s" * 32).issue("alice", "session", now=0, ttl=60)
-    assert TokenSigner("s" * 32).issue("alice", "session", now=0, ttl=60) == first
+def test_a_token_one_instance_issues_verifies_on_another_with_the_secret() -> None:
+    token = TokenSigner("s" * 32).issue("alice", "session", now=0, ttl=60)
+    assert TokenSigner("s" * 32).verify(token, "session", now=1).user_id == "alice"
+
+
+def test_every_token_carries_its_own_id() -> None:
+    signer = TokenSigner("s" * 32)
+    ids = {
+        signer.verify(signer.issue("alice", "ticket", now=0, ttl=60), "ticket", now=1).token_id
+        for _ in range(50)
+    }
+    assert len(ids) == 50
+    assert all(len(i) >= 22 for i in ids)

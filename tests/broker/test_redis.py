@@ -51,6 +51,35 @@ async def test_the_same_signal_on_two_instances_emits_one_event(
     assert marker.json["externalCallId"] == "ingest:marker"
 
 
+async def test_a_ticket_used_on_one_instance_is_refused_on_another(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with two_instances(tmp_path, redis_server) as (one, two):
+        ticket = await one.stream_ticket(await one.login("alice"))
+        async with one.stream(None, query=f"?ticket={ticket}") as first:
+            assert first.status == 200
+            status, refusal = await two.open_stream(f"?ticket={ticket}")
+    assert status == 401
+    assert "already used" in refusal["error"]
+
+
+async def test_a_ticket_offered_to_two_instances_at_once_opens_one_stream(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with two_instances(tmp_path, redis_server) as (one, two):
+        token = await one.login("alice")
+        for _ in range(10):
+            ticket = await two.stream_ticket(token)
+            async with contextlib.AsyncExitStack() as streams:
+                opened = await asyncio.gather(
+                    *(
+                        streams.enter_async_context(gw.stream(None, query=f"?ticket={ticket}"))
+                        for gw in (one, two)
+                    )
+                )
+                assert sorted(s.status or 0 for s in opened) == [200, 401]
+
+
 async def test_resume_on_another_instance_replays_from_shared_history(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
@@ -165,6 +194,41 @@ async def test_a_resume_after_redis_trimmed_the_history_says_there_is_a_gap(
             first = await resumed.next()
     assert gap.event == "gap"
     assert first.event == "sdk"
+
+
+async def test_a_resume_from_an_empty_historys_hello_after_trimming_says_there_is_a_gap(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    settings = make_settings(tmp_path, redis_url=redis_server.url, history_size=10)
+    async with running_gateway(settings) as gw:
+        token = await gw.login("alice")
+        async with gw.stream(token) as empty_history:
+            pass
+        assert empty_history.head_id == "0-0"
+        for batch in range(4):
+            calls = [signal(f"e{batch}-{n}", "ringing") for n in range(100)]
+            assert (await gw.ingest({"signals": calls})).status_code == 202
+        async with gw.stream(token, last_event_id=empty_history.head_id) as resumed:
+            gap = await resumed.next()
+            first = await resumed.next()
+    assert gap.event == "gap"
+    assert first.event == "sdk"
+
+
+async def test_a_resume_from_an_empty_historys_hello_gets_all_of_an_untrimmed_history_without_a_gap(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    settings = make_settings(tmp_path, redis_url=redis_server.url, history_size=10)
+    async with running_gateway(settings) as gw:
+        token = await gw.login("alice")
+        async with gw.stream(token) as empty_history:
+            pass
+        calls = [signal(f"u{n}", "ringing") for n in range(10)]
+        assert (await gw.ingest({"signals": calls})).status_code == 202
+        async with gw.stream(token, last_event_id=empty_history.head_id) as resumed:
+            events = await resumed.take(10)
+    assert [e.event for e in events] == ["sdk"] * 10
+    assert [e.json["externalCallId"] for e in events] == [f"ingest:u{n}" for n in range(10)]
 
 
 # An instance first tries a signal against the state it last saw itself (one

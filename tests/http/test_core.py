@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from tests.support.harness import Client, make_settings, running_gateway, signal
 
 
@@ -16,6 +18,18 @@ async def test_login_returns_a_short_lived_token_and_the_user(gateway: Client) -
     assert body["user"]["login"] == "alice"
     assert body["user"]["portalId"] == 100
     assert "password_hash" not in str(body)
+
+
+@pytest.mark.parametrize("route", ["/api/login", "/api/session/refresh", "/api/stream-ticket"])
+async def test_a_response_carrying_a_credential_is_never_cached(gateway: Client, route: str) -> None:
+    token = await gateway.login("alice")
+    if route == "/api/login":
+        response = await gateway.http.post(route, json={"login": "alice", "password": "alice-password"})
+    else:
+        response = await gateway.http.post(route, headers={"authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["pragma"] == "no-cache"
 
 
 async def test_wrong_password_is_refused(gateway: Client) -> None:
@@ -152,6 +166,23 @@ async def test_stream_ticket_opens_a_stream_for_a_minute(gateway: Client) -> Non
     async with gateway.stream(None, query=f"?ticket={ticket}") as stream:
         await gateway.ingest(signal("t1", "ringing"))
         assert (await stream.next()).json["externalCallId"] == "ingest:t1"
+
+
+async def test_a_ticket_opens_one_stream_and_is_refused_after(gateway: Client) -> None:
+    ticket = await gateway.stream_ticket(await gateway.login("alice"))
+    async with gateway.stream(None, query=f"?ticket={ticket}") as first:
+        assert first.status == 200
+        while_open = await gateway.open_stream(f"?ticket={ticket}")
+    after = await gateway.open_stream(f"?ticket={ticket}")
+    assert (while_open[0], after[0]) == (401, 401)
+    assert "already used" in after[1]["error"]
+
+
+async def test_each_ticket_opens_its_own_stream(gateway: Client) -> None:
+    token = await gateway.login("alice")
+    for _ in range(3):
+        ticket = await gateway.stream_ticket(token)
+        assert (await gateway.open_stream(f"?ticket={ticket}"))[0] == 200
 
 
 async def test_a_session_token_is_not_a_ticket_and_a_ticket_is_not_a_session(gateway: Client) -> None:
@@ -303,6 +334,21 @@ async def test_a_resume_after_history_was_trimmed_says_there_is_a_gap(tmp_path: 
             replayed = await resumed.take(10)
     assert gap.event == "gap"
     assert [e.json["externalCallId"] for e in replayed] == [f"ingest:g{n}" for n in range(5, 15)]
+
+
+async def test_a_resume_from_an_empty_historys_hello_after_trimming_says_there_is_a_gap(
+    tmp_path: Path,
+) -> None:
+    async with running_gateway(make_settings(tmp_path, history_size=10)) as gw:
+        token = await gw.login("alice")
+        async with gw.stream(token) as empty_history:
+            pass
+        await gw.ingest({"signals": [signal(f"t{n}", "ringing") for n in range(15)]})
+        async with gw.stream(token, last_event_id=empty_history.head_id) as resumed:
+            gap = await resumed.next()
+            replayed = await resumed.take(10)
+    assert gap.event == "gap"
+    assert [e.json["externalCallId"] for e in replayed] == [f"ingest:t{n}" for n in range(5, 15)]
 
 
 async def test_a_resume_within_history_has_no_gap(tmp_path: Path) -> None:

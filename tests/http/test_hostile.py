@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -10,7 +15,8 @@ from gateway.parsing import parse_decimal
 from gateway.sources.webhooks.common import WebhookError
 from gateway.sources.webhooks.twilio import verify as twilio_verify
 from gateway.sources.webhooks.vonage import verify as vonage_verify
-from tests.support.harness import Client, signal
+from tests.support.cpaas import telnyx_body, telnyx_headers, vonage_body, vonage_headers, webhook_settings
+from tests.support.harness import Client, make_settings, running_gateway, signal
 
 
 @pytest.mark.parametrize(
@@ -101,3 +107,49 @@ def test_garbage_vonage_tokens_are_refused_not_crashed(token: str) -> None:
     with pytest.raises(WebhookError) as caught:
         vonage_verify("secret", f"Bearer {token}", b"{}", int(time.time()), 300)
     assert caught.value.status == 403
+
+
+async def test_a_client_that_leaves_before_the_end_of_its_body_costs_no_traceback(gateway: Client) -> None:
+    url = urlsplit(gateway.base_url)
+    reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    token = await gateway.login("alice")
+    writer.write(
+        b"POST /api/dial HTTP/1.1\r\nhost: gateway\r\ncontent-type: application/json\r\n"
+        b"authorization: Bearer " + token.encode() + b'\r\ncontent-length: 100\r\n\r\n{"number":'
+    )
+    writer.write_eof()
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # nobody to answer
+    writer.close()
+    # The harness's log check fails the test if the gateway logged a traceback.
+    assert (await gateway.http.get("/healthz")).status_code == 200
+
+
+@pytest.fixture
+async def webhooks_gateway(tmp_path: Path) -> AsyncIterator[Client]:
+    async with running_gateway(make_settings(tmp_path, **webhook_settings())) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("provider", "where"),
+    [("telnyx", "event_type"), ("telnyx", "direction"), ("vonage", "status"), ("vonage", "direction")],
+)
+async def test_an_object_where_a_provider_sends_a_word_is_not_a_crash(
+    webhooks_gateway: Client, provider: str, where: str
+) -> None:
+    if provider == "telnyx":
+        doc = json.loads(telnyx_body("call.initiated", "leg-x", direction="incoming"))
+        target = doc["data"] if where == "event_type" else doc["data"]["payload"]
+        target[where] = {"an": "object"}
+        body = json.dumps(doc).encode()
+        headers = telnyx_headers(body)
+        path = "/webhooks/telnyx/call-events"
+    else:
+        doc = json.loads(vonage_body("uuid-x", "ringing"))
+        doc[where] = ["a", "list"]
+        body = json.dumps(doc).encode()
+        headers = vonage_headers(body)
+        path = "/webhooks/vonage/voice-events"
+    response = await webhooks_gateway.http.post(path, content=body, headers=headers)
+    assert response.status_code < 500
+    assert "ignored" in response.json()

@@ -15,6 +15,7 @@ from gateway.users.reload import DirectoryWatcher
 from tests.support import harness
 from tests.support.fakepbx import FakePbx, dialog_info
 from tests.support.harness import Client
+from tests.support.logcheck import expect_log
 from tests.support.servers import RedisServer, write_users
 from tests.support.sipkit import confirmed, ended, ringing, sip_gateway, sip_service, sip_table
 
@@ -270,7 +271,8 @@ async def test_a_notify_that_crashes_the_handler_starts_the_subscription_again(
             raise RuntimeError("injected fault")
 
         monkeypatch.setattr(sip_service(gw).subscriber.delivery, "apply", broken)
-        answer = await pbx.notify("1001", [ringing("e2")])
+        with expect_log("gateway.sip", "NOTIFY .* failed"):
+            answer = await pbx.notify("1001", [ringing("e2")])
         assert answer.status == 500
         again = await pbx.subscribed("1001")
         assert again.call_id != first.call_id

@@ -31,7 +31,8 @@ TELNYX_PUBLIC_KEY = base64.b64encode(
     TELNYX_KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 ).decode()
 PUBLIC_URL = "https://gateway.example.com"
-TWILIO_URL = PUBLIC_URL + "/webhooks/twilio/voice-status"
+TWILIO_PATH = "/webhooks/twilio/voice-status"
+TWILIO_URL = PUBLIC_URL + TWILIO_PATH
 
 CALLER = "+15555550199"  # nobody's number: the outside party
 ALICE = "+15555550101"
@@ -87,6 +88,16 @@ def twilio_request(params: dict[str, str], token: str = TWILIO_TOKEN) -> tuple[b
         "content-type": "application/x-www-form-urlencoded",
         "x-twilio-signature": twilio_sign(token, TWILIO_URL, params),
     }
+
+
+def twilio_json_request(body: bytes, token: str = TWILIO_TOKEN) -> tuple[str, bytes, dict[str, str]]:
+    """A JSON-bodied request (path with query, body, headers): the body is signed through the URL."""
+    path = f"{TWILIO_PATH}?bodySHA256={hashlib.sha256(body).hexdigest()}"
+    headers = {
+        "content-type": "application/json",
+        "x-twilio-signature": twilio_sign(token, PUBLIC_URL + path, {}),
+    }
+    return path, body, headers
 
 
 # -- Telnyx ------------------------------------------------------------------

@@ -18,7 +18,9 @@ from gateway.assemble import build_app, build_gateway
 from gateway.auth.ingest_signature import sign
 from gateway.auth.passwords import hash_password
 from gateway.config import Settings
+from gateway.http.server import server_config
 from gateway.runtime import Gateway
+from tests.support.logcheck import LogWatch
 from tests.support.servers import serve, write_users
 from tests.support.sse import SseStream
 
@@ -109,6 +111,21 @@ class Client:
             headers["last-event-id"] = last_event_id
         return SseStream(self.http, "/api/stream" + query, headers)
 
+    async def stream_ticket(self, token: str) -> str:
+        response = await self.http.post("/api/stream-ticket", headers={"authorization": f"Bearer {token}"})
+        assert response.status_code == 200, response.text
+        ticket: str = response.json()["ticket"]
+        return ticket
+
+    async def open_stream(self, query: str) -> tuple[int, dict[str, Any]]:
+        """How GET /api/stream answers (the error when refused); a stream that opens is closed at once."""
+        async with self.http.stream("GET", "/api/stream" + query) as response:
+            if response.status_code == 200:
+                return 200, {}
+            await response.aread()
+            body: dict[str, Any] = response.json()
+            return response.status_code, body
+
     async def until_ready(self, seconds: float = 10) -> None:
         """Poll /readyz (nothing to await: readiness is only observable) until 200."""
         for _ in range(int(seconds * 10)):
@@ -123,14 +140,24 @@ class Client:
 
 @contextlib.asynccontextmanager
 async def running_gateway(settings: Settings) -> AsyncIterator[Client]:
+    """The gateway served as `gateway serve` serves it, on a free loopback port.
+
+    When it stops, the test fails if it logged a traceback or an ERROR
+    that the test did not declare (``tests.support.logcheck.expect_log``).
+    """
     gw = build_gateway(settings)
     app = build_app(settings, gw)
-    async with serve(app) as base_url:
-        client = Client(base_url, gw)
-        try:
-            yield client
-        finally:
-            await client.aclose()
+    config = server_config(app, settings, host="127.0.0.1", port=0, log_level="warning", graceful_seconds=1)
+    watch = LogWatch()
+    with watch.installed():
+        async with serve(config) as base_url:
+            client = Client(base_url, gw)
+            try:
+                yield client
+            finally:
+                await client.aclose()
+    # Not reached when the test failed already: that failure says more.
+    watch.check()
 
 
 def signal(

@@ -80,17 +80,10 @@ class RedisServer:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Starlette) -> AsyncIterator[str]:
-    """Run the app under uvicorn on a free loopback port; yield its base URL."""
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=1,
-    )
+async def serve(config: uvicorn.Config) -> AsyncIterator[str]:
+    """Run ``config``'s app under uvicorn on its loopback port; yield its base URL."""
+    app = config.app
+    assert isinstance(app, Starlette)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -40,11 +40,11 @@ class SseStream:
 
     async def __aenter__(self) -> SseStream:
         self._task = asyncio.create_task(self._run())
-        done, _ = await asyncio.wait(
-            [asyncio.ensure_future(self.connected.wait()), asyncio.ensure_future(self.ended.wait())],
-            timeout=10,
-            return_when=asyncio.FIRST_COMPLETED,
-        )
+        waiters = [asyncio.ensure_future(self.connected.wait()), asyncio.ensure_future(self.ended.wait())]
+        done, pending = await asyncio.wait(waiters, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        # A waiter left pending would be destroyed pending, which asyncio logs as an error.
+        for waiter in pending:
+            waiter.cancel()
         assert done, "stream did not open"
         return self
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from gateway import jsontext
 from gateway.model import Direction, EndStatus, Phase
 from gateway.parsing import parse_decimal
 from gateway.sources.endstatus import status_for_code
@@ -110,14 +110,14 @@ def verify(
 def parse(body: bytes) -> list[CallEvent] | Ignored:
     """A verified delivery as a call event."""
     try:
-        doc = json.loads(body)
+        doc = jsontext.loads(body)
     except ValueError as exc:  # bad UTF-8 or JSON, or an over-long integer
         raise WebhookError(400, f"body is not JSON: {exc}", "bad-payload") from None
     data = doc.get("data") if isinstance(doc, dict) else None
     if not isinstance(data, dict):
         raise WebhookError(400, 'body has no "data" object', "bad-payload")
     event_type = data.get("event_type")
-    if event_type not in PHASES:
+    if not isinstance(event_type, str) or event_type not in PHASES:
         return Ignored(f"event_type {event_type!r} does not change a call's phase")
     payload: Any = data.get("payload")
     if not isinstance(payload, dict):
@@ -126,7 +126,7 @@ def parse(body: bytes) -> list[CallEvent] | Ignored:
     leg = payload.get("call_leg_id") or payload.get("call_control_id")
     direction: Direction | None = None
     if payload.get("direction") is not None:
-        if payload["direction"] not in DIRECTIONS:
+        if not isinstance(payload["direction"], str) or payload["direction"] not in DIRECTIONS:
             return Ignored(f"direction {payload['direction']!r} is neither incoming nor outgoing")
         direction = DIRECTIONS[payload["direction"]]
     sip = sip_code(payload.get("sip_hangup_cause"))

@@ -13,11 +13,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from collections.abc import Iterable, Mapping
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
+from gateway import jsontext
 from gateway.model import Direction, EndStatus, Phase
 from gateway.sources.webhooks.common import (
     CallEvent,
@@ -115,7 +115,7 @@ def verify(auth_token: str, url: str, body: bytes, header: str | None) -> Mappin
 
 def _json_params(body: bytes) -> Mapping[str, str]:
     try:
-        data = json.loads(body)
+        data = jsontext.loads(body)
     except ValueError as exc:  # bad UTF-8 or JSON, or an over-long integer
         raise WebhookError(400, f"body is not JSON: {exc}", "bad-payload") from None
     if not isinstance(data, dict):

@@ -18,10 +18,10 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import re
 from typing import Any
 
+from gateway import jsontext
 from gateway.model import Direction, EndStatus, Phase
 from gateway.sources.webhooks.common import (
     CallEvent,
@@ -79,7 +79,7 @@ def _b64url(segment: str) -> bytes:
 
 def _json_object(raw: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(raw)
+        value = jsontext.loads(raw)
     except ValueError:  # bad UTF-8 or JSON, or an over-long integer
         raise TokenInvalid("segment is not JSON") from None
     if not isinstance(value, dict):
@@ -136,16 +136,16 @@ def international(number: str | None) -> str | None:
 def parse(body: bytes, now_ms: int) -> list[CallEvent] | Ignored:
     """A verified event as a call event."""
     try:
-        data = json.loads(body)
+        data = jsontext.loads(body)
     except ValueError as exc:  # bad UTF-8 or JSON, or an over-long integer
         raise WebhookError(400, f"body is not JSON: {exc}", "bad-payload") from None
     if not isinstance(data, dict):
         raise WebhookError(400, "body must be a JSON object", "bad-payload")
     status = data.get("status")
-    if status not in STATUSES:
+    if not isinstance(status, str) or status not in STATUSES:
         return Ignored(f"status {status!r} is not a call status")
     kind = data.get("direction")
-    if kind not in DIRECTIONS:
+    if not isinstance(kind, str) or kind not in DIRECTIONS:
         return Ignored(f"direction {kind!r} is neither inbound nor outbound")
     phase, end_status = STATUSES[status]
     timestamp = data.get("timestamp")
