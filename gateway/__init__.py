@@ -12,7 +12,7 @@ Data flows one way, and imports follow it (``tests/test_layers.py`` checks)::
 - ``sources/``: SIP, CPaaS webhooks, the ingest format; never the broker or the web;
 - ``broker/``: call state, history and fan-out (memory or Redis);
 - ``http/``: the Starlette web layer;
-- ``users/``, ``auth/``, ``ops/``, ``config``, ``parsing``: what all of them stand on;
+- ``users/``, ``auth/``, ``ops/``, ``config``, ``parsing``, ``jsontext``: what all of them stand on;
 - ``runtime``: the ``Gateway`` the web layer serves from;
 - ``assemble``: start-up, the one module that knows every part; ``cli``: the command line.
 """

@@ -6,5 +6,6 @@
 - ``sessions``: login, refresh, ``/api/me``, stream tickets;
 - ``stream``: the SSE stream; ``calls``: engagement ids, dial; ``ingest``: signed signals;
 - ``webhooks``: the CPaaS webhook routes; ``ops``: health, readiness, metrics;
-- ``web``: the iframe page, the simulator and the SDK; ``security``: response headers.
+- ``web``: the iframe page, the simulator and the SDK; ``security``: response headers;
+- ``server``: how uvicorn serves the app (for the command and the tests), with a cap on request heads.
 """
