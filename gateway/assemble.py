@@ -16,6 +16,10 @@ from starlette.applications import Starlette
 from gateway.auth.tokens import TokenSigner
 from gateway.broker import Broker, make_broker
 from gateway.config import Settings
+from gateway.dial.demo import DemoDialler
+from gateway.dial.routes import Routes
+from gateway.dial.service import DialService
+from gateway.dial.settings import dial_settings
 from gateway.http.app import create_app
 from gateway.ops.metrics import Metrics
 from gateway.runtime import Gateway
@@ -56,6 +60,9 @@ def build_gateway(
         signer=TokenSigner(secret),
         tracker=tracker,
         webhooks=WebhookReceiver(context),
+        dialling=DialService(
+            tracker, Routes(), dial_settings(settings.extra, settings.default_region, settings.dev), metrics
+        ),
     )
     gw.components.append(
         DirectoryWatcher(
@@ -67,7 +74,16 @@ def build_gateway(
         )
     )
     _add_sip(gw, context)
+    _add_dial_routes(gw)
     return gw
+
+
+def _add_dial_routes(gw: Gateway) -> None:
+    """The dialling routes this gateway offers; tenants choose one in ``[dial.<portal>]``."""
+    if gw.settings.dev:
+        demo = DemoDialler(gw.tracker)
+        gw.dialling.routes.register(demo)
+        gw.components.append(demo)
 
 
 def _add_sip(gw: Gateway, context: SourceContext) -> None:

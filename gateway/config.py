@@ -194,7 +194,7 @@ PARSERS.update(
 
 
 # TOML tables a source reads from ``Settings.extra``.
-TABLES = {"sip"}
+TABLES = {"sip", "dial"}
 
 
 def load_settings(

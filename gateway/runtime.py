@@ -16,6 +16,7 @@ from gateway.auth.logins import LoginGuard
 from gateway.auth.tokens import TokenSigner
 from gateway.broker.base import Broker
 from gateway.config import Settings
+from gateway.dial.service import DialService
 from gateway.ops.metrics import Metrics
 from gateway.sources.webhooks.receiver import WebhookReceiver
 from gateway.tracker import CallTracker
@@ -44,6 +45,7 @@ class Gateway:
     signer: TokenSigner
     tracker: CallTracker
     webhooks: WebhookReceiver
+    dialling: DialService
     logins: LoginGuard = field(default_factory=LoginGuard)
     # Started in order when the application starts, stopped in reverse.
     components: list[Component] = field(default_factory=list)

@@ -12,15 +12,16 @@ keeps its signals for later (SIP) or answers 503 so that the sender retries
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
-from gateway.broker.base import Broker, BrokerUnavailable, Conflict
-from gateway.model import CallState, SdkEvent, Signal, advance, attach_engagement
+from gateway.broker.base import Broker, BrokerUnavailable, Conflict, Join, Step
+from gateway.model import CallState, Direction, SdkEvent, Signal, advance, attach_engagement
 from gateway.ops.metrics import Metrics
 from gateway.wire import Envelope
 
 __all__ = ["BrokerUnavailable", "CallTracker", "Conflict", "UnknownCall"]
 
-METRIC_SOURCES = frozenset({"ingest", "sip", "twilio", "telnyx", "vonage"})
+METRIC_SOURCES = frozenset({"ingest", "sip", "twilio", "telnyx", "vonage", "dial", "demo"})
 
 
 class UnknownCall(LookupError):
@@ -32,17 +33,32 @@ class CallTracker:
         self.broker = broker
         self.metrics = metrics
 
-    async def observe(self, signal: Signal) -> list[Envelope]:
-        """Advance the signal's call; return the events it emitted (maybe none)."""
+    async def observe(self, signal: Signal, *, dial_key: str | None = None) -> list[Envelope]:
+        """Advance the signal's call; return the events it emitted (maybe none).
+
+        A call seen for the first time may be a call the gateway dialled
+        (docs/dialling.md#joining): then the signal advances that call. A
+        source that knows it (the dialled call's key passed through the
+        telephony and back) names it in ``dial_key``.
+        """
         emitted: list[SdkEvent] = []
 
-        def step(state: CallState | None) -> tuple[CallState | None, list[SdkEvent]]:
-            new, events = advance(state, signal)
-            emitted[:] = events  # the last attempt is the one that landed
-            return new, events
+        def step_for(current: Signal) -> Step:
+            def step(state: CallState | None) -> tuple[CallState | None, list[SdkEvent]]:
+                new, events = advance(state, current)
+                emitted[:] = events  # the last attempt is the one that landed
+                return new, events
 
+            return step
+
+        outbound = signal.direction is Direction.OUTBOUND
+        join = Join(
+            rekey=lambda key: step_for(_as_call(signal, key)),
+            remote=signal.to_number if outbound and signal.to_number else None,
+            dial_key=dial_key,
+        )
         started = time.perf_counter()
-        envelopes = await self.broker.transact(signal.user_id, signal.call_key, step)
+        envelopes = await self.broker.transact(signal.user_id, signal.call_key, step_for(signal), join)
         self.metrics.apply_seconds.observe(time.perf_counter() - started)
         # Ingest senders name their own sources; the label stays bounded.
         label = signal.source if signal.source in METRIC_SOURCES else "other"
@@ -78,3 +94,28 @@ class CallTracker:
 
         await self.broker.transact(user_id, call_key, step)
         return result[0]
+
+    # -- dialling (gateway.dial) -------------------------------------------
+    async def expect_dial(self, user_id: str, remote: str, dial_key: str, seconds: float) -> None:
+        """For ``seconds``, the user's first new outbound call to ``remote`` is ``dial_key``."""
+        await self.broker.expect_dial(user_id, remote, dial_key, seconds)
+
+    async def forget_dial(self, user_id: str, remote: str, dial_key: str) -> bool:
+        return await self.broker.forget_dial(user_id, remote, dial_key)
+
+    async def bind_call(self, user_id: str, call_key: str, dial_key: str) -> None:
+        """A source's call key that is the dialled call ``dial_key`` (an exact correlation)."""
+        await self.broker.bind_call(user_id, call_key, dial_key)
+
+    async def claim_request(self, user_id: str, request_key: str, value: str, seconds: float) -> str | None:
+        """Keep ``value`` for a dial request's idempotency key; the value already kept, if any."""
+        return await self.broker.claim_request(user_id, request_key, value, seconds)
+
+    async def settle_request(self, user_id: str, request_key: str, value: str | None, seconds: float) -> None:
+        await self.broker.settle_request(user_id, request_key, value, seconds)
+
+
+def _as_call(signal: Signal, call_key: str) -> Signal:
+    """The signal as one of the call ``call_key`` (``source:call_id``)."""
+    source, _, call_id = call_key.partition(":")
+    return replace(signal, source=source, call_id=call_id)

@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("gateway.broker",),
     ("gateway.tracker",),
     ("gateway.sources",),
+    ("gateway.dial",),
     ("gateway.runtime",),
     ("gateway.http",),
     ("gateway.assemble",),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from gateway.broker.stream_queue import StreamQueue
 from gateway.model import CallState, SdkEvent
@@ -27,6 +28,23 @@ class BrokerUnavailable(RuntimeError):
 
 class Conflict(RuntimeError):
     """The state kept changing under us; too many retries."""
+
+
+# -- dialling: joining what telephony reports to a dialled call (gateway.dial) --
+@dataclass(frozen=True)
+class Join:
+    """How a signal's call may turn out to be a dialled call (docs/dialling.md#joining).
+
+    Only a call with no state of its own joins: it is redirected when its key
+    was bound to a dialled call, when the source names the dialled call
+    (``dial_key``, an exact correlation), or when it claims the user's
+    pending dial to ``remote``. ``rekey`` gives the step to apply to the
+    dialled call instead.
+    """
+
+    rekey: Callable[[str], Step]
+    remote: str | None = None  # an outbound call's other party (E.164)
+    dial_key: str | None = None
 
 
 class Broker(abc.ABC):
@@ -50,8 +68,14 @@ class Broker(abc.ABC):
 
     # -- state -------------------------------------------------------------
     @abc.abstractmethod
-    async def transact(self, user_id: str, call_key: str, step: Step) -> list[Envelope]:
-        """Apply ``step`` to the call's state atomically; publish what it emits."""
+    async def transact(
+        self, user_id: str, call_key: str, step: Step, join: Join | None = None
+    ) -> list[Envelope]:
+        """Apply ``step`` to the call's state atomically; publish what it emits.
+
+        With ``join``, a call that has no state of its own may be redirected
+        to the dialled call it is (see ``Join``), in the same atomic step.
+        """
 
     @abc.abstractmethod
     async def get_call(self, user_id: str, call_key: str) -> CallState | None: ...
@@ -64,6 +88,27 @@ class Broker(abc.ABC):
         ``ttl_seconds`` is what is left of the credential's life: it is
         remembered that long, after which it is refused as expired anyway.
         """
+
+    # -- dialling (gateway.dial): pending dials, bound calls, request keys ---
+    @abc.abstractmethod
+    async def expect_dial(self, user_id: str, remote: str, dial_key: str, seconds: float) -> None:
+        """For ``seconds``, the user's first new outbound call to ``remote`` joins ``dial_key``."""
+
+    @abc.abstractmethod
+    async def forget_dial(self, user_id: str, remote: str, dial_key: str) -> bool:
+        """Withdraw the pending dial if still unclaimed; whether it was."""
+
+    @abc.abstractmethod
+    async def bind_call(self, user_id: str, call_key: str, dial_key: str) -> None:
+        """From now on, signals of ``call_key`` (a source's own key) advance ``dial_key``."""
+
+    @abc.abstractmethod
+    async def claim_request(self, user_id: str, request_key: str, value: str, seconds: float) -> str | None:
+        """Keep ``value`` under the request key unless one is held: None if kept, else the one held."""
+
+    @abc.abstractmethod
+    async def settle_request(self, user_id: str, request_key: str, value: str | None, seconds: float) -> None:
+        """Replace the request key's value (None: drop it, so that a retry starts afresh)."""
 
     # -- streams -----------------------------------------------------------
     async def subscribe(self, user_id: str, last_event_id: str | None) -> StreamQueue:

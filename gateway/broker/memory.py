@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from gateway.broker.base import Broker, Step
+from gateway.broker.base import Broker, Join, Step
 from gateway.config import Settings
 from gateway.model import CallState
 from gateway.wire import Envelope, EventId, encode_event, parse_event_id
@@ -30,12 +30,24 @@ class MemoryBroker(Broker):
         self._burnt: dict[str, float] = {}  # credential id -> when it expires
         self._next_burn_sweep = 0.0
 
+        # Dialling (gateway.dial): (user, source's call key) -> (dial key, expiry);
+        # (user, remote) -> (dial key, expiry); (user, request key) -> (value, expiry).
+        self._bound: dict[tuple[str, str], tuple[str, float]] = {}
+        self._pending: dict[tuple[str, str], tuple[str, float]] = {}
+        self._requests: dict[tuple[str, str], tuple[str, float]] = {}
+
     async def ping(self) -> bool:
         return True
 
-    async def transact(self, user_id: str, call_key: str, step: Step) -> list[Envelope]:
+    async def transact(
+        self, user_id: str, call_key: str, step: Step, join: Join | None = None
+    ) -> list[Envelope]:
         now = time.monotonic()
         self._sweep(now)
+        if join is not None:
+            dial_key = self._joined(user_id, call_key, join, now)
+            if dial_key is not None:
+                call_key, step = dial_key, join.rekey(dial_key)
         key = (user_id, call_key)
         held = self._calls.get(key)
         state, events = step(held[0] if held else None)
@@ -73,6 +85,50 @@ class MemoryBroker(Broker):
         self._burnt[token_id] = now + ttl_seconds
         return True
 
+    # -- dialling (gateway.dial) -------------------------------------------------
+    def _joined(self, user_id: str, call_key: str, join: Join, now: float) -> str | None:
+        """The dialled call this one is, binding it on first sight; None if it is its own."""
+        bound = _live(self._bound.get((user_id, call_key)), now)
+        if bound is not None:
+            return bound
+        if (user_id, call_key) in self._calls:
+            return None
+        dial_key = None
+        if join.dial_key is not None and (user_id, join.dial_key) in self._calls:
+            dial_key = join.dial_key
+        elif join.remote is not None:
+            dial_key = _live(self._pending.pop((user_id, join.remote), None), now)
+        if dial_key is not None:
+            self._bound[(user_id, call_key)] = (dial_key, now + self._ttl)
+        return dial_key
+
+    async def expect_dial(self, user_id: str, remote: str, dial_key: str, seconds: float) -> None:
+        self._pending[(user_id, remote)] = (dial_key, time.monotonic() + seconds)
+
+    async def forget_dial(self, user_id: str, remote: str, dial_key: str) -> bool:
+        held = self._pending.get((user_id, remote))
+        if held is None or held[0] != dial_key:
+            return False
+        del self._pending[(user_id, remote)]
+        return held[1] >= time.monotonic()
+
+    async def bind_call(self, user_id: str, call_key: str, dial_key: str) -> None:
+        self._bound[(user_id, call_key)] = (dial_key, time.monotonic() + self._ttl)
+
+    async def claim_request(self, user_id: str, request_key: str, value: str, seconds: float) -> str | None:
+        now = time.monotonic()
+        held = _live(self._requests.get((user_id, request_key)), now)
+        if held is not None:
+            return held
+        self._requests[(user_id, request_key)] = (value, now + seconds)
+        return None
+
+    async def settle_request(self, user_id: str, request_key: str, value: str | None, seconds: float) -> None:
+        if value is None:
+            self._requests.pop((user_id, request_key), None)
+        else:
+            self._requests[(user_id, request_key)] = (value, time.monotonic() + seconds)
+
     async def _head(self, user_id: str) -> EventId:
         return (self._epoch, self._seq)
 
@@ -92,3 +148,10 @@ class MemoryBroker(Broker):
         self._next_sweep = now + 60
         for key in [k for k, (_, expires) in self._calls.items() if expires < now]:
             del self._calls[key]
+        for held in (self._bound, self._pending, self._requests):
+            for kept in [k for k, (_, expires) in held.items() if expires < now]:
+                del held[kept]
+
+
+def _live(held: tuple[str, float] | None, now: float) -> str | None:
+    return held[0] if held is not None and held[1] >= now else None

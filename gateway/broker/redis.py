@@ -24,29 +24,63 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
-from gateway.broker.base import Broker, BrokerUnavailable, Conflict, Step
+from gateway.broker.base import Broker, BrokerUnavailable, Conflict, Join, Step
 from gateway.config import Settings
 from gateway.model import CallState
 from gateway.wire import Envelope, EventId, decode_state, encode_event, encode_state, parse_event_id
 
 log = logging.getLogger("gateway.broker.redis")
 
-# KEYS: state, history. ARGV: expected state ("" = none), new state ("" =
-# unchanged), ttl, history length, channel, event JSON... On a mismatch the
-# reply carries the state found, so the caller can retry without a GET.
+# KEYS: state, history, and for a call that may join a dialled one (see
+# docs/dialling.md#joining): its binding, the user's pending dial to its
+# other party, the state of the dialled call its source named. ARGV:
+# expected state ("" = none), new state ("" = unchanged), ttl, history
+# length, channel, the dialled call the source named ("" = none), event
+# JSON... On a mismatch the reply carries the state found, so the caller can
+# retry without a GET; a call with no state of its own that turns out to be
+# a dialled call is answered with that call's key instead (the join is
+# decided here, atomically, once for every instance).
 _ADVANCE = """
 local current = redis.call('GET', KEYS[1])
 if current == false then current = '' end
+if current == '' and #KEYS > 2 then
+  local dial = redis.call('GET', KEYS[3])
+  if dial then return {'join', dial} end
+  if ARGV[6] ~= '' and redis.call('EXISTS', KEYS[5]) == 1 then
+    dial = ARGV[6]
+  elseif KEYS[4] ~= KEYS[3] then
+    dial = redis.call('GET', KEYS[4])
+    if dial then redis.call('DEL', KEYS[4]) end
+  end
+  if dial then
+    redis.call('SET', KEYS[3], dial, 'EX', ARGV[3])
+    return {'join', dial}
+  end
+end
 if current ~= ARGV[1] then return {'conflict', current} end
 if ARGV[2] ~= '' then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) end
 local out = {'ok'}
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'd', ARGV[i])
   redis.call('PUBLISH', ARGV[5], id .. ' ' .. ARGV[i])
   out[#out + 1] = id
 end
 if #out > 1 then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
 return out
+"""
+
+# KEYS: a request key. ARGV: value, ttl. The value held, or nil once kept.
+_CLAIM = """
+local held = redis.call('GET', KEYS[1])
+if held then return held end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return false
+"""
+
+# KEYS: a pending dial. ARGV: the dial's key. 1 if it was still unclaimed.
+_FORGET = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 _MAX_RETRIES = 20
@@ -59,6 +93,8 @@ _KNOWN_CALLS = 10_000
 _COMMAND_SECONDS = 5.0
 _CONNECTIONS = 100  # per process, the pub/sub connection included
 _NOT_SEEN: tuple[str, CallState | None] = ("", None)
+# Calls of sources this process saw joined to a dialled call.
+_KNOWN_JOINS = 10_000
 
 
 class RedisBroker(Broker):
@@ -81,6 +117,10 @@ class RedisBroker(Broker):
         )
         self._redis: aioredis.Redis = aioredis.Redis.from_pool(pool)
         self._advance = self._redis.register_script(_ADVANCE)
+        self._claim = self._redis.register_script(_CLAIM)
+        self._forget = self._redis.register_script(_FORGET)
+        # state key of a source's call -> the dialled call it joined.
+        self._joins: dict[str, str] = {}
         # Insertion-ordered: the first entry is the one least recently written.
         self._known: dict[str, tuple[str, CallState | None]] = {}
         self._pubsub: PubSub | None = None
@@ -100,6 +140,15 @@ class RedisBroker(Broker):
 
     def _burnt_key(self, token_id: str) -> str:
         return f"{self._prefix}:burnt:{token_id}"
+
+    def _bound_key(self, user_id: str, call_key: str) -> str:
+        return f"{self._prefix}:{{{user_id}}}:joins:{call_key}"
+
+    def _pending_key(self, user_id: str, remote: str) -> str:
+        return f"{self._prefix}:{{{user_id}}}:dialling:{remote}"
+
+    def _request_key(self, user_id: str, request_key: str) -> str:
+        return f"{self._prefix}:{{{user_id}}}:dial-request:{request_key}"
 
     def _channel(self, user_id: str) -> str:
         return f"{self._prefix}:live:{user_id}"
@@ -129,9 +178,25 @@ class RedisBroker(Broker):
             return False
 
     # -- state -------------------------------------------------------------
-    async def transact(self, user_id: str, call_key: str, step: Step) -> list[Envelope]:
+    async def transact(
+        self, user_id: str, call_key: str, step: Step, join: Join | None = None
+    ) -> list[Envelope]:
         state_key = self._state_key(user_id, call_key)
-        keys = [state_key, self._history_key(user_id)]
+        history_key = self._history_key(user_id)
+        keys = [state_key, history_key]
+        hint = ""
+        if join is not None:
+            joined = self._joins.get(state_key)
+            if joined is not None:
+                # Seen joined here before: straight to the dialled call.
+                state_key = self._state_key(user_id, joined)
+                keys, step, join = [state_key, history_key], join.rekey(joined), None
+            else:
+                bound = self._bound_key(user_id, call_key)
+                pending = bound if join.remote is None else self._pending_key(user_id, join.remote)
+                hinted = bound if join.dial_key is None else self._state_key(user_id, join.dial_key)
+                keys = [state_key, history_key, bound, pending, hinted]
+                hint = join.dial_key or ""
         # The first try assumes the state this process last saw (none for a
         # call it has not seen). The script compares it with the stored one
         # and, if another instance moved the call on, answers with that
@@ -161,17 +226,69 @@ class RedisBroker(Broker):
                 payloads = [encode_event(new, e) for e in events] if new is not None else []
                 result: list[str] = await self._advance(
                     keys=keys,
-                    args=[raw, new_raw, self._ttl, self.history_size, self._channel(user_id), *payloads],
+                    args=[
+                        raw,
+                        new_raw,
+                        self._ttl,
+                        self.history_size,
+                        self._channel(user_id),
+                        hint,
+                        *payloads,
+                    ],
                 )
                 if result[0] == "ok":
                     if new_raw:
                         self._remember(state_key, new_raw, new)
                     return [Envelope(i, p) for i, p in zip(result[1:], payloads, strict=True)]
+                if result[0] == "join":
+                    assert join is not None
+                    self._remember_join(state_key, result[1])
+                    state_key = self._state_key(user_id, result[1])
+                    keys, step, join, hint = [state_key, history_key], join.rekey(result[1]), None, ""
+                    raw, current = self._known.get(state_key, _NOT_SEEN)
+                    confirmed = False
+                    continue
                 raw = result[1]
                 current = self._decode(raw)
                 confirmed = True
                 self._remember(state_key, raw, current)
         raise Conflict(f"call {call_key} kept changing; gave up after {_MAX_RETRIES} tries")
+
+    def _remember_join(self, state_key: str, dial_key: str) -> None:
+        self._joins[state_key] = dial_key
+        if len(self._joins) > _KNOWN_JOINS:
+            del self._joins[next(iter(self._joins))]
+
+    # -- dialling (gateway.dial) ---------------------------------------------
+    async def expect_dial(self, user_id: str, remote: str, dial_key: str, seconds: float) -> None:
+        async with _command():
+            await self._redis.set(
+                self._pending_key(user_id, remote), dial_key, px=max(1, int(seconds * 1000))
+            )
+
+    async def forget_dial(self, user_id: str, remote: str, dial_key: str) -> bool:
+        async with _command():
+            return bool(await self._forget(keys=[self._pending_key(user_id, remote)], args=[dial_key]))
+
+    async def bind_call(self, user_id: str, call_key: str, dial_key: str) -> None:
+        async with _command():
+            await self._redis.set(self._bound_key(user_id, call_key), dial_key, ex=self._ttl)
+        self._remember_join(self._state_key(user_id, call_key), dial_key)
+
+    async def claim_request(self, user_id: str, request_key: str, value: str, seconds: float) -> str | None:
+        async with _command():
+            held = await self._claim(
+                keys=[self._request_key(user_id, request_key)], args=[value, max(1, int(seconds))]
+            )
+        return None if held is None else str(held)
+
+    async def settle_request(self, user_id: str, request_key: str, value: str | None, seconds: float) -> None:
+        key = self._request_key(user_id, request_key)
+        async with _command():
+            if value is None:
+                await self._redis.delete(key)
+            else:
+                await self._redis.set(key, value, ex=max(1, int(seconds)))
 
     @staticmethod
     def _decode(raw: str) -> CallState | None:

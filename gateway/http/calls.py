@@ -6,13 +6,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from gateway.dial.routes import DialRefused
+from gateway.dial.service import request_key_valid
 from gateway.http.bodies import read_json_object
 from gateway.http.errors import ApiError
 from gateway.http.sessions import current_user, gateway_of
 from gateway.model import EngagementConflict
 from gateway.parsing import parse_decimal
 from gateway.tracker import UnknownCall
-from gateway.users.phone import to_e164
 from gateway.wire import call_snapshot
 
 
@@ -46,21 +47,32 @@ async def get_call(request: Request) -> JSONResponse:
 
 
 async def dial(request: Request) -> JSONResponse:
-    """HubSpot's click-to-dial hands over a number; placing calls is not built yet."""
+    """Click-to-dial: place a call to ``number``; its events come through the stream."""
     gw = gateway_of(request)
-    current_user(request, gw)
+    user = current_user(request, gw)
     data = await read_json_object(request)
     number = data.get("number")
     if not isinstance(number, str) or not number.strip():
         raise ApiError(422, "number is required", "bad-field")
-    e164 = to_e164(number, gw.settings.default_region)
+    if len(number) > 64:
+        raise ApiError(422, "number must be at most 64 characters", "bad-field")
+    key = data.get("idempotencyKey")
+    if key is not None and (not isinstance(key, str) or not request_key_valid(key)):
+        raise ApiError(422, "idempotencyKey must be 1-128 of A-Z a-z 0-9 . _ : -", "bad-field")
+    caller_id = data.get("callerId")
+    if caller_id is not None and not isinstance(caller_id, str):
+        raise ApiError(422, "callerId must be a phone number", "bad-field")
+    try:
+        dialled = await gw.dialling.dial(user, number, request_key=key, caller_id=caller_id)
+    except DialRefused as exc:
+        refusal = exc.refusal
+        headers = None
+        if refusal.retry_after_seconds is not None:
+            headers = {"Retry-After": str(refusal.retry_after_seconds)}
+        raise ApiError(refusal.status, refusal.message, f"dial-{refusal.reason}", headers) from None
     return JSONResponse(
-        {
-            "number": e164,
-            "error": "click-to-dial is not available yet: dial the number on your phone; "
-            "the call will appear here when the phone system reports it",
-        },
-        status_code=501,
+        {"externalCallId": dialled.call_key, "number": dialled.number, "callerId": dialled.caller_id},
+        status_code=202,
     )
 
 

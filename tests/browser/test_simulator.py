@@ -58,13 +58,14 @@ async def test_login_from_another_hubspot_user_is_refused(simulator: Simulator) 
 
 
 async def test_dial_request_shows_the_number_and_the_gateways_answer(simulator: Simulator) -> None:
+    # No [dial] route for the portal on this gateway: the refusal is shown.
     await simulator.log_in("alice")
     await simulator.logged_in()
     await simulator.page.get_by_label("Number").fill("(555) 555-0142")
     await simulator.page.get_by_role("button", name="DIAL_NUMBER").click()
     dial = simulator.widget.locator("#dial")
     await dial.get_by_text("(555) 555-0142").wait_for()
-    await dial.get_by_text("click-to-dial is not available yet").wait_for()
+    await dial.get_by_text("no dialling route is configured for HubSpot portal 100").wait_for()
 
 
 async def test_reloaded_widget_keeps_its_session_and_replays_no_call(simulator: Simulator) -> None:

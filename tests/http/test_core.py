@@ -240,12 +240,11 @@ async def test_a_different_engagement_for_the_same_call_conflicts(gateway: Clien
     assert (await gateway.http.post(url, json={"engagementId": 2}, headers=auth)).status_code == 409
 
 
-async def test_dial_request_says_click_to_dial_is_not_available(gateway: Client) -> None:
+async def test_dial_request_without_a_route_for_the_tenant_is_refused_with_404(gateway: Client) -> None:
     auth = {"authorization": f"Bearer {await gateway.login('alice')}"}
     response = await gateway.http.post("/api/dial", json={"number": "555-555-0100"}, headers=auth)
-    assert response.status_code == 501
-    assert response.json()["number"] == "+15555550100"
-    assert "not available" in response.json()["error"]
+    assert response.status_code == 404
+    assert response.json() == {"error": "no dialling route is configured for HubSpot portal 100"}
 
 
 async def test_health_readiness_and_metrics(gateway: Client) -> None:

@@ -147,8 +147,8 @@ export class Session {
     });
   }
 
-  dial(number) {
-    return this.authed("POST", "api/dial", { number });
+  dial(number, idempotencyKey) {
+    return this.authed("POST", "api/dial", { number, idempotencyKey });
   }
 
   demoCall(direction) {

@@ -190,6 +190,9 @@ function engagementFailed(data) {
   showNotice(`HubSpot could not log the call: ${describe(data)}`);
 }
 
+// Click-to-dial: the gateway places the call and creates it first, so its
+// outgoingCall (with createEngagement) comes through the stream like any
+// call's; the page never sends one of its own for a dial.
 async function dialRequested(data) {
   const number = data.phoneNumber || data.toPhoneNumber || "";
   view.showDial(number, "Asking the gateway to dial…");
@@ -197,14 +200,28 @@ async function dialRequested(data) {
     showError("HubSpot asked to dial but sent no number.");
     return;
   }
-  try {
-    await session.dial(number);
-    view.showDial(number, "Dialling…");
-  } catch (err) {
-    // Until click-to-dial exists the gateway answers 501 with advice.
-    view.showDial(number, err.message);
-    if (err.status !== 501) showError(`Dial request failed: ${err.message}`);
+  // One key per click: a retry after a lost answer returns the same call.
+  const key = newDialKey();
+  let placed = null;
+  for (let attempt = 0; attempt < 2 && !placed; attempt += 1) {
+    try {
+      placed = await session.dial(number, key);
+    } catch (err) {
+      // Only "no answer" or "try again" is worth one retry; a refusal stands.
+      if (attempt === 0 && (err.status === 0 || err.status === 503)) continue;
+      view.showDial(number, err.message);
+      showError(`Dial refused: ${err.message}`);
+      return;
+    }
   }
+  view.clearError();
+  view.showDial(placed.number, `Dialling from ${placed.callerId}…`);
+}
+
+function newDialKey() {
+  const bytes = new Uint8Array(12);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 // HubSpot sizes the iframe from the app's settings; ask for more height

@@ -1,0 +1,13 @@
+"""Click-to-dial: HubSpot's DIAL_NUMBER becomes a call placed by a route and tracked as one call.
+
+- ``policy.py`` (pure): a tenant's dial policy; a request becomes a plan or a refusal.
+- ``ratelimit.py`` (pure): dials per user in a sliding window, clock passed in.
+- ``routes.py`` (pure): the ``Dialler`` protocol routes implement, ``Placed``,
+  ``DialRefused``, and the registry of routes by name.
+- ``settings.py`` (pure): the ``[dial]`` table of the settings file, validated.
+- ``service.py``: the dial service: policy, idempotency, the call created in
+  the model first, then the route; logged and counted.
+- ``demo.py``: the demo route of ``./dev run`` (plays the call, no telephony).
+
+How joining, the interface and the policy fit together: docs/dialling.md.
+"""

@@ -1,0 +1,101 @@
+"""A tenant's dial policy, and a dial request turned into a plan or a refusal (pure).
+
+The guard against toll fraud: the destination must be a phone number, not
+premium-rate, in the tenant's home country (unless international calls are
+allowed), and on the tenant's allow-list when it has one; the caller id is
+one of the user's own numbers. The rate limit is apart (``ratelimit``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import phonenumbers
+from phonenumbers import PhoneNumberType
+
+from gateway.dial.routes import DialPlan, Refusal
+from gateway.users.phone import to_e164
+
+# "+" and digits, "x" for any one digit: a prefix of the E.164 form.
+_ALLOW_ENTRY = re.compile(r"^\+[0-9xX]{1,15}\Z")
+# Numbers whose caller pays a premium, also when the plan calls them shared.
+_PREMIUM = frozenset({PhoneNumberType.PREMIUM_RATE})
+
+
+def allow_entry_valid(entry: str) -> bool:
+    return bool(_ALLOW_ENTRY.match(entry))
+
+
+def _matches(entry: str, number: str) -> bool:
+    if len(number) < len(entry):
+        return False
+    return all(e in "xX" or e == n for e, n in zip(entry, number, strict=False))
+
+
+@dataclass(frozen=True)
+class DialPolicy:
+    """What one tenant may dial."""
+
+    home_region: str = "US"  # ISO 3166 code; numbers are read as dialled from there
+    allow: tuple[str, ...] = ()  # E.164 prefixes ("+1415", "+4930xx"); empty: any number
+    international: bool = False
+    premium: bool = False
+
+
+@dataclass(frozen=True)
+class DialRequest:
+    user_id: str
+    tenant: int
+    number: str  # as typed in HubSpot, any form
+    own_numbers: Sequence[str]  # the user's numbers in E.164
+    caller_id: str | None = None  # asked for; None: the user's first number
+
+
+def _refuse(status: int, reason: str, message: str) -> Refusal:
+    return Refusal(status, reason, message)
+
+
+def plan_dial(request: DialRequest, policy: DialPolicy, route: str, call_id: str) -> DialPlan | Refusal:
+    """The plan for ``request`` under ``policy``, or the first rule it breaks."""
+    typed = request.number.strip()
+    target = to_e164(typed, policy.home_region)
+    if not target or not target.startswith("+"):
+        return _refuse(
+            422, "bad-number", f"{typed or 'an empty number'!r} is not a phone number that can be dialled"
+        )
+    parsed = phonenumbers.parse(target, None)
+    if phonenumbers.number_type(parsed) in _PREMIUM and not policy.premium:
+        return _refuse(403, "premium", f"{target} is a premium-rate number, which your portal may not dial")
+    region = phonenumbers.region_code_for_number(parsed)
+    home_code = phonenumbers.country_code_for_region(policy.home_region)
+    # A number the plan does not place in a region (fictional ranges) is
+    # home when its country code is; a known region must be the home one,
+    # which keeps +1 876 (Jamaica) international for a US tenant.
+    international = region != policy.home_region if region else parsed.country_code != home_code
+    if international and not policy.international:
+        return _refuse(
+            403,
+            "international",
+            f"{target} is outside {policy.home_region}, and your portal may not dial other countries",
+        )
+    if policy.allow and not any(_matches(entry, target) for entry in policy.allow):
+        return _refuse(403, "not-allowed", f"{target} is not among the numbers your portal may dial")
+    if request.caller_id is not None:
+        wanted = to_e164(request.caller_id, policy.home_region)
+        if wanted is None or wanted not in request.own_numbers:
+            return _refuse(403, "caller-id", f"{request.caller_id!r} is not one of your own numbers")
+        caller_id = wanted
+    elif request.own_numbers:
+        caller_id = request.own_numbers[0]
+    else:
+        return _refuse(409, "no-caller-id", "you have no phone number of your own to call from")
+    return DialPlan(
+        user_id=request.user_id,
+        tenant=request.tenant,
+        call_id=call_id,
+        target=target,
+        caller_id=caller_id,
+        route=route,
+    )

@@ -1,0 +1,392 @@
+"""The dial service on real brokers: one call from the click to the log.
+
+What telephony reports joins the dialled call: by the pending-dial match or
+an exact correlation, before or after the route returned, on another
+instance, and on a retried request. Signals go through the real tracker and
+broker (memory, and one redis-server shared by two instances).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from gateway.broker.base import Broker
+from gateway.broker.memory import MemoryBroker
+from gateway.broker.redis import RedisBroker
+from gateway.dial.policy import DialPolicy
+from gateway.dial.routes import DialPlan, DialRefused, Placed, Routes
+from gateway.dial.service import DialService
+from gateway.dial.settings import DialSettings, TenantDial
+from gateway.model import CallState, Direction, EndStatus, Phase, Signal
+from gateway.ops.metrics import Metrics
+from gateway.tracker import CallTracker
+from gateway.users.directory import User
+from tests.support.harness import make_settings
+from tests.support.servers import RedisServer
+
+ALICE = User("alice", "alice", 100, "x", numbers=("+15555550101",))
+TARGET = "+12125550100"
+
+
+@dataclass
+class Route:
+    """A route as the CPaaS and SIP builders will write them, with telephony played by the test."""
+
+    match_seconds: float = 30.0
+    name: str = "test"
+    joins: tuple[str, ...] = ()
+    refuse: str | None = None
+    # Telephony that reports while the route is still placing the call.
+    during: Callable[[DialPlan], Awaitable[None]] | None = None
+    placed: list[DialPlan] = field(default_factory=list)
+
+    async def place(self, plan: DialPlan) -> Placed:
+        self.placed.append(plan)
+        if self.during is not None:
+            await self.during(plan)
+        if self.refuse is not None:
+            raise DialRefused.by_route(self.refuse)
+        return Placed(reference="P-1", joins=self.joins)
+
+
+@dataclass
+class Instance:
+    broker: Broker
+    tracker: CallTracker
+    service: DialService
+    metrics: Metrics
+
+    async def report(
+        self,
+        call_id: str,
+        phase: Phase,
+        *,
+        source: str = "sip",
+        to: str = TARGET,
+        direction: Direction = Direction.OUTBOUND,
+        end: EndStatus | None = None,
+        dial_key: str | None = None,
+    ) -> None:
+        """What a source hands the tracker when telephony reports the call."""
+        signal = Signal(
+            source=source,
+            call_id=call_id,
+            user_id=ALICE.id,
+            direction=direction,
+            phase=phase,
+            at_ms=int(time.time() * 1000),
+            from_number="1001" if direction is Direction.OUTBOUND else to,
+            to_number=to if direction is Direction.OUTBOUND else "1001",
+            end_status=end,
+        )
+        await self.tracker.observe(signal, dial_key=dial_key)
+
+    async def call(self, key: str) -> CallState | None:
+        return await self.tracker.get_call(ALICE.id, key)
+
+
+def _instance(broker: Broker, route: Route, policy: DialPolicy | None = None) -> Instance:
+    metrics = Metrics()
+    tracker = CallTracker(broker, metrics)
+    routes = Routes()
+    routes.register(route)
+    settings = DialSettings({100: TenantDial(route.name, policy or DialPolicy())})
+    return Instance(broker, tracker, DialService(tracker, routes, settings, metrics), metrics)
+
+
+@contextlib.asynccontextmanager
+async def instances(
+    kind: str, tmp_path: Path, redis: RedisServer | None, route: Route, count: int = 1
+) -> AsyncIterator[list[Instance]]:
+    if kind == "memory":
+        assert count == 1
+        broker: Broker = MemoryBroker(make_settings(tmp_path))
+        yield [_instance(broker, route)]
+        return
+    assert redis is not None
+    settings = make_settings(tmp_path, redis_url=redis.url)
+    brokers = [RedisBroker(settings) for _ in range(count)]
+    for broker in brokers:
+        await broker.start()
+    try:
+        yield [_instance(broker, route) for broker in brokers]
+    finally:
+        for broker in brokers:
+            await broker.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def redis(kind: str, request: pytest.FixtureRequest) -> RedisServer | None:
+    if kind == "memory":
+        return None
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return server
+
+
+DONE = ("outgoingCall", "callAnswered", "callEnded", "callCompleted")
+
+
+async def test_the_call_exists_with_its_outgoing_call_before_the_route_is_asked(
+    kind: str, tmp_path: Path, redis: RedisServer | None
+) -> None:
+    seen: list[CallState | None] = []
+
+    async def look(plan: DialPlan) -> None:
+        seen.append(await gw.call(plan.call_key))
+
+    async with instances(kind, tmp_path, redis, Route(during=look)) as (gw,):
+        dialled = await gw.service.dial(ALICE, "(212) 555-0100")
+    assert (dialled.number, dialled.caller_id) == (TARGET, "+15555550101")
+    assert seen[0] is not None and seen[0].emitted == ("outgoingCall",)
+    assert seen[0].call_key == dialled.call_key
+
+
+async def test_telephony_reporting_after_the_dial_joins_it_by_the_pending_match(
+    kind: str, tmp_path: Path, redis: RedisServer | None
+) -> None:
+    async with instances(kind, tmp_path, redis, Route()) as (gw,):
+        dialled = await gw.service.dial(ALICE, TARGET)
+        await gw.report("pbx-1", Phase.RINGING)
+        await gw.report("pbx-1", Phase.ENDED, end=EndStatus.BUSY)
+        state = await gw.call(dialled.call_key)
+        assert await gw.call("sip:pbx-1") is None
+    assert state is not None
+    assert state.emitted == ("outgoingCall", "callEnded", "callCompleted")
+    assert state.end_status() is EndStatus.BUSY
+
+
+async def test_telephony_reporting_before_the_route_returned_joins_the_dial(
+    kind: str, tmp_path: Path, redis: RedisServer | None
+) -> None:
+    async def answer_at_once(plan: DialPlan) -> None:
+        await gw.report("pbx-2", Phase.RINGING)
+        await gw.report("pbx-2", Phase.ANSWERED)
+
+    async with instances(kind, tmp_path, redis, Route(during=answer_at_once)) as (gw,):
+        dialled = await gw.service.dial(ALICE, TARGET)
+        await gw.report("pbx-2", Phase.ENDED, end=EndStatus.COMPLETED)
+        state = await gw.call(dialled.call_key)
+    assert state is not None and state.emitted == DONE
+    assert state.end_status() is EndStatus.COMPLETED
+
+
+async def test_a_source_naming_the_dialled_call_joins_it_exactly(
+    kind: str, tmp_path: Path, redis: RedisServer | None
+) -> None:
+    async def webhook_first(plan: DialPlan) -> None:
+        await gw.report("CA1", Phase.RINGING, source="twilio", dial_key=plan.call_key)
+
+    route = Route(match_seconds=0, during=webhook_first)
+    async with instances(kind, tmp_path, redis, route) as (gw,):
+        dialled = await gw.service.dial(ALICE, TARGET)
+        # Later reports need not name it again: the first one bound the call.
+        await gw.report("CA1", Phase.ENDED, source="twilio", end=EndStatus.NO_ANSWER)
+        state = await gw.call(dialled.call_key)
+        assert await gw.call("twilio:CA1") is None
+    assert state is not None and state.end_status() is EndStatus.NO_ANSWER
+    assert state.emitted == ("outgoingCall", "callEnded", "callCompleted")
+
+
+async def test_call_keys_the_route_returns_are_bound_to_the_dial(
+    kind: str, tmp_path: Path, redis: RedisServer | None
+) -> None:
+    route = Route(match_seconds=0, joins=("telnyx:v3-abc",))
+    async with instances(kind, tmp_path, redis, route) as (gw,):
+        dialled = await gw.service.dial(ALICE, TARGET)
+        await gw.report("v3-abc", Phase.ANSWERED, source="telnyx")
+        state = await gw.call(dialled.call_key)
+    assert state is not None and state.emitted == ("outgoingCall", "callAnswered")
+
+
+async def test_a_name_of_a_call_that_does_not_exist_joins_nothing(
+    kind: str, tmp_path: Path, redis: RedisServer | None
+) -> None:
+    async with instances(kind, tmp_path, redis, Route(match_seconds=0)) as (gw,):
+        await gw.report("CA9", Phase.RINGING, source="twilio", dial_key="dial:forged")
+        own = await gw.call("twilio:CA9")
+        assert await gw.call("dial:forged") is None
+    assert own is not None and own.emitted == ("outgoingCall",)
+
+
+async def test_other_calls_of_the_user_keep_their_own_identity(
+    kind: str, tmp_path: Path, redis: RedisServer | None
+) -> None:
+    async with instances(kind, tmp_path, redis, Route()) as (gw,):
+        dialled = await gw.service.dial(ALICE, TARGET)
+        await gw.report("in-1", Phase.RINGING, direction=Direction.INBOUND)
+        await gw.report("out-other", Phase.RINGING, to="+12125550199")
+        await gw.report("out-target", Phase.RINGING)
+        assert (await gw.call("sip:in-1")) is not None
+        assert (await gw.call("sip:out-other")) is not None
+        assert (await gw.call("sip:out-target")) is None
+        state = await gw.call(dialled.call_key)
+    assert state is not None and state.emitted == ("outgoingCall",)
+
+
+async def test_a_pending_dial_is_claimed_by_one_call_only(
+    kind: str, tmp_path: Path, redis: RedisServer | None
+) -> None:
+    async with instances(kind, tmp_path, redis, Route()) as (gw,):
+        await gw.service.dial(ALICE, TARGET)
+        await gw.report("fork-a", Phase.RINGING)
+        await gw.report("fork-b", Phase.RINGING)
+        # The second call to the same number is a call of its own.
+        assert await gw.call("sip:fork-a") is None
+        assert await gw.call("sip:fork-b") is not None
+
+
+async def test_the_pending_match_closes_after_its_window(
+    kind: str, tmp_path: Path, redis: RedisServer | None
+) -> None:
+    async with instances(kind, tmp_path, redis, Route(match_seconds=0.05)) as (gw,):
+        await gw.service.dial(ALICE, TARGET)
+        await asyncio.sleep(0.2)  # a timer is what is tested: nothing to await instead
+        await gw.report("late", Phase.RINGING)
+        assert await gw.call("sip:late") is not None
+
+
+async def test_a_retried_request_returns_the_same_call_and_places_it_once(
+    kind: str, tmp_path: Path, redis: RedisServer | None
+) -> None:
+    route = Route()
+    async with instances(kind, tmp_path, redis, route) as (gw,):
+        first = await gw.service.dial(ALICE, TARGET, request_key="click-1")
+        again = await gw.service.dial(ALICE, "212 555 0100", request_key="click-1")
+        other = await gw.service.dial(ALICE, TARGET, request_key="click-2")
+        metrics = gw.metrics.render().decode()
+    assert again == first
+    assert other.call_key != first.call_key
+    assert len(route.placed) == 2
+    assert 'gateway_dials_total{outcome="repeat",route="test"} 1.0' in metrics
+    assert 'gateway_dials_total{outcome="placed",route="test"} 2.0' in metrics
+
+
+async def test_a_refusal_by_the_route_ends_the_call_failed_and_leaves_nothing_open(
+    kind: str, tmp_path: Path, redis: RedisServer | None
+) -> None:
+    route = Route(refuse="the provider said 21215: account not authorised")
+    async with instances(kind, tmp_path, redis, route) as (gw,):
+        with pytest.raises(DialRefused) as refused:
+            await gw.service.dial(ALICE, TARGET, request_key="k")
+        assert refused.value.refusal.status == 502
+        assert refused.value.refusal.message == "the provider said 21215: account not authorised"
+        call_key = route.placed[0].call_key
+        state = await gw.call(call_key)
+        # The match was withdrawn: a later call to the number is its own.
+        await gw.report("after", Phase.RINGING)
+        assert await gw.call("sip:after") is not None
+        # A retry gets the same answer, and nothing is placed again.
+        with pytest.raises(DialRefused) as again:
+            await gw.service.dial(ALICE, TARGET, request_key="k")
+    assert state is not None and state.emitted == ("outgoingCall", "callEnded", "callCompleted")
+    assert state.end_status() is EndStatus.FAILED
+    assert again.value.refusal == refused.value.refusal
+    assert len(route.placed) == 1
+
+
+async def test_a_route_that_breaks_is_a_refusal_too(tmp_path: Path) -> None:
+    class Broken(Route):
+        async def place(self, plan: DialPlan) -> Placed:
+            self.placed.append(plan)
+            raise ConnectionResetError("peer went away")
+
+    route = Broken()
+    async with instances("memory", tmp_path, None, route) as (gw,):
+        with pytest.raises(DialRefused) as refused:
+            await gw.service.dial(ALICE, TARGET)
+        state = await gw.call(route.placed[0].call_key)
+    assert (refused.value.refusal.status, refused.value.refusal.reason) == (502, "route-error")
+    assert state is not None and state.end_status() is EndStatus.FAILED
+
+
+async def test_the_rate_limit_refuses_with_429_and_counts_no_retry(tmp_path: Path) -> None:
+    async with instances("memory", tmp_path, None, Route()) as (gw,):
+        for n in range(10):
+            await gw.service.dial(ALICE, TARGET, request_key=f"r{n}")
+        await gw.service.dial(ALICE, TARGET, request_key="r9")  # a retry is no new dial
+        with pytest.raises(DialRefused) as refused:
+            await gw.service.dial(ALICE, TARGET, request_key="r10")
+        # The refused request's key is free again for a later try.
+        assert await gw.tracker.claim_request(ALICE.id, "r10", "probe", 10) is None
+    refusal = refused.value.refusal
+    assert (refusal.status, refusal.reason) == (429, "rate")
+    assert refusal.retry_after_seconds is not None and 1 <= refusal.retry_after_seconds <= 60
+
+
+async def test_every_dial_is_one_log_line_with_who_what_and_the_outcome(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "gateway.dial")
+    async with instances("memory", tmp_path, None, Route()) as (gw,):
+        dialled = await gw.service.dial(ALICE, "(212) 555-0100")
+        with pytest.raises(DialRefused):
+            await gw.service.dial(ALICE, "+1 900 555 0100")
+    lines = [r.getMessage() for r in caplog.records if r.name == "gateway.dial"]
+    assert lines == [
+        f"dial user=alice number='(212) 555-0100' route=test outcome=placed: {dialled.call_key} P-1",
+        "dial user=alice number='+1 900 555 0100' route=test outcome=premium: "
+        "+19005550100 is a premium-rate number, which your portal may not dial",
+    ]
+
+
+async def test_a_tenant_without_a_route_or_with_an_unknown_one_is_refused(tmp_path: Path) -> None:
+    async with instances("memory", tmp_path, None, Route()) as (gw,):
+        elsewhere = User("eve", "eve", 200, "x", numbers=("+15555550177",))
+        with pytest.raises(DialRefused) as none:
+            await gw.service.dial(elsewhere, TARGET)
+        gw.service.settings = DialSettings({100: TenantDial("vonage")})
+        with pytest.raises(DialRefused) as unknown:
+            await gw.service.dial(ALICE, TARGET)
+        metrics = gw.metrics.render().decode()
+    assert (none.value.refusal.status, none.value.refusal.reason) == (404, "no-route")
+    assert (unknown.value.refusal.status, unknown.value.refusal.reason) == (409, "route-unavailable")
+    assert 'gateway_dials_total{outcome="no-route",route="none"} 1.0' in metrics
+
+
+# -- two instances on one redis-server -----------------------------------------
+
+
+async def test_telephony_on_another_instance_joins_the_dial(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with instances("redis", tmp_path, redis_server, Route(), count=2) as (one, two):
+        dialled = await one.service.dial(ALICE, TARGET)
+        await two.report("pbx-9", Phase.RINGING)
+        await one.report("pbx-9", Phase.ANSWERED)
+        await two.report("pbx-9", Phase.ENDED, end=EndStatus.COMPLETED)
+        state = await one.call(dialled.call_key)
+        assert await two.call("sip:pbx-9") is None
+    assert state is not None and state.emitted == DONE
+
+
+async def test_two_instances_racing_for_one_pending_dial_join_one_call(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with instances("redis", tmp_path, redis_server, Route(), count=2) as (one, two):
+        await one.service.dial(ALICE, TARGET)
+        await asyncio.gather(one.report("race-a", Phase.RINGING), two.report("race-b", Phase.RINGING))
+        own = [await one.call("sip:race-a"), await one.call("sip:race-b")]
+    assert sorted(state is None for state in own) == [False, True]
+
+
+async def test_a_retry_on_another_instance_returns_the_same_call(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    route = Route()
+    async with instances("redis", tmp_path, redis_server, route, count=2) as (one, two):
+        first = await one.service.dial(ALICE, TARGET, request_key="click-x")
+        again = await two.service.dial(ALICE, TARGET, request_key="click-x")
+    assert again == first and len(route.placed) == 1
