@@ -9,7 +9,6 @@ import pytest
 from gateway.sources.sip.publish_server import PublishServer
 from tests.support.fakepbx import FakePbx, Publisher, dialog_info
 from tests.support.harness import Client
-from tests.support.logcheck import expect_log
 from tests.support.servers import RedisServer
 from tests.support.sipkit import confirmed, ended, ringing, sip_address, sip_gateway, sip_service, sip_table
 
@@ -21,29 +20,25 @@ ALICE = "sip:1001@pbx.test"
 async def test_published_dialog_states_reach_the_users_stream(
     tmp_path: Path, redis_server: RedisServer, kind: str
 ) -> None:
-    # Known defect (issue 10's log check found it): stopping the gateway while
-    # a TCP peer is still connected cancels the connection's task, and
-    # Python 3.11's asyncio logs that as an error. Remove when fixed.
-    with expect_log("asyncio", "StreamReaderProtocol", required=False):
-        async with (
-            FakePbx(kind) as pbx,
-            sip_gateway(tmp_path, sip_table(publish_from=LOCAL), redis_url=redis_server.url) as gw,
-        ):
-            publisher = Publisher(pbx, sip_address(gw, kind))
-            token = await gw.login("alice")
-            async with gw.stream(token) as stream:
-                first = await publisher.publish(ALICE, dialog_info(ALICE, 1, [ringing("p1")]))
-                assert first.status == 200
-                etag = first.get("sip-etag")
-                assert etag and first.get("expires") == "3600"
-                second = await publisher.publish(ALICE, dialog_info(ALICE, 2, [confirmed("p1")]), etag=etag)
-                assert second.status == 200
-                third = await publisher.publish(
-                    ALICE, dialog_info(ALICE, 3, [ended("p1")]), etag=second.get("sip-etag")
-                )
-                assert third.status == 200
-                types = [e.json["type"] for e in await stream.take(4)]
-            assert types == ["incomingCall", "callAnswered", "callEnded", "callCompleted"]
+    async with (
+        FakePbx(kind) as pbx,
+        sip_gateway(tmp_path, sip_table(publish_from=LOCAL), redis_url=redis_server.url) as gw,
+    ):
+        publisher = Publisher(pbx, sip_address(gw, kind))
+        token = await gw.login("alice")
+        async with gw.stream(token) as stream:
+            first = await publisher.publish(ALICE, dialog_info(ALICE, 1, [ringing("p1")]))
+            assert first.status == 200
+            etag = first.get("sip-etag")
+            assert etag and first.get("expires") == "3600"
+            second = await publisher.publish(ALICE, dialog_info(ALICE, 2, [confirmed("p1")]), etag=etag)
+            assert second.status == 200
+            third = await publisher.publish(
+                ALICE, dialog_info(ALICE, 3, [ended("p1")]), etag=second.get("sip-etag")
+            )
+            assert third.status == 200
+            types = [e.json["type"] for e in await stream.take(4)]
+        assert types == ["incomingCall", "callAnswered", "callEnded", "callCompleted"]
 
 
 async def test_a_call_from_another_users_extension_carries_that_users_number(tmp_path: Path) -> None:

@@ -365,7 +365,13 @@ class SipTransport:
         connection = TcpConnection(self, reader, writer, accepted=True)
         self.connections[connection.peer] = connection
         connection.task = asyncio.current_task()
-        await connection.run()
+        try:
+            await connection.run()
+        except asyncio.CancelledError:
+            # Cancelled by stop(). This task is asyncio's client-connected
+            # callback, and Python 3.11 logs a callback task that ends
+            # cancelled as an error: end it normally, it has nothing left to do.
+            return
 
     def on_connection_closed(self, connection: TcpConnection) -> None:
         if self.connections.get(connection.peer) is connection:
