@@ -20,6 +20,7 @@ from gateway.dial.demo import DemoDialler
 from gateway.dial.routes import Routes
 from gateway.dial.service import DialService
 from gateway.dial.settings import dial_settings
+from gateway.dial.sip import SipDialler
 from gateway.http.app import create_app
 from gateway.ops.metrics import Metrics
 from gateway.runtime import Gateway
@@ -73,24 +74,28 @@ def build_gateway(
             swap=gw.swap_directory,
         )
     )
-    _add_sip(gw, context)
-    _add_dial_routes(gw)
+    sip = _add_sip(gw, context)
+    _add_dial_routes(gw, sip)
     return gw
 
 
-def _add_dial_routes(gw: Gateway) -> None:
+def _add_dial_routes(gw: Gateway, sip: SipService | None) -> None:
     """The dialling routes this gateway offers; tenants choose one in ``[dial.<portal>]``."""
+    if sip is not None:
+        gw.dialling.routes.register(
+            SipDialler(sip.click_to_dial, sip.settings.pbx, gw.tracker, gw.current_directory)
+        )
     if gw.settings.dev:
         demo = DemoDialler(gw.tracker)
         gw.dialling.routes.register(demo)
         gw.components.append(demo)
 
 
-def _add_sip(gw: Gateway, context: SourceContext) -> None:
+def _add_sip(gw: Gateway, context: SourceContext) -> SipService | None:
     """SIP is on when the settings file has a ``[sip]`` table with ``listen``."""
     settings = sip_settings(gw.settings.extra)
     if settings is None:
-        return
+        return None
     service = SipService(context, settings)
     gw.components.append(service)
     gw.readiness["sip"] = service.readiness
@@ -101,6 +106,7 @@ def _add_sip(gw: Gateway, context: SourceContext) -> None:
         ["user", "aor", "tenant"],
         service.subscriber.health,
     )
+    return service
 
 
 def build_app(settings: Settings, gw: Gateway | None = None) -> Starlette:

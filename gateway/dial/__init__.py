@@ -7,6 +7,8 @@
 - ``settings.py`` (pure): the ``[dial]`` table of the settings file, validated.
 - ``service.py``: the dial service: policy, idempotency, the call created in
   the model first, then the route; logged and counted.
+- ``sip.py``: the SIP route: the user's phone, asked by REFER, calls the number
+  (the SIP work is ``gateway.sources.sip.click_to_dial``).
 - ``demo.py``: the demo route of ``./dev run`` (plays the call, no telephony).
 
 How joining, the interface and the policy fit together: docs/dialling.md.

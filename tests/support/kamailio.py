@@ -7,7 +7,10 @@ outside the tests too:
 
 - ``publish``: a proxy whose ``pua_dialoginfo`` PUBLISHes the callee's
   dialog state straight to the gateway;
-- ``presence``: a proxy and presence server that the gateway SUBSCRIBEs to.
+- ``presence``: a proxy and presence server that the gateway SUBSCRIBEs to;
+- ``click_to_dial``: a PBX for the SIP dialling route: it challenges the
+  gateway's INVITEs, routes extension 1001 to the user's phone and other
+  numbers to the callee, and PUBLISHes every dialog to the gateway.
 
 Kamailio runs in the foreground (``-DD -E``), logging to ``kamailio.log`` in
 the test's directory; it counts as started once it answers an OPTIONS, and
@@ -30,7 +33,7 @@ from typing import Literal
 from tests.support.servers import free_port
 from tests.support.sipwire import request, status_of, udp_peer
 
-Mode = Literal["publish", "presence"]
+Mode = Literal["publish", "presence", "click_to_dial"]
 
 CONFIGS = Path(__file__).parents[1] / "sip" / "kamailio"
 SCENARIOS = Path(__file__).parents[1] / "sip" / "sipp"
@@ -40,6 +43,7 @@ DBTEXT = Path("/usr/share/kamailio/dbtext/kamailio")
 TABLES: dict[Mode, tuple[str, ...]] = {
     "publish": ("version", "pua"),
     "presence": ("version", "pua", "presentity", "active_watchers", "watchers", "xcap"),
+    "click_to_dial": ("version", "pua"),
 }
 START_SECONDS = 10.0
 STOP_SECONDS = 5.0
@@ -49,7 +53,13 @@ class Kamailio:
     """One Kamailio on a free loopback UDP port, routing every INVITE to ``callee``."""
 
     def __init__(
-        self, work: Path, mode: Mode, *, callee: tuple[str, int], gateway: tuple[str, int] | None = None
+        self,
+        work: Path,
+        mode: Mode,
+        *,
+        callee: tuple[str, int],
+        gateway: tuple[str, int] | None = None,
+        defines: dict[str, str] | None = None,
     ) -> None:
         if mode == "publish" and gateway is None:
             raise ValueError("PUBLISH mode needs the gateway's SIP address")
@@ -58,6 +68,7 @@ class Kamailio:
         self.port = free_port(socket.SOCK_DGRAM)
         self.callee = callee
         self.gateway = gateway
+        self.defines = defines or {}
         self.log_path = self.work / "kamailio.log"
         self._process: asyncio.subprocess.Process | None = None
 
@@ -75,6 +86,7 @@ class Kamailio:
         }
         if self.gateway is not None:
             defines["GATEWAY"] = f"sip:{self.gateway[0]}:{self.gateway[1]}"
+        defines.update(self.defines)
         command = [exe, "-DD", "-E", "-f", str(CONFIGS / f"{self.mode}.cfg")]
         command += ["-l", f"udp:127.0.0.1:{self.port}", "-Y", str(self.work), "-w", str(self.work)]
         # Small memory pools: several of these may run at once on a small machine.

@@ -9,6 +9,7 @@ Pure (sans-I/O: bytes or parsed messages in, decisions or signals out):
 - ``dialog_watch``: one watched entity's dialogs, turned into model ``Signal``s;
 - ``subscribe_rules``: what an answer or a NOTIFY means for a subscription;
 - ``publish_rules``: RFC 3903 PUBLISH decisions with self-validating entity tags;
+- ``click_to_dial_rules``: click-to-dial by REFER: our legs recognised, sipfrags read;
 - ``settings``: the ``[sip]`` table, validated.
 
 I/O, each beside the pure module it drives:
@@ -18,6 +19,7 @@ I/O, each beside the pure module it drives:
 - ``dialog_delivery``: a watch's signals to the tracker, kept through an outage (``dialog_watch``);
 - ``subscribe_client``: one SUBSCRIBE dialog per user AOR (``subscribe_rules``);
 - ``publish_server``: the PUBLISH receiver (``publish_rules``);
+- ``click_to_dial``: the click-to-dial legs: INVITE, REFER, BYE (``click_to_dial_rules``);
 - ``service``: the SIP component: listeners, server transactions, routing by method.
 
 How a dialog's end becomes an ``EndStatus`` is ``gateway.sources.endstatus``.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from gateway.model import Signal
 from gateway.sources.sip.dialog_watch import EntityWatch, WatchResult
@@ -29,6 +29,9 @@ class SignalDelivery:
 
     def __init__(self, tracker: CallTracker) -> None:
         self.tracker = tracker
+        # Decides whether a signal goes to the tracker now; set by the SIP service
+        # so that click-to-dial legs are never calls (sip/click_to_dial.py).
+        self.screen: Callable[[Signal], bool] | None = None
         self._undelivered: weakref.WeakKeyDictionary[EntityWatch, list[Signal]] = weakref.WeakKeyDictionary()
 
     async def apply(self, watch: EntityWatch, info: DialogInfo, now_ms: int) -> WatchResult:
@@ -42,6 +45,8 @@ class SignalDelivery:
         await self._deliver(watch, watch.withdraw(now_ms, dialog_ids))
 
     async def _deliver(self, watch: EntityWatch, signals: list[Signal]) -> None:
+        if self.screen is not None:
+            signals = [signal for signal in signals if self.screen(signal)]
         queue = self._undelivered.pop(watch, []) + signals
         for index, signal in enumerate(queue):
             try:

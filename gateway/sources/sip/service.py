@@ -16,6 +16,7 @@ from prometheus_client import Counter
 
 from gateway.sources.context import SourceContext
 from gateway.sources.sip.adapter import Request, Response, serialize
+from gateway.sources.sip.click_to_dial import ClickToDial
 from gateway.sources.sip.message_rules import make_response, transaction_key, unsupported_options
 from gateway.sources.sip.message_transport import Inbound, SipTransport
 from gateway.sources.sip.publish_rules import PublicationRules
@@ -58,6 +59,14 @@ class SipService:
             context.settings.default_region,
             on_refused_body=lambda: self._count_reject("notify", "Bad dialog-info"),
         )
+        # Shared across instances through GATEWAY_SECRET (required with Redis),
+        # so that any instance accepts the entity tags another one issued and
+        # recognises the click-to-dial legs another one placed.
+        self.secret = context.settings.secret or secrets.token_urlsafe(32)
+        self.click_to_dial = ClickToDial(
+            settings, self.transport, self.client, context.tracker, self.secret.encode()
+        )
+        self.subscriber.delivery.screen = self.click_to_dial.screen
         self.handlers: dict[str, RequestHandler] = {
             "NOTIFY": self.subscriber.on_notify,
             "OPTIONS": self._options,
@@ -69,12 +78,9 @@ class SipService:
         # offered at all (405 and left out of Allow), like any method we do not serve.
         self.allow = allowed_methods(settings)
         if self.allow == ALLOW:
-            # Shared across instances through GATEWAY_SECRET (required with Redis),
-            # so that any instance accepts the entity tags another one issued.
-            secret = context.settings.secret or secrets.token_urlsafe(32)
             top = settings.publish_max_expires
             rules = PublicationRules(
-                secret,
+                self.secret,
                 min_expires=settings.publish_min_expires,
                 default_expires=min(3600, top),
                 max_expires=top,
@@ -86,6 +92,7 @@ class SipService:
                 context.settings.default_region,
                 end_on_expiry=not context.settings.redis_url,
             )
+            self.publisher.delivery.screen = self.click_to_dial.screen
             self.handlers["PUBLISH"] = self.publisher.on_publish
         self._sweeper: asyncio.Task[None] | None = None
         registry = context.metrics.registry
@@ -117,6 +124,7 @@ class SipService:
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.wait({self._sweeper})
+        await self.click_to_dial.stop()
         await self.subscriber.stop()
         for task in list(self._tasks):
             task.cancel()
@@ -144,6 +152,8 @@ class SipService:
     def on_message(self, inbound: Inbound) -> None:
         message = inbound.message
         if isinstance(message, Response):
+            if self.click_to_dial.on_response(message):
+                return
             if not self.client.on_response(message):
                 log.debug("sip: stray response %d from %s:%d", message.status_code, *inbound.source)
             return
@@ -171,7 +181,9 @@ class SipService:
         task.add_done_callback(self._tasks.discard)
 
     async def _serve(self, inbound: Inbound, request: Request, key: tuple[str, str, str, int]) -> None:
-        handler = self.handlers.get(request.method)
+        # Requests inside a click-to-dial leg (its NOTIFYs, the phone's BYE) go to it.
+        owned = self.click_to_dial.owns(request)
+        handler = self.click_to_dial.on_request if owned else self.handlers.get(request.method)
         reusable = True
         try:
             if handler is None:

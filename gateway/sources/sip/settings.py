@@ -32,6 +32,8 @@ class PbxSettings:
     username: str = "gateway"
     password: str = ""
     expires: int = 600
+    # Click-to-dial (docs/dialling.md): how long the user's own phone may ring.
+    ring_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,9 @@ def _pbx(tenant: str, table: Any, problems: list[str]) -> PbxSettings | None:
     if not tenant.isdigit():
         problems.append(f"{where}: the table name must be the tenant's HubSpot portal id")
         return None
-    unknown = set(table) - {"address", "transport", "domain", "username", "password", "expires"}
+    unknown = set(table) - {
+        "address", "transport", "domain", "username", "password", "expires", "ring_seconds",
+    }  # fmt: skip
     if unknown:
         problems.append(f"{where}: unknown keys {sorted(unknown)}")
     match = _HOSTPORT.match(str(table.get("address", "")))
@@ -86,6 +90,10 @@ def _pbx(tenant: str, table: Any, problems: list[str]) -> PbxSettings | None:
     if not isinstance(expires, int) or not 1 <= expires <= 86400:
         problems.append(f"{where}: expires must be 1..86400 seconds")
         expires = 600
+    ring = table.get("ring_seconds", 30)
+    if isinstance(ring, bool) or not isinstance(ring, int | float) or not 1 <= ring <= 300:
+        problems.append(f"{where}: ring_seconds must be a number from 1 to 300")
+        ring = 30
     return PbxSettings(
         tenant=int(tenant),
         host=v6 or host,
@@ -95,6 +103,7 @@ def _pbx(tenant: str, table: Any, problems: list[str]) -> PbxSettings | None:
         username=str(table.get("username", "gateway")),
         password=str(table.get("password", "")),
         expires=expires,
+        ring_seconds=float(ring),
     )
 
 

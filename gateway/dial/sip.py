@@ -1,0 +1,98 @@
+"""The SIP dialling route: the user's own phone calls the number, asked by REFER.
+
+``gateway.sources.sip.click_to_dial`` does the SIP (docs/dialling.md#the-sip-route);
+this route gives it the user's phone and the tenant's PBX, and turns what
+it reports after the phone rang into the dialled call's answer and end.
+The phone's own call to the number reaches the dialled call through the
+user's dialog events and the pending-dial match; the gateway's own leg to
+the phone is screened out of those events by the SIP source.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+from gateway.dial.routes import DialPlan, DialRefused, Placed, Refusal
+from gateway.model import Direction, EndStatus, Phase, Signal
+from gateway.sources.sip.click_to_dial import ClickToDial, ClickToDialRefused, DialOrder
+from gateway.sources.sip.click_to_dial_rules import Connected, Outcome
+from gateway.sources.sip.settings import PbxSettings
+from gateway.tracker import BrokerUnavailable, CallTracker
+from gateway.users.directory import Directory
+
+log = logging.getLogger("gateway.dial.sip")
+
+# After the user's phone was answered, how long its call to the number may
+# take to show up in the dialog events and join the dial.
+MATCH_AFTER_RING_SECONDS = 30.0
+
+
+class SipDialler:
+    name = "sip"
+
+    def __init__(
+        self,
+        sip: ClickToDial,
+        pbx: Mapping[int, PbxSettings],
+        tracker: CallTracker,
+        directory: Callable[[], Directory],
+    ) -> None:
+        self.sip = sip
+        self.pbx = pbx
+        self.tracker = tracker
+        self.directory = directory
+
+    @property
+    def match_seconds(self) -> float:
+        longest = max((pbx.ring_seconds for pbx in self.pbx.values()), default=30.0)
+        return longest + MATCH_AFTER_RING_SECONDS
+
+    async def place(self, plan: DialPlan) -> Placed:
+        pbx = self.pbx.get(plan.tenant)
+        if pbx is None:
+            raise DialRefused(
+                Refusal(409, "route-unavailable", f"no PBX is configured for HubSpot portal {plan.tenant}")
+            )
+        user = self.directory().by_id(plan.user_id)
+        if user is None or not user.aors:
+            raise DialRefused(
+                Refusal(409, "route-unavailable", "you have no phone (SIP address) to ring first")
+            )
+
+        async def report(outcome: Outcome) -> None:
+            await self._report(plan, outcome)
+
+        order = DialOrder(plan.user_id, user.aors[0], plan.target, pbx, report)
+        try:
+            leg = await self.sip.start(order)
+        except ClickToDialRefused as exc:
+            raise DialRefused.by_route(exc.message, status=exc.status) from None
+        return Placed(reference=leg)
+
+    async def _report(self, plan: DialPlan, outcome: Outcome) -> None:
+        if isinstance(outcome, Connected):
+            await self.tracker.observe(self._signal(plan, Phase.ANSWERED))
+            return
+        # Over before the phone's own call could join: a later call of the
+        # user to the same number is a call of its own.
+        try:
+            await self.tracker.forget_dial(plan.user_id, plan.target, plan.call_key)
+        except BrokerUnavailable as exc:
+            log.warning("sip dial %s: pending match not withdrawn (%s)", plan.call_key, exc)
+        await self.tracker.observe(self._signal(plan, Phase.ENDED, outcome.status))
+
+    @staticmethod
+    def _signal(plan: DialPlan, phase: Phase, end: EndStatus | None = None) -> Signal:
+        return Signal(
+            source="dial",
+            call_id=plan.call_id,
+            user_id=plan.user_id,
+            direction=Direction.OUTBOUND,
+            phase=phase,
+            at_ms=int(time.time() * 1000),
+            from_number=plan.caller_id,
+            to_number=plan.target,
+            end_status=end,
+        )
