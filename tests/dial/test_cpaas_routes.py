@@ -11,87 +11,12 @@ happened.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.support.cpaas import webhook_settings
-from tests.support.harness import Client, make_settings, running_gateway
-from tests.support.sse import SseEvent
-from tests.support.standin import Script, StandIn
-from tests.support.twilio_api import TwilioApi
-
-TARGET = "+12125550100"
-ALICE_PHONE = "+15555550101"
-
-
-@dataclass
-class Loop:
-    gw: Client
-    api: StandIn
-    token: str
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"authorization": f"Bearer {self.token}"}
-
-
-def twilio_settings(api: StandIn, url: str, wrong: bool) -> dict[str, Any]:
-    assert isinstance(api, TwilioApi)
-    return {
-        "twilio_account_sid": api.account_sid,
-        "twilio_api_url": url,
-        **({"twilio_auth_token": "f" * 32} if wrong else {}),
-    }
-
-
-PROVIDERS: dict[str, tuple[Callable[[], StandIn], Callable[[StandIn, str, bool], dict[str, Any]]]] = {
-    "twilio": (TwilioApi, twilio_settings),
-}
-
-
-@pytest.fixture(params=sorted(PROVIDERS))
-def provider(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@contextlib.asynccontextmanager
-async def dial_loop(tmp_path: Path, provider: str, *, wrong_credentials: bool = False) -> AsyncIterator[Loop]:
-    make_api, route_settings = PROVIDERS[provider]
-    api = make_api()
-    async with api.running() as url:
-        settings = make_settings(
-            tmp_path,
-            **{**webhook_settings(), **route_settings(api, url, wrong_credentials)},
-            dial_api_timeout_seconds=1.0,
-            extra={"dial": {"100": {"route": provider}}},
-        )
-        async with running_gateway(settings) as gw:
-            api.gateway_url = gw.base_url
-            yield Loop(gw, api, await gw.login("alice"))
-
-
-def summary(events: list[SseEvent]) -> list[str]:
-    out = []
-    for event in events:
-        status = event.json["payload"].get("callEndStatus")
-        out.append(f"{event.json['type']}:{status}" if status else event.json["type"])
-    return out
-
-
-async def dial_and_watch(loop: Loop, count: int, number: str = TARGET) -> tuple[Any, list[SseEvent]]:
-    """Dial, take ``count`` events, let the provider finish the call; nothing more may come."""
-    async with loop.gw.stream(loop.token) as stream:
-        response = await loop.gw.http.post("/api/dial", json={"number": number}, headers=loop.auth)
-        events = await stream.take(count)
-        await loop.api.idle()
-        assert stream.drain() == []
-    assert [d.status for d in loop.api.delivered] == [200] * len(loop.api.delivered)
-    return response, events
+from tests.support.dial_loop import ALICE_PHONE, TARGET, dial_and_watch, dial_loop, summary
+from tests.support.standin import Script
 
 
 async def test_the_user_answers_then_the_number_and_it_is_one_call_to_its_completion(
