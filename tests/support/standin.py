@@ -63,6 +63,9 @@ class StandIn:
     scripts: dict[str, Script] = field(default_factory=dict)
     requests: list[tuple[str, Any]] = field(default_factory=list)  # (path, parsed body) accepted
     delivered: list[Delivery] = field(default_factory=list)
+    # Pacing of a played call: the time between two webhooks (a real call
+    # takes seconds; a browser test gives the page time to create the engagement).
+    step_seconds: float = 0.0
     _plays: set[asyncio.Task[None]] = field(default_factory=set)
     _http: httpx.AsyncClient | None = None
 
@@ -90,6 +93,8 @@ class StandIn:
         """POST a signed webhook for ``url`` (a public URL) to the gateway."""
         assert url.startswith(PUBLIC_URL), url
         assert self._http is not None
+        if self.step_seconds:
+            await asyncio.sleep(self.step_seconds)
         parts = urlsplit(url)
         target = self.gateway_url + parts.path + (f"?{parts.query}" if parts.query else "")
         response = await self._http.post(target, content=body, headers=headers)
