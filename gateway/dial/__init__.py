@@ -8,6 +8,9 @@
 - ``service.py``: the dial service: policy, idempotency, the call created in
   the model first, then the route; logged and counted.
 - ``demo.py``: the demo route of ``./dev run`` (plays the call, no telephony).
+- ``cpaas.py``: what the CPaaS routes share (the user's phone, one provider
+  request, its refusals); ``twilio_route.py``, ``telnyx_route.py``,
+  ``vonage_route.py``: the routes through each provider's REST API.
 
 How joining, the interface and the policy fit together: docs/dialling.md.
 """
