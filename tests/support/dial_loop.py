@@ -89,6 +89,8 @@ async def dial_loop(tmp_path: Path, provider: str, *, wrong_credentials: bool = 
         async with running_gateway(settings) as gw:
             api.gateway_url = gw.base_url
             yield Loop(gw, api, await gw.login("alice"))
+            # The provider finishes its calls while the gateway still listens.
+            await api.idle()
 
 
 def summary(events: list[SseEvent]) -> list[str]:
