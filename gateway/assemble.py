@@ -21,7 +21,11 @@ from gateway.dial.routes import Routes
 from gateway.dial.service import DialService
 from gateway.dial.settings import dial_settings
 from gateway.dial.sip import SipDialler
+from gateway.dial.telnyx_route import TelnyxDialler
+from gateway.dial.twilio_route import TwilioDialler
+from gateway.dial.vonage_route import VonageDialler, load_private_key
 from gateway.http.app import create_app
+from gateway.http.webhooks import TELNYX_PATH, TWILIO_PATH, VONAGE_PATH
 from gateway.ops.metrics import Metrics
 from gateway.runtime import Gateway
 from gateway.sources.context import SourceContext
@@ -89,6 +93,48 @@ def _add_dial_routes(gw: Gateway, sip: SipService | None) -> None:
         demo = DemoDialler(gw.tracker)
         gw.dialling.routes.register(demo)
         gw.components.append(demo)
+    # Each CPaaS route when its credentials are set (load_settings checks
+    # that what it also needs, its webhooks and GATEWAY_PUBLIC_URL, is set).
+    settings = gw.settings
+    timeout = settings.dial_api_timeout_seconds
+    routes: list[TwilioDialler | TelnyxDialler | VonageDialler] = []
+    if settings.twilio_account_sid:
+        routes.append(
+            TwilioDialler(
+                settings.twilio_account_sid,
+                settings.twilio_auth_token,
+                settings.twilio_api_url,
+                settings.public_url + TWILIO_PATH,
+                gw.current_directory,
+                timeout,
+            )
+        )
+    if settings.telnyx_api_key:
+        telnyx = TelnyxDialler(
+            settings.telnyx_api_key,
+            settings.telnyx_connection_id,
+            settings.telnyx_api_url,
+            settings.public_url + TELNYX_PATH,
+            gw.current_directory,
+            gw.tracker,
+            timeout,
+        )
+        gw.webhooks.on_user_answered("telnyx", telnyx.connect)
+        routes.append(telnyx)
+    if settings.vonage_application_id and settings.vonage_private_key_file:
+        routes.append(
+            VonageDialler(
+                settings.vonage_application_id,
+                load_private_key(settings.vonage_private_key_file),
+                settings.vonage_api_url,
+                settings.public_url + VONAGE_PATH,
+                gw.current_directory,
+                timeout,
+            )
+        )
+    for route in routes:
+        gw.dialling.routes.register(route)
+        gw.components.append(route)
 
 
 def _add_sip(gw: Gateway, context: SourceContext) -> SipService | None:

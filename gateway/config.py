@@ -66,6 +66,18 @@ class Settings:
     twilio_auth_token: str = ""
     telnyx_public_key: str = ""
     vonage_signature_secret: str = ""
+    # CPaaS dialling routes (gateway/dial, docs/dialling.md): a route is
+    # offered when its credentials are set. The API URLs are the providers'
+    # own unless a test points them elsewhere.
+    twilio_account_sid: str = ""
+    twilio_api_url: str = "https://api.twilio.com"
+    telnyx_api_key: str = ""
+    telnyx_connection_id: str = ""
+    telnyx_api_url: str = "https://api.telnyx.com"
+    vonage_application_id: str = ""
+    vonage_private_key_file: Path | None = None
+    vonage_api_url: str = "https://api.nexmo.com"
+    dial_api_timeout_seconds: float = 10.0
 
     @property
     def broker_kind(self) -> str:
@@ -193,6 +205,60 @@ PARSERS.update(
 )
 
 
+def _twilio_account_sid(raw: str) -> str:
+    raw = raw.strip()
+    if raw and not (raw.startswith("AC") and len(raw) == 34):
+        raise ValueError("must be the account's SID: AC followed by 32 characters")
+    return raw
+
+
+def _private_key_file(raw: str) -> Path | None:
+    if not raw.strip():
+        return None
+    path = Path(raw.strip())
+    if not path.is_file():
+        raise ValueError("must name a readable file holding the application's private key (PEM)")
+    return path
+
+
+PARSERS.update(
+    {
+        "twilio_account_sid": _twilio_account_sid,
+        "twilio_api_url": _url,
+        "telnyx_api_key": str.strip,
+        "telnyx_connection_id": str.strip,
+        "telnyx_api_url": _url,
+        "vonage_application_id": str.strip,
+        "vonage_private_key_file": _private_key_file,
+        "vonage_api_url": _url,
+        "dial_api_timeout_seconds": _float(0.1, 120),
+    }
+)
+
+# A dialling route needs its webhooks back: (its settings, all or none; what else it needs).
+DIAL_ROUTE_SETTINGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "twilio": (("twilio_account_sid",), ("twilio_auth_token", "public_url")),
+    "telnyx": (("telnyx_api_key", "telnyx_connection_id"), ("telnyx_public_key", "public_url")),
+    "vonage": (
+        ("vonage_application_id", "vonage_private_key_file"),
+        ("vonage_signature_secret", "public_url"),
+    ),
+}
+
+
+def _dial_route_problems(settings: Settings) -> list[str]:
+    problems = []
+    for route, (own, needs) in DIAL_ROUTE_SETTINGS.items():
+        given = [name for name in own if getattr(settings, name)]
+        if not given:
+            continue
+        missing = [name for name in own + needs if not getattr(settings, name)]
+        if missing:
+            names = ", ".join(f"GATEWAY_{name.upper()}" for name in missing)
+            problems.append(f"the {route} dialling route is half configured: set {names} too")
+    return problems
+
+
 # TOML tables a source reads from ``Settings.extra``.
 TABLES = {"sip", "dial"}
 
@@ -248,6 +314,7 @@ def load_settings(
             "GATEWAY_SECRET: required with GATEWAY_REDIS_URL, so that every instance "
             "accepts the tokens the others issue"
         )
+    problems.extend(_dial_route_problems(settings))
     if problems:
         raise ConfigError(problems)
     return settings

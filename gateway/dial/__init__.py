@@ -10,6 +10,9 @@
 - ``sip.py``: the SIP route: the user's phone, asked by REFER, calls the number
   (the SIP work is ``gateway.sources.sip.click_to_dial``).
 - ``demo.py``: the demo route of ``./dev run`` (plays the call, no telephony).
+- ``cpaas.py``: what the CPaaS routes share (the user's phone, one provider
+  request, its refusals); ``twilio_route.py``, ``telnyx_route.py``,
+  ``vonage_route.py``: the routes through each provider's REST API.
 
 How joining, the interface and the policy fit together: docs/dialling.md.
 """

@@ -50,6 +50,27 @@ class CallEvent:
     end_status: EndStatus | None = None
     sip_code: int | None = None
     duration_ms: int | None = None
+    # A leg of a call the gateway dialled, as the provider carried our tag
+    # back (docs/dialling.md#joining); None for every other call.
+    dial: DialTag | None = None
+    # The provider's handle for commands on this leg (Telnyx call_control_id).
+    control_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DialTag:
+    """Which dialled call a provider's event is about, and which of its two legs.
+
+    ``user``: the call to the user's own phone, placed first; ``target``: the
+    call to the number dialled, placed once the user answered.
+    """
+
+    call_id: str  # the dial's id: its call key is ``dial:<call_id>``
+    leg: str
+
+    @property
+    def dial_key(self) -> str:
+        return f"dial:{self.call_id}"
 
 
 @dataclass(frozen=True)

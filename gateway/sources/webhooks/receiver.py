@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 
 from prometheus_client import Counter
 
-from gateway.model import Direction
+from gateway.model import Direction, Phase, Signal, fact_value
 from gateway.sources.context import SourceContext
-from gateway.sources.webhooks import telnyx, twilio, vonage
-from gateway.sources.webhooks.common import CallEvent, Ignored, WebhookError, signals_for
+from gateway.sources.webhooks import dialled, telnyx, twilio, vonage
+from gateway.sources.webhooks.common import CallEvent, DialTag, Ignored, WebhookError, signals_for
 from gateway.users.phone import to_e164
 
 log = logging.getLogger("gateway.webhooks")
@@ -46,6 +46,20 @@ class Outcome:
 Reader = Callable[[Delivery], list[CallEvent] | Ignored]
 
 
+@dataclass(frozen=True)
+class UserAnswered:
+    """The user picked up their own phone on a dial whose provider must be told to connect the target."""
+
+    tag: DialTag
+    user_id: str
+    control_id: str  # the provider's handle of the user's leg
+    target: str  # E.164, from the dialled call's own state
+    caller_id: str
+
+
+AnswerHandler = Callable[[UserAnswered], Awaitable[None]]
+
+
 class WebhookReceiver:
     def __init__(self, context: SourceContext) -> None:
         self._context = context
@@ -68,6 +82,13 @@ class WebhookReceiver:
                 "GATEWAY_VONAGE_SIGNATURE_SECRET",
             ),
         }
+        # provider -> what connects the target once the user answered (a
+        # provider whose call flow does it by itself, as Twilio's TwiML and
+        # Vonage's NCCO do, has none).
+        self._on_user_answered: dict[str, AnswerHandler] = {}
+
+    def on_user_answered(self, provider: str, handler: AnswerHandler) -> None:
+        self._on_user_answered[provider] = handler
 
     def disabled_reason(self, provider: str) -> str | None:
         """Why the provider's deliveries are refused, or None when they are taken."""
@@ -84,6 +105,8 @@ class WebhookReceiver:
         if reader is None:
             raise WebhookError(404, self.disabled_reason(provider) or "", "disabled")
         parsed = reader(delivery)
+        if not isinstance(parsed, Ignored) and parsed and parsed[0].dial is not None:
+            return await self._receive_dialled(provider, parsed, parsed[0].dial)
         if not isinstance(parsed, Ignored):
             parsed = [await self._settle_direction(provider, event) for event in parsed]
         signals = signals_for(parsed, provider, self._context.directory())
@@ -95,6 +118,71 @@ class WebhookReceiver:
         event_ids = await self._context.tracker.observe_all(signals)
         self._outcomes.labels(provider, "accepted").inc()
         return Outcome(accepted=len(signals), event_ids=tuple(event_ids))
+
+    async def _receive_dialled(self, provider: str, events: list[CallEvent], tag: DialTag) -> Outcome:
+        """A leg of a call the gateway dialled: joined to that call exactly, once checked.
+
+        The tag came back from the provider, signed with the rest (Twilio:
+        the URL; Telnyx: the body) or beside it (Vonage: the URL's query).
+        It is trusted only as far as it agrees with what the signed event
+        says: the user is found from the event's own numbers (the user leg
+        rings the user's number; the target leg presents it), the dial must
+        be a call of that user's, and the target leg must call its number.
+        """
+        directory = self._context.directory()
+        region = directory.default_region
+        first = events[0]
+        ours = to_e164(first.to_number if tag.leg == dialled.USER_LEG else first.from_number, region)
+        user = directory.by_number(ours) if ours else None
+        if user is None:
+            return self._ignored(provider, f"no user has number {ours} (the {tag.leg} leg of a dial)")
+        tracker = self._context.tracker
+        state = await tracker.get_call(user.id, tag.dial_key)
+        if state is None or state.call_direction is not Direction.OUTBOUND:
+            return self._ignored(
+                provider, f"dial {tag.call_id} is not a call {user.login} dialled", "unknown-dial"
+            )
+        target = fact_value(state.to_number) or ""
+        caller_id = fact_value(state.from_number) or ""
+        if tag.leg == dialled.TARGET_LEG and to_e164(first.to_number, region) != target:
+            return self._ignored(
+                provider, f"the target leg of dial {tag.call_id} does not call {target}", "unknown-dial"
+            )
+        event_ids: list[str] = []
+        accepted = 0
+        for event in events:
+            said = dialled.for_dialled_call(event, tag.leg)
+            if said is None:
+                continue
+            ended = said.phase is Phase.ENDED
+            signal = Signal(
+                source=provider,
+                call_id=event.call_id,
+                user_id=user.id,
+                direction=Direction.OUTBOUND,
+                phase=said.phase,
+                at_ms=said.at_ms,
+                # The dialled call's own numbers: the user leg rings the
+                # user, which is not whom HubSpot sees the call go to.
+                from_number=caller_id,
+                to_number=target,
+                end_status=said.end_status if ended else None,
+                sip_code=said.sip_code if ended else None,
+                duration_ms=said.duration_ms,
+            )
+            event_ids.extend(e.id for e in await tracker.observe(signal, dial_key=tag.dial_key))
+            accepted += 1
+        answered = any(e.phase is Phase.ANSWERED for e in events)
+        handler = self._on_user_answered.get(provider)
+        if tag.leg == dialled.USER_LEG and answered and handler is not None and first.control_id:
+            await handler(UserAnswered(tag, user.id, first.control_id, target, caller_id))
+        self._outcomes.labels(provider, "accepted").inc()
+        return Outcome(accepted=accepted, event_ids=tuple(event_ids))
+
+    def _ignored(self, provider: str, reason: str, outcome: str = "unknown-number") -> Outcome:
+        self._outcomes.labels(provider, outcome).inc()
+        log.info("%s webhook ignored: %s", provider, reason)
+        return Outcome(ignored=reason)
 
     async def _settle_direction(self, provider: str, event: CallEvent) -> CallEvent:
         """An event without a direction between two users' numbers belongs to
@@ -122,7 +210,8 @@ class WebhookReceiver:
             delivery.body,
             delivery.headers.get("x-twilio-signature"),
         )
-        return twilio.parse(params, int(time.time() * 1000), settings.call_ttl_seconds * 1000)
+        events = twilio.parse(params, int(time.time() * 1000), settings.call_ttl_seconds * 1000)
+        return _tagged(events, dialled.from_url(delivery.url))
 
     def _telnyx(self, delivery: Delivery) -> list[CallEvent] | Ignored:
         assert self._telnyx_key is not None
@@ -144,4 +233,12 @@ class WebhookReceiver:
             int(time.time()),
             self._context.settings.replay_window_seconds,
         )
-        return vonage.parse(delivery.body, int(time.time() * 1000))
+        events = vonage.parse(delivery.body, int(time.time() * 1000))
+        return _tagged(events, dialled.from_url(delivery.url))
+
+
+def _tagged(parsed: list[CallEvent] | Ignored, tag: DialTag | None) -> list[CallEvent] | Ignored:
+    """The events with the dial tag their callback URL carried (signed with it for Twilio)."""
+    if tag is None or isinstance(parsed, Ignored):
+        return parsed
+    return [replace(event, dial=tag) for event in parsed]

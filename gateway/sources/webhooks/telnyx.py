@@ -21,6 +21,7 @@ from gateway import jsontext
 from gateway.model import Direction, EndStatus, Phase
 from gateway.parsing import parse_decimal
 from gateway.sources.endstatus import status_for_code
+from gateway.sources.webhooks import dialled
 from gateway.sources.webhooks.common import (
     CallEvent,
     Ignored,
@@ -146,5 +147,9 @@ def parse(body: bytes) -> list[CallEvent] | Ignored:
         if phase is Phase.ENDED
         else None,
         sip_code=sip,
+        # Our tag, when the gateway dialled this leg (dialled.py); Telnyx
+        # echoes client_state in every webhook of the leg, inside the signed body.
+        dial=dialled.from_client_state(payload.get("client_state")),
+        control_id=optional_text(payload.get("call_control_id"), "call_control_id"),
     )
     return [event]

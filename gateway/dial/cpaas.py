@@ -1,0 +1,89 @@
+"""What the CPaaS routes share: the user's phone, one request to a provider, its refusals.
+
+A provider that refuses a create-call request (bad credentials, a number
+it will not call, its rate limit, its own outage) or does not answer in
+time becomes ``DialRefused`` with one sentence; the dial service then ends
+the call FAILED. The sentence names the provider's status and its own
+short message, never a credential.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from gateway.dial.routes import DialPlan, DialRefused, Refusal
+from gateway.users.directory import Directory
+
+log = logging.getLogger("gateway.dial")
+
+# How long the user's own phone rings before the dial gives up on them.
+USER_RING_SECONDS = 30
+# The provider's own words in a refusal, cut to this length.
+_DETAIL_CHARS = 160
+
+Detail = Callable[[Any], str | None]
+
+
+def user_phone(directory: Directory, plan: DialPlan) -> str:
+    """The phone called first: the user's first number (their mobile, in E.164)."""
+    user = directory.by_id(plan.user_id)
+    if user is None or user.own_number is None:
+        raise DialRefused(Refusal(409, "no-caller-id", "you have no phone number to be called on first"))
+    return user.own_number
+
+
+def client(timeout_seconds: float) -> httpx.AsyncClient:
+    return httpx.AsyncClient(timeout=httpx.Timeout(timeout_seconds), follow_redirects=False)
+
+
+async def send(
+    http: httpx.AsyncClient, provider: str, request: httpx.Request, detail: Detail, credentials: str
+) -> Any:
+    """The provider's JSON answer to ``request``, or ``DialRefused`` saying why not."""
+    try:
+        response = await http.send(request)
+    except httpx.TimeoutException:
+        raise DialRefused.by_route(f"{provider} did not answer in time", status=504) from None
+    except httpx.HTTPError as exc:
+        raise DialRefused.by_route(f"{provider} could not be reached ({type(exc).__name__})") from None
+    status = response.status_code
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = None
+    if status in (401, 403):
+        log.warning("%s refused the gateway's credentials (%s): check %s", provider, status, credentials)
+        raise DialRefused.by_route(f"{provider} refused the gateway's credentials ({status})")
+    if status == 429:
+        wait = response.headers.get("retry-after", "")
+        raise DialRefused(
+            Refusal(
+                503,
+                "route-refused",
+                f"{provider} is limiting the rate of calls (429); try again shortly",
+                retry_after_seconds=int(wait) if wait.isdigit() else None,
+            )
+        )
+    if status >= 300:
+        said = _short(detail(body)) if body is not None else None
+        reason = f": {said}" if said else ""
+        raise DialRefused.by_route(f"{provider} refused the call ({status}{reason})")
+    if body is None:
+        raise DialRefused.by_route(f"{provider} accepted the call but its answer was not JSON")
+    return body
+
+
+def _short(text: str | None) -> str | None:
+    if not text:
+        return None
+    text = " ".join(str(text).split())
+    return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 1] + "…"
+
+
+def without_plus(number: str) -> str:
+    """Vonage writes international numbers as digits only."""
+    return number.removeprefix("+")

@@ -1,0 +1,78 @@
+"""Click-to-dial through the simulator with a CPaaS behind it: Twilio's API, played by its stand-in.
+
+DIAL_NUMBER → the Twilio route creates the call to the user's phone → the
+stand-in plays it (user answers, the number rings, answers or is busy) and
+posts Twilio's signed status callbacks → one call in the widget and in
+HubSpot, from OUTGOING_CALL_STARTED to CALL_COMPLETED.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser
+
+from tests.support.browser import Message, Simulator, open_simulator
+from tests.support.dial_loop import Loop, dial_loop
+from tests.support.standin import Script
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
+
+TARGET = "+12125550100"
+BUSY = "+12125550186"
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def twilio_simulator(browser: Browser, tmp_path: Path) -> AsyncIterator[tuple[Simulator, Loop]]:
+    async with dial_loop(tmp_path, "twilio") as loop, open_simulator(browser, loop.gw) as sim:
+        loop.api.step_seconds = 0.2
+        loop.api.scripts[BUSY] = Script(target="busy")
+        await sim.log_in("alice")
+        await sim.logged_in()
+        yield sim, loop
+
+
+async def dial(sim: Simulator, number: str) -> None:
+    await sim.page.get_by_label("Number").fill(number)
+    await sim.page.get_by_role("button", name="DIAL_NUMBER").click()
+
+
+def calls_only(messages: list[Message]) -> list[Message]:
+    return [m for m in messages if m["type"] != "RESIZE_WIDGET"]
+
+
+async def test_a_twilio_dial_is_one_call_from_the_click_to_its_completion(
+    twilio_simulator: tuple[Simulator, Loop],
+) -> None:
+    sim, loop = twilio_simulator
+    await dial(sim, TARGET)
+    completed = (await sim.from_app("CALL_COMPLETED"))[0]["data"]
+    call = completed["externalCallId"]
+    messages = calls_only(await sim.messages())
+    after_click = messages[next(i for i, m in enumerate(messages) if m["type"] == "DIAL_NUMBER") :]
+    assert [(m["dir"], m["type"]) for m in after_click] == [
+        ("out", "DIAL_NUMBER"),
+        ("in", "OUTGOING_CALL_STARTED"),
+        ("out", "CREATE_ENGAGEMENT_SUCCEEDED"),
+        ("in", "CALL_ANSWERED"),
+        ("in", "CALL_ENDED"),
+        ("in", "CALL_COMPLETED"),
+    ]
+    assert {m["data"]["externalCallId"] for m in after_click[1:]} == {call}
+    assert completed["engagementId"] == after_click[2]["data"]["engagementId"]
+    assert completed["engagementProperties"]["hs_call_status"] == "COMPLETED"
+    await sim.widget.locator("#call-state", has_text="Ended").wait_for()
+    await loop.api.idle()
+    assert [d.status for d in loop.api.delivered] == [200] * len(loop.api.delivered)
+
+
+async def test_a_busy_number_ends_the_twilio_dial_busy(twilio_simulator: tuple[Simulator, Loop]) -> None:
+    sim, _ = twilio_simulator
+    await dial(sim, BUSY)
+    ended = (await sim.from_app("CALL_ENDED"))[0]["data"]
+    assert ended["callEndStatus"] == "BUSY"
+    types = [m["type"] for m in await sim.call_messages(ended["externalCallId"]) if m["dir"] == "in"]
+    assert types == ["OUTGOING_CALL_STARTED", "CALL_ENDED", "CALL_COMPLETED"]
