@@ -228,6 +228,13 @@ def test_directions_are_written_as_the_page_and_ingest_spell_them(direction: Dir
     assert direction.value == wire
 
 
+def test_call_completed_names_its_call_and_carries_its_properties_only() -> None:
+    _, events = run([sig(Phase.RINGING, 0), sig(Phase.ENDED, 1)])
+    completed = dict(events)["callCompleted"]
+    assert set(completed) == {"externalCallId", "engagementProperties"}
+    assert completed["externalCallId"] == "t:c1"
+
+
 def test_source_reported_duration_wins_over_timestamps() -> None:
     _, events = run(
         [sig(Phase.RINGING, 0), sig(Phase.ENDED, 90000, end_status=EndStatus.COMPLETED, duration_ms=42000)]
