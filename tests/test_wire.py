@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import FrozenInstanceError
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,11 @@ def test_a_heartbeat_is_an_sse_comment_the_browser_ignores() -> None:
 def test_an_event_id_reads_back_as_written() -> None:
     assert format_event_id((17, 3)) == "17-3"
     assert parse_event_id(format_event_id((17, 3))) == (17, 3)
+
+
+def test_an_envelope_is_immutable_and_slim() -> None:
+    envelope = Envelope("1-2", "{}")
+    with pytest.raises(FrozenInstanceError):
+        envelope.id = "1-3"  # type: ignore[misc]
+    # Thousands are held per stream buffer and history: no per-instance dict.
+    assert not hasattr(envelope, "__dict__")
