@@ -104,7 +104,8 @@ export class CallBook {
     const entry = this.entry(externalCallId);
     if (event.call) entry.snapshot = { ...event.call, timerFrom: timerStart(event.call, entry.snapshot) };
     const args = { ...payload };
-    if (isStart(type)) this.currentId = externalCallId;
+    // A page that opened mid-call learns of the call from a later event.
+    if (isStart(type) || !this.calls.has(this.currentId)) this.currentId = externalCallId;
     if ((type === "callEnded" || type === "callCompleted") && !args.engagementId) {
       const engagementId = await this.waitForEngagement(externalCallId, waitMs);
       if (engagementId) args.engagementId = engagementId;
