@@ -110,6 +110,28 @@ class Broker(abc.ABC):
     async def settle_request(self, user_id: str, request_key: str, value: str | None, seconds: float) -> None:
         """Replace the request key's value (None: drop it, so that a retry starts afresh)."""
 
+    # -- delivery to HubSpot: what the pages passed on (docs/page.md#where-the-page-keeps-what) --
+    @abc.abstractmethod
+    async def claim_event(self, user_id: str, event_id: str) -> bool:
+        """True only for the first page that asks to pass the event on, on any instance.
+
+        Kept as long as the user's history, so a replay of the event to any
+        page (a reload, another tab) finds it taken.
+        """
+
+    @abc.abstractmethod
+    async def acknowledge(self, user_id: str, event_id: str) -> str:
+        """Move the user's acknowledged position forward to ``event_id``; the position held.
+
+        It only moves forward: every event up to it was passed on (or
+        found taken) by some page, so whichever page reports the newest
+        position, resuming from there loses nothing.
+        """
+
+    @abc.abstractmethod
+    async def acknowledged(self, user_id: str) -> str | None:
+        """Where a page that opens resumes the user's stream; None if none is held."""
+
     # -- streams -----------------------------------------------------------
     async def subscribe(self, user_id: str, last_event_id: str | None) -> StreamQueue:
         sub = StreamQueue(user_id, self.stream_buffer)

@@ -36,6 +36,11 @@ class MemoryBroker(Broker):
         self._pending: dict[tuple[str, str], tuple[str, float]] = {}
         self._requests: dict[tuple[str, str], tuple[str, float]] = {}
 
+        # Delivery (claim_event, acknowledge): (user, event id) -> expiry;
+        # user -> (acknowledged position, expiry).
+        self._claimed: dict[tuple[str, str], float] = {}
+        self._acked: dict[str, tuple[str, float]] = {}
+
     async def ping(self) -> bool:
         return True
 
@@ -129,6 +134,27 @@ class MemoryBroker(Broker):
         else:
             self._requests[(user_id, request_key)] = (value, time.monotonic() + seconds)
 
+    # -- delivery to HubSpot: claims and the acknowledged position ---------------
+    async def claim_event(self, user_id: str, event_id: str) -> bool:
+        now = time.monotonic()
+        self._sweep(now)
+        expires = self._claimed.get((user_id, event_id))
+        if expires is not None and expires >= now:
+            return False
+        self._claimed[(user_id, event_id)] = now + self._ttl
+        return True
+
+    async def acknowledge(self, user_id: str, event_id: str) -> str:
+        now = time.monotonic()
+        held = _live(self._acked.get(user_id), now)
+        if held is not None and (parse_event_id(held) or (0, 0)) >= (parse_event_id(event_id) or (0, 0)):
+            event_id = held
+        self._acked[user_id] = (event_id, now + self._ttl)
+        return event_id
+
+    async def acknowledged(self, user_id: str) -> str | None:
+        return _live(self._acked.get(user_id), time.monotonic())
+
     async def _head(self, user_id: str) -> EventId:
         return (self._epoch, self._seq)
 
@@ -151,6 +177,10 @@ class MemoryBroker(Broker):
         for held in (self._bound, self._pending, self._requests):
             for kept in [k for k, (_, expires) in held.items() if expires < now]:
                 del held[kept]
+        for claim in [k for k, expires in self._claimed.items() if expires < now]:
+            del self._claimed[claim]
+        for user in [k for k, (_, expires) in self._acked.items() if expires < now]:
+            del self._acked[user]
 
 
 def _live(held: tuple[str, float] | None, now: float) -> str | None:

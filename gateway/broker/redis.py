@@ -83,6 +83,23 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+# KEYS: a user's acknowledged position. ARGV: an event id, ttl. The position
+# only moves forward (ids compare as <ms>-<seq>); the one held is returned.
+_ACKNOWLEDGE = """
+local held = redis.call('GET', KEYS[1])
+if held then
+  local hm, hs = string.match(held, '^(%d+)-(%d+)$')
+  local nm, ns = string.match(ARGV[1], '^(%d+)-(%d+)$')
+  hm, hs, nm, ns = tonumber(hm), tonumber(hs), tonumber(nm), tonumber(ns)
+  if hm and (hm > nm or (hm == nm and hs >= ns)) then
+    redis.call('EXPIRE', KEYS[1], ARGV[2])
+    return held
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return ARGV[1]
+"""
+
 _MAX_RETRIES = 20
 _EMPTY = (0, 0)
 # Calls whose last known state this process keeps, so that the usual signal
@@ -119,6 +136,7 @@ class RedisBroker(Broker):
         self._advance = self._redis.register_script(_ADVANCE)
         self._claim = self._redis.register_script(_CLAIM)
         self._forget = self._redis.register_script(_FORGET)
+        self._acknowledge = self._redis.register_script(_ACKNOWLEDGE)
         # state key of a source's call -> the dialled call it joined.
         self._joins: dict[str, str] = {}
         # Insertion-ordered: the first entry is the one least recently written.
@@ -149,6 +167,12 @@ class RedisBroker(Broker):
 
     def _request_key(self, user_id: str, request_key: str) -> str:
         return f"{self._prefix}:{{{user_id}}}:dial-request:{request_key}"
+
+    def _claimed_key(self, user_id: str, event_id: str) -> str:
+        return f"{self._prefix}:{{{user_id}}}:claimed:{event_id}"
+
+    def _acked_key(self, user_id: str) -> str:
+        return f"{self._prefix}:{{{user_id}}}:acked"
 
     def _channel(self, user_id: str) -> str:
         return f"{self._prefix}:live:{user_id}"
@@ -313,6 +337,23 @@ class RedisBroker(Broker):
         async with _command():
             first = await self._redis.set(self._burnt_key(token_id), "1", nx=True, ex=max(1, ttl_seconds))
         return bool(first)
+
+    # -- delivery to HubSpot: claims and the acknowledged position ---------------
+    async def claim_event(self, user_id: str, event_id: str) -> bool:
+        # SET NX: of pages asking at once, on any instance, one wins.
+        async with _command():
+            first = await self._redis.set(self._claimed_key(user_id, event_id), "1", nx=True, ex=self._ttl)
+        return bool(first)
+
+    async def acknowledge(self, user_id: str, event_id: str) -> str:
+        async with _command():
+            held = await self._acknowledge(keys=[self._acked_key(user_id)], args=[event_id, self._ttl])
+        return str(held)
+
+    async def acknowledged(self, user_id: str) -> str | None:
+        async with _command():
+            held = await self._redis.get(self._acked_key(user_id))
+        return None if held is None else str(held)
 
     # -- history -----------------------------------------------------------
     async def _head(self, user_id: str) -> EventId:

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.auth.tokens import Claims, TokenError
@@ -96,15 +96,37 @@ def credential_response(body: dict[str, Any]) -> JSONResponse:
     return JSONResponse(body, headers=_NO_STORE)
 
 
-def _session(gw: Gateway, user: User) -> JSONResponse:
-    ttl = gw.settings.token_ttl_seconds
-    return credential_response(
-        {
-            "token": gw.signer.issue(user.id, "session", int(time.time()), ttl),
-            "expiresIn": ttl,
-            "user": user.public(),
-        }
+# -- the session cookie: sign-in that survives a reload of a cross-site iframe --
+# HubSpot embeds the page cross-site, where a browser may refuse it every
+# storage (docs/page.md#where-the-page-keeps-what). A partitioned cookie
+# (CHIPS) is still kept there, keyed by the top-level site: HubSpot's, so no
+# other site's pages send it. It only ever opens /api/session/resume, which
+# answers a bearer token like a login; every other route wants the bearer.
+SESSION_COOKIE = "gateway_session"
+
+
+def _cookie_path(request: Request) -> str:
+    return f"{request.scope.get('root_path', '')}/api/session"
+
+
+def _keep_cookie(request: Request, response: Response, token: str, ttl: int) -> None:
+    """Sets (or, with ttl 0, forgets) the cookie: a browser matches a partitioned
+    cookie only with a Set-Cookie of the same attributes."""
+    # Written out: Starlette sets Partitioned only on Python 3.14 and later.
+    # A token is base64url and dots, nothing a cookie value must quote.
+    response.headers.append(
+        "set-cookie",
+        f"{SESSION_COOKIE}={token}; Max-Age={ttl}; Path={_cookie_path(request)}; "
+        "Secure; HttpOnly; SameSite=None; Partitioned",
     )
+
+
+def _session(request: Request, gw: Gateway, user: User) -> JSONResponse:
+    ttl = gw.settings.token_ttl_seconds
+    token = gw.signer.issue(user.id, "session", int(time.time()), ttl)
+    response = credential_response({"token": token, "expiresIn": ttl, "user": user.public()})
+    _keep_cookie(request, response, token, ttl)
+    return response
 
 
 async def login(request: Request) -> JSONResponse:
@@ -127,12 +149,37 @@ async def login(request: Request) -> JSONResponse:
         raise ApiError(401, "wrong login or password", "bad-password")
     gw.logins.succeeded(name, client)
     check_hubspot_identity(user, portal_id, hubspot_user_id)
-    return _session(gw, user)
+    return _session(request, gw, user)
 
 
 async def refresh(request: Request) -> JSONResponse:
     gw = gateway_of(request)
-    return _session(gw, current_user(request, gw))
+    return _session(request, gw, current_user(request, gw))
+
+
+async def resume(request: Request) -> JSONResponse:
+    """The session the cookie holds, as a fresh bearer token, for the HubSpot ids given.
+
+    JSON only: a cross-origin fetch of it then needs a preflight, which no
+    CORS header ever allows; a form posted from elsewhere is refused.
+    """
+    gw = gateway_of(request)
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        raise ApiError(415, "send the HubSpot ids as application/json", "not-json")
+    data = await read_json_object(request)
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise bearer_refused("no saved session: sign in", "no-cookie")
+    user = _user_for(gw, token, "session")
+    check_hubspot_identity(user, _optional_id(data, "portalId"), _optional_id(data, "hubspotUserId"))
+    return _session(request, gw, user)
+
+
+async def logout(request: Request) -> Response:
+    """Forgets the session cookie (tokens are not revocable: they expire)."""
+    response = Response(status_code=204, headers=_NO_STORE)
+    _keep_cookie(request, response, "", 0)
+    return response
 
 
 async def me(request: Request) -> JSONResponse:
@@ -152,6 +199,8 @@ async def stream_ticket(request: Request) -> JSONResponse:
 routes = [
     Route("/api/login", login, methods=["POST"]),
     Route("/api/session/refresh", refresh, methods=["POST"]),
+    Route("/api/session/resume", resume, methods=["POST"]),
+    Route("/api/session/logout", logout, methods=["POST"]),
     Route("/api/me", me, methods=["GET"]),
     Route("/api/stream-ticket", stream_ticket, methods=["POST"]),
 ]

@@ -1,4 +1,6 @@
-"""The per-user server-sent event stream: ``GET /api/stream``.
+"""The per-user server-sent event stream: ``GET /api/stream``, and what the
+pages report about passing its events on to HubSpot (``/api/stream/claim``,
+``/api/stream/ack``).
 
 What is written (events, ``retry:``, heartbeats, ``gap`` and ``hello``) is
 defined in ``gateway.wire``; this module decides when, and cuts off a client
@@ -12,15 +14,17 @@ import contextlib
 import logging
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.broker.stream_queue import StreamQueue
+from gateway.http.bodies import read_json_object
+from gateway.http.errors import ApiError
 from gateway.http.sessions import current_user, gateway_of, user_from_ticket
 from gateway.runtime import Gateway
 from gateway.users.directory import User
-from gateway.wire import SSE_HEARTBEAT, sse_events, sse_opening
+from gateway.wire import SSE_HEARTBEAT, format_event_id, parse_event_id, sse_events, sse_opening
 
 log = logging.getLogger("gateway.stream")
 
@@ -124,4 +128,44 @@ async def stream(request: Request) -> Response:
     return EventStream(gw, sub)
 
 
-routes = [Route("/api/stream", stream, methods=["GET"])]
+def _event_id(value: object, name: str) -> str:
+    parsed = parse_event_id(value) if isinstance(value, str) else None
+    if parsed is None:
+        raise ApiError(422, f"{name} must be an event id such as 1732490000000-0", "bad-field")
+    return format_event_id(parsed)
+
+
+async def claim(request: Request) -> JSONResponse:
+    """``{eventId}`` -> ``{deliver}``: true for the first page that asks, on any instance.
+
+    A page asks just before it passes an event on to HubSpot; a page that is
+    told false (another tab, or the page before a reload, passed it on) only
+    shows it.
+    """
+    gw = gateway_of(request)
+    user = current_user(request, gw)
+    event_id = _event_id((await read_json_object(request)).get("eventId"), "eventId")
+    return JSONResponse({"deliver": await gw.broker.claim_event(user.id, event_id)})
+
+
+async def acknowledge(request: Request) -> JSONResponse:
+    """``{lastEventId}``: every event up to it was passed on; the position held comes back."""
+    gw = gateway_of(request)
+    user = current_user(request, gw)
+    event_id = _event_id((await read_json_object(request)).get("lastEventId"), "lastEventId")
+    return JSONResponse({"lastEventId": await gw.broker.acknowledge(user.id, event_id)})
+
+
+async def acknowledged(request: Request) -> JSONResponse:
+    """Where a page that opens resumes: ``{lastEventId}``, null before any acknowledgement."""
+    gw = gateway_of(request)
+    user = current_user(request, gw)
+    return JSONResponse({"lastEventId": await gw.broker.acknowledged(user.id)})
+
+
+routes = [
+    Route("/api/stream", stream, methods=["GET"]),
+    Route("/api/stream/claim", claim, methods=["POST"]),
+    Route("/api/stream/ack", acknowledge, methods=["POST"]),
+    Route("/api/stream/ack", acknowledged, methods=["GET"]),
+]

@@ -21,7 +21,7 @@ from starlette.types import Scope
 
 from gateway.config import Settings
 from gateway.http.errors import ApiError
-from gateway.http.security import page_policy
+from gateway.http.security import loopback_twin, page_policy
 from gateway.http.sessions import current_user, gateway_of
 from gateway.model import Direction
 from gateway.sources.demo import start_demo_call
@@ -83,9 +83,12 @@ def routes(settings: Settings) -> list[BaseRoute]:
         )
 
     async def simulator(request: Request) -> Response:
+        # Its cross-site switch frames the page from the gateway's other
+        # loopback name (a different site to the browser).
+        twin = loopback_twin(request.scope)
         return FileResponse(
             web_dir / "simulator.html",
-            headers={"cache-control": "no-cache", "content-security-policy": policy},
+            headers={"cache-control": "no-cache", "content-security-policy": page_policy(sdk_origin, twin)},
         )
 
     return [

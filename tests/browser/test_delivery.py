@@ -85,10 +85,12 @@ async def test_events_received_but_not_yet_passed_on_are_delivered_after_a_reloa
 
     await sim.page.get_by_role("button", name="Reload iframe").click()
     await sim.from_app("SYNC_ACK", 2)
-    ended = (await sim.from_app("CALL_ENDED"))[0]["data"]
-    await sim.from_app("CALL_COMPLETED")
-    assert ended == {"externalCallId": call, "callEndStatus": "MISSED"}
-    assert types_of(await sim.messages(), call) == ["INCOMING_CALL", "CALL_ENDED", "CALL_COMPLETED"]
+    completed = (await sim.from_app("CALL_COMPLETED"))[0]["data"]
+    # HubSpot never created the engagement: callCompleted (engagement
+    # optional) closes the call; callEnded, which requires it, is not sent.
+    assert completed["externalCallId"] == call
+    assert "engagementId" not in completed
+    assert types_of(await sim.messages(), call) == ["INCOMING_CALL", "CALL_COMPLETED"]
 
 
 async def test_a_call_waiting_for_its_engagement_does_not_hold_up_another_call(sim: Simulator) -> None:
@@ -110,18 +112,35 @@ async def test_a_call_waiting_for_its_engagement_does_not_hold_up_another_call(s
     assert types_of(await sim.messages(), first) == ["INCOMING_CALL", "CALL_ENDED", "CALL_COMPLETED"]
 
 
-async def test_failed_engagement_lets_the_calls_end_go_out_at_once(sim: Simulator) -> None:
+async def test_failed_engagement_completes_the_call_at_once_without_call_ended(sim: Simulator) -> None:
     call = await end_held_for_engagement(sim, "nolog-1")
 
     await sim.page.get_by_label("Call", exact=True).fill(call)
     await sim.page.get_by_role("button", name="CREATE_ENGAGEMENT_FAILED").click()
     failed = (await sim.to_app("CREATE_ENGAGEMENT_FAILED"))[0]
-    ended = (await sim.from_app("CALL_ENDED"))[0]
-    await sim.from_app("CALL_COMPLETED")
-    assert ended["data"] == {"externalCallId": call, "callEndStatus": "MISSED"}
+    completed = (await sim.from_app("CALL_COMPLETED"))[0]
     # Well inside the page's 5 s wait for an engagement id.
-    assert ended["at"] - failed["at"] < 2_000
-    await sim.widget.locator("#notice").get_by_text("HubSpot could not log the call").wait_for()
+    assert completed["at"] - failed["at"] < 2_000
+    # The SDK's OnCallEnded requires an engagementId, which HubSpot never made.
+    assert types_of(await sim.messages(), call) == ["INCOMING_CALL", "CALL_COMPLETED"]
+    assert "engagementId" not in completed["data"]
+
+
+async def test_failed_engagement_notice_names_the_call_shows_hubspots_text_and_can_be_dismissed(
+    sim: Simulator,
+) -> None:
+    call = await end_held_for_engagement(sim, "nolog-2")
+    await sim.page.get_by_label("Call", exact=True).fill(call)
+    await sim.page.get_by_role("button", name="CREATE_ENGAGEMENT_FAILED").click()
+    notice = sim.widget.locator("#notices li")
+    await notice.wait_for()
+    text = await notice.inner_text()
+    assert "HubSpot could not log the inbound call from +15555550199" in text
+    assert "The simulator refused to log this call" in text
+    assert "[object Object]" not in text
+    await sim.screenshot("browser-engagement-failed-notice.png")
+    await notice.get_by_role("button", name="Dismiss notice").click()
+    await notice.wait_for(state="detached")
 
 
 async def test_reload_replays_a_waiting_calls_end_but_not_another_call_passed_on_meanwhile(
@@ -141,5 +160,6 @@ async def test_reload_replays_a_waiting_calls_end_but_not_another_call_passed_on
     await feed(sim, signal("other-2", "answered"))
     await sim.from_app("CALL_ANSWERED")
     log = await sim.messages()
-    assert types_of(log, first) == ["INCOMING_CALL", "CALL_ENDED", "CALL_COMPLETED"]
+    # No engagement was ever made for the first call: no callEnded (see above).
+    assert types_of(log, first) == ["INCOMING_CALL", "CALL_COMPLETED"]
     assert types_of(log, second) == ["INCOMING_CALL", "CALL_ANSWERED"]

@@ -84,6 +84,7 @@ async def test_the_demo_numbers_end_busy_and_unanswered(
     await dial(sim, number)
     ended = (await sim.from_app("CALL_ENDED"))[0]["data"]
     assert ended["callEndStatus"] == status
+    await sim.from_app("CALL_COMPLETED")
     types = [m["type"] for m in await sim.call_messages(ended["externalCallId"]) if m["dir"] == "in"]
     assert types == ["OUTGOING_CALL_STARTED", "CALL_ENDED", "CALL_COMPLETED"]
 

@@ -150,7 +150,7 @@ async def test_end_call_from_hubspot_tells_the_user_to_hang_up_on_the_phone(simu
     await simulator.log_in("alice")
     await simulator.logged_in()
     await simulator.page.get_by_role("button", name="END_CALL").click()
-    await simulator.widget.locator("#notice").get_by_text("Hang up on your phone").wait_for()
+    await simulator.widget.locator("#notices").get_by_text("Hang up on your phone").wait_for()
 
 
 async def test_page_opened_outside_hubspot_points_to_the_simulator(

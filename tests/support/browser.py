@@ -53,6 +53,26 @@ async def browser() -> AsyncIterator[Browser]:
             await chromium.close()
 
 
+# Chromium, by default, refuses a cross-site frame its storage and
+# unpartitioned cookies; this feature is what does it (found by trying), so
+# turning it off gives a browser that allows them.
+ALLOW_THIRD_PARTY_STORAGE = "--disable-features=TrackingProtection3pcd"
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def browser_allowing_storage() -> AsyncIterator[Browser]:
+    """A second Chromium that grants third-party frames their storage."""
+    if not _have_chromium():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
+    async with async_playwright() as pw:
+        args = [*CHROMIUM_ARGS, ALLOW_THIRD_PARTY_STORAGE]
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
 @pytest_asyncio.fixture(loop_scope="session")
 async def web_gateway(tmp_path: Path) -> AsyncIterator[Client]:
     async with running_gateway(make_settings(tmp_path)) as client:
@@ -113,6 +133,23 @@ class Simulator:
             if isinstance(m.get("data"), dict) and m["data"].get("externalCallId") == external_call_id
         ]
 
+    async def open(self, url: str) -> None:
+        await self.page.goto(url, timeout=TIMEOUT_MS)
+        await self.from_app("SYNC_ACK")
+
+    async def another_tab(self) -> Simulator:
+        """The same simulator in a second tab of the same browser (same cookies)."""
+        tab = Simulator(await self.context.new_page(), self.context, self.gateway)
+        await tab.open(self.page.url)
+        return tab
+
+    async def storage_granted(self) -> bool:
+        """Whether the widget may use sessionStorage, as the browser decides."""
+        granted: bool = await self.widget_frame().evaluate(
+            "() => { try { sessionStorage.setItem('probe', '1'); return true; } catch { return false; } }"
+        )
+        return granted
+
     async def screenshot(self, name: str) -> Path:
         ARTIFACTS.mkdir(exist_ok=True)
         path = ARTIFACTS / name
@@ -127,10 +164,13 @@ async def open_simulator(
     portal_id: int = ALICE_PORTAL,
     user_id: int | None = ALICE_HUBSPOT_ID,
     init_script: str | None = None,
+    cross_site: bool = False,
 ) -> AsyncIterator[Simulator]:
     """The simulator page for one test, once the SYNC handshake is done.
 
-    ``init_script`` runs in every frame before the page's own scripts.
+    ``init_script`` runs in every frame before the page's own scripts;
+    ``cross_site`` serves the widget from the gateway's other loopback name,
+    another site, as HubSpot embeds it.
     """
     # A fresh context per test: its own sessionStorage, so no session leaks.
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
@@ -142,9 +182,10 @@ async def open_simulator(
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         query = f"portalId={portal_id}" + (f"&userId={user_id}" if user_id is not None else "")
-        await page.goto(f"{gateway.base_url}/simulator?{query}", timeout=TIMEOUT_MS)
+        if cross_site:
+            query += "&crossSite=1"
         sim = Simulator(page, context, gateway)
-        await sim.from_app("SYNC_ACK")
+        await sim.open(f"{gateway.base_url}/simulator?{query}")
         yield sim
         assert not errors, f"uncaught errors in the page: {errors}"
     finally:

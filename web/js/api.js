@@ -1,9 +1,10 @@
 // The gateway's HTTP API as the iframe page uses it, and the session it keeps.
 //
-// The session token lives in sessionStorage (memory where the browser
-// refuses storage to an embedded page): it survives a reload of the iframe
-// but not the tab, is partitioned per top-level site by the browser, and is
-// never a cookie (so no third-party cookie rules apply to it).
+// The session token is a bearer token, kept in sessionStorage where the
+// browser grants it. A cross-site iframe is often refused every storage, so
+// the gateway also keeps the session in a partitioned cookie that only
+// /api/session/* receives; a page that opens trades it for a token
+// (docs/page.md#where-the-page-keeps-what).
 
 import { storage } from "./storage.js";
 
@@ -31,7 +32,8 @@ async function call(method, path, { token, body } = {}) {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: "omit",
+      // Same origin only: the session cookie goes to /api/session/* (its path).
+      credentials: "same-origin",
       cache: "no-store",
     });
   } catch (err) {
@@ -64,9 +66,22 @@ export class Session {
     return this.state ? this.state.user : null;
   }
 
-  // A stored session is reused only if it is unexpired and was made for the
-  // same HubSpot portal and user that HubSpot reports now.
-  restore(portalId, hubspotUserId) {
+  // The session kept in storage, else the one the cookie holds; either only
+  // for the HubSpot portal and user that HubSpot reports now.
+  async restore(portalId, hubspotUserId) {
+    if (this.restoreStored(portalId, hubspotUserId)) return true;
+    const body = {};
+    if (portalId !== undefined && portalId !== null) body.portalId = portalId;
+    if (hubspotUserId !== undefined && hubspotUserId !== null) body.hubspotUserId = hubspotUserId;
+    try {
+      this.keep(await call("POST", "api/session/resume", { body }), portalId, hubspotUserId);
+    } catch {
+      return false; // no cookie, an expired one, another user's: sign in
+    }
+    return true;
+  }
+
+  restoreStored(portalId, hubspotUserId) {
     let stored = null;
     try {
       stored = JSON.parse(storage.getItem(SESSION_KEY) || "null");
@@ -130,6 +145,8 @@ export class Session {
     clearTimeout(this.timer);
     this.state = null;
     storage.removeItem(SESSION_KEY);
+    // The cookie goes too; if this fails, its token still expires.
+    call("POST", "api/session/logout").catch(() => {});
   }
 
   authed(method, path, body) {
@@ -139,6 +156,23 @@ export class Session {
 
   streamTicket() {
     return this.authed("POST", "api/stream-ticket");
+  }
+
+  // Just before an event goes to HubSpot: true for the first page to ask.
+  async claim(eventId) {
+    return (await this.authed("POST", "api/stream/claim", { eventId })).deliver === true;
+  }
+
+  acknowledge(lastEventId) {
+    return this.authed("POST", "api/stream/ack", { lastEventId });
+  }
+
+  async acknowledged() {
+    return (await this.authed("GET", "api/stream/ack")).lastEventId || null;
+  }
+
+  callState(externalCallId) {
+    return this.authed("GET", `api/calls/${encodeURIComponent(externalCallId)}`);
   }
 
   reportEngagement(externalCallId, engagementId) {

@@ -3,7 +3,7 @@
 
 import CallingExtensions from "./sdk.js";
 import { Session } from "./api.js";
-import { CallBook } from "./calls.js";
+import { CallBook, isStart } from "./calls.js";
 import { storage } from "./storage.js";
 import { GatewayStream, SeenIds } from "./stream.js";
 import { View } from "./view.js";
@@ -13,7 +13,11 @@ const WIDGET_WIDTH = 400;
 
 const view = new View(document);
 const book = new CallBook();
-const seen = new SeenIds();
+// A page that does not own a call (another tab passed on its start, or it
+// was passed on before a reload) waits this long before claiming one of its
+// events, so that the owner, if it is still there, passes it on.
+const CLAIM_GRACE_MS = 1_000;
+const seen = new SeenIds((last) => acknowledge(last));
 let hubspot = {}; // what onReady said: portalId, userId, iframeLocation, …
 let isReady = false; // the SYNC handshake is done
 let lastHeight = 0;
@@ -41,16 +45,22 @@ const cti = new CallingExtensions({
     onEndCall: () =>
       showNotice("Hang up on your phone: the gateway watches the call and cannot end it from here."),
     onVisibilityChanged: (data) => view.setVisibility(data || {}),
-    onFailed: (data, event) => showNotice(`HubSpot reported ${event && event.type}: ${describe(data)}`),
+    onFailed: (data, event) => failed(data || {}, event),
     // Everything else HubSpot may send (caller-id matches, engagement
     // updates, newer message types) needs no action here.
     defaultEventHandler: (data, event) => console.debug("HubSpot message", event && event.type, data),
   },
 });
 
+// HubSpot's error text: a string, or {message} (CREATE_ENGAGEMENT_FAILED
+// carries it under error); never an object printed as "[object Object]".
 function describe(data) {
   if (!data) return "no details";
-  return data.message || data.error || JSON.stringify(data);
+  for (const candidate of [data.error, data.message, data]) {
+    if (typeof candidate === "string" && candidate) return candidate;
+    if (candidate && typeof candidate.message === "string" && candidate.message) return candidate.message;
+  }
+  return "no details";
 }
 
 function showError(message) {
@@ -58,8 +68,14 @@ function showError(message) {
   cti.sendError({ message });
 }
 
-function showNotice(message) {
-  view.showNotice(message);
+// key: one notice per subject (a call), replaced when it says something new.
+function showNotice(message, key) {
+  view.showNotice(message, key);
+}
+
+function failed(data, event) {
+  const about = data.externalCallId ? ` about ${book.label(data.externalCallId)}` : "";
+  showNotice(`HubSpot reported ${(event && event.type) || "a failure"}${about}: ${describe(data)}`, data.externalCallId);
 }
 
 function ready(data) {
@@ -71,12 +87,13 @@ function ready(data) {
   hubspot = data;
   isReady = true;
   view.showHubSpot(data);
-  const restored = session.restore(data.portalId, data.userId);
-  const init = { isLoggedIn: restored };
-  if (data.engagementId) init.engagementId = data.engagementId;
-  cti.initialized(init);
-  if (restored) signedIn();
-  else signedOut(false);
+  session.restore(data.portalId, data.userId).then((restored) => {
+    const init = { isLoggedIn: restored };
+    if (data.engagementId) init.engagementId = data.engagementId;
+    cti.initialized(init);
+    if (restored) signedIn();
+    else signedOut(false);
+  });
 }
 
 async function logIn(login, password) {
@@ -96,6 +113,7 @@ function signedIn() {
   const available = storage.getItem(AVAILABLE_KEY) !== "no";
   view.setAvailable(available);
   setAvailable(available);
+  const mine = generation;
   stream = new GatewayStream({
     session,
     seen,
@@ -108,8 +126,36 @@ function signedIn() {
       signedOut();
     },
   });
-  stream.start();
+  // Resume where the pages before this one (a reload, another tab, the
+  // last session) left off; a fresh stream only when nothing was ever held.
+  const started = stream;
+  session
+    .acknowledged()
+    .catch(() => null)
+    .then((lastEventId) => {
+      if (mine !== generation || stream !== started) return;
+      if (lastEventId && !seen.last) seen.last = lastEventId;
+      stream.start();
+    });
   fit();
+}
+
+// One acknowledgement in flight at a time; the newest position wins.
+let acking = null;
+let ackWanted = null;
+function acknowledge(last) {
+  ackWanted = last;
+  if (acking || !last) return;
+  const position = last;
+  const mine = generation;
+  acking = session
+    .acknowledge(position)
+    .catch(() => {}) // the next one carries it; a lost one costs a replay, never an event
+    .finally(() => {
+      acking = null;
+      // A position of an ended session is never posted for the next one.
+      if (mine === generation && ackWanted !== position) acknowledge(ackWanted);
+    });
 }
 
 function signedOut(tell = true) {
@@ -118,6 +164,7 @@ function signedOut(tell = true) {
   // Whoever signs in next (perhaps another user) starts from a fresh stream,
   // not from this session's place in it.
   seen.forget();
+  ackWanted = null;
   queues.clear();
   generation += 1;
   if (tell) cti.userLoggedOut();
@@ -161,11 +208,59 @@ async function deliver(id, event, mine) {
     showError(`Event ${id} was not passed to HubSpot: ${result.error}`);
     return;
   }
-  // Handled from here: a reload after this line must not send it again,
-  // one before it must.
+  const callId = event.externalCallId;
+  if (!isStart(event.type) && !book.owns(callId)) await sleep(CLAIM_GRACE_MS);
+  if (result.method === "callEnded" && !result.args.engagementId) {
+    const engagementId = await engagementFromGateway(callId);
+    if (mine !== generation) return;
+    if (engagementId) {
+      result.args.engagementId = engagementId;
+    } else {
+      // The SDK's OnCallEnded requires the engagement: HubSpot has no log of
+      // this call to end. callCompleted (engagement optional) still closes it.
+      seen.add(id);
+      view.showCalls(book.current, book.history);
+      return;
+    }
+  }
+  // Claimed just before its SDK call: a reload after the claim does not
+  // send it again (nor does any other page), one before it does.
+  const first = await claim(id, mine);
+  if (mine !== generation) return;
   seen.add(id);
-  cti[result.method](result.args);
+  if (first) {
+    book.passedOn(event);
+    cti[result.method](result.args);
+  }
   view.showCalls(book.current, book.history);
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// The gateway keeps the engagement the page that started the call reported.
+async function engagementFromGateway(externalCallId) {
+  if (book.engagementFailedFor(externalCallId)) return null;
+  try {
+    return (await session.callState(externalCallId)).engagementId || null;
+  } catch {
+    return null; // the call is gone (404) or the gateway unreachable
+  }
+}
+
+// Asks until the gateway answers (a blip must not lose the event, nor send
+// it twice); gives up only when the session ends.
+async function claim(id, mine) {
+  for (let attempt = 0; mine === generation; attempt += 1) {
+    try {
+      return await session.claim(id);
+    } catch (err) {
+      if (err.status === 401 || err.status === 422) throw err;
+      await sleep(Math.min(5_000, 250 * 2 ** attempt));
+    }
+  }
+  return false;
 }
 
 async function engagementCreated(data) {
@@ -186,8 +281,9 @@ async function engagementCreated(data) {
 // callEnded/callCompleted of that call go out at once, without an
 // engagement id, rather than waiting for one that will not come.
 function engagementFailed(data) {
-  book.engagementFailed(data);
-  showNotice(`HubSpot could not log the call: ${describe(data)}`);
+  const callId = book.engagementFailed(data) || data.externalCallId;
+  const which = callId ? book.label(callId) : "a call";
+  showNotice(`HubSpot could not log ${which}: ${describe(data)}`, callId);
 }
 
 // Click-to-dial: the gateway places the call and creates it first, so its

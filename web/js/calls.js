@@ -24,7 +24,7 @@ const RECENT_LIMIT = 5;
 
 export class CallBook {
   constructor() {
-    this.calls = new Map(); // externalCallId -> {snapshot, engagementId, startedHere}
+    this.calls = new Map(); // externalCallId -> {snapshot, engagementId, startedHere, owner, …}
     this.waiters = new Map(); // externalCallId -> [resolve]
     this.recent = [];
     this.currentId = null;
@@ -34,7 +34,9 @@ export class CallBook {
   entry(externalCallId) {
     let entry = this.calls.get(externalCallId);
     if (!entry) {
-      entry = { snapshot: null, engagementId: null, startedHere: false, engagementFailed: false };
+      // startedHere: this page passed on the call's start (HubSpot answers
+      // it with the engagement); owner: it passes on the call's events.
+      entry = { snapshot: null, engagementId: null, startedHere: false, owner: false, engagementFailed: false };
       this.calls.set(externalCallId, entry);
     }
     return entry;
@@ -102,10 +104,8 @@ export class CallBook {
     const entry = this.entry(externalCallId);
     if (event.call) entry.snapshot = { ...event.call, timerFrom: timerStart(event.call, entry.snapshot) };
     const args = { ...payload };
-    if (type === "incomingCall" || type === "outgoingCall") {
-      entry.startedHere = args.createEngagement !== false;
-      this.currentId = externalCallId;
-    }
+    // A page that opened mid-call learns of the call from a later event.
+    if (isStart(type) || !this.calls.has(this.currentId)) this.currentId = externalCallId;
     if ((type === "callEnded" || type === "callCompleted") && !args.engagementId) {
       const engagementId = await this.waitForEngagement(externalCallId, waitMs);
       if (engagementId) args.engagementId = engagementId;
@@ -113,6 +113,36 @@ export class CallBook {
     if (args.engagementId && !entry.engagementId) entry.engagementId = args.engagementId;
     if (type === "callCompleted") this.finish(externalCallId);
     return { method: type, args };
+  }
+
+  // This page passed the event on: it owns the call from here, and a start
+  // it passed on makes HubSpot create the engagement (unless told not to).
+  passedOn(event) {
+    if (event.type === "callCompleted") return; // finished: nothing refers to it again
+    const entry = this.entry(event.externalCallId);
+    entry.owner = true;
+    if (isStart(event.type)) entry.startedHere = event.payload.createEngagement !== false;
+  }
+
+  // Whether this page passes the call's events on without first giving the
+  // page that owns it (another tab, or none after a reload) its turn.
+  owns(externalCallId) {
+    const entry = this.calls.get(externalCallId);
+    return Boolean(entry && entry.owner);
+  }
+
+  engagementFailedFor(externalCallId) {
+    const entry = this.calls.get(externalCallId);
+    return Boolean(entry && entry.engagementFailed);
+  }
+
+  // "the call from +15555550199" for notices; the id when nothing else is known.
+  label(externalCallId) {
+    const entry = this.calls.get(externalCallId);
+    const snapshot = (entry && entry.snapshot) || this.recent.find((c) => c.externalCallId === externalCallId);
+    const about = describeCall(snapshot);
+    if (!about) return `call ${externalCallId}`;
+    return `the ${about.direction.toLowerCase()} call ${about.direction === "Inbound" ? "from" : "to"} ${about.number}`;
   }
 
   finish(externalCallId) {
@@ -138,6 +168,10 @@ export class CallBook {
     const shown = this.current;
     return this.recent.filter((call) => !shown || call.externalCallId !== shown.externalCallId);
   }
+}
+
+export function isStart(type) {
+  return type === "incomingCall" || type === "outgoingCall";
 }
 
 // Where the call's timer counts from: the gateway's time of the answer (or

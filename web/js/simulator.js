@@ -20,6 +20,18 @@ let context = {
   userId: params.get("userId") ? Number(params.get("userId")) : undefined,
 };
 let lastCallId = "";
+// Cross-site: the widget comes from the gateway's other loopback name, a
+// different site to the browser, as HubSpot's page and the gateway are. The
+// browser then treats it as a third-party frame: Chromium, by default,
+// refuses it storage and unpartitioned cookies.
+const TWINS = { "127.0.0.1": "localhost", localhost: "127.0.0.1" };
+let crossSite = params.get("crossSite") === "1" && Boolean(TWINS[location.hostname]);
+
+function widgetUrl() {
+  const url = new URL("./", location.href);
+  if (crossSite) url.hostname = TWINS[location.hostname];
+  return url.toString();
+}
 
 function record(dir, message) {
   const payload = message.data ?? payloadOf(message);
@@ -124,12 +136,15 @@ function load() {
   if (manager) manager.remove();
   $("portal-id").value = context.portalId ?? "";
   $("user-id").value = context.userId ?? "";
+  $("cross-site").checked = crossSite;
+  $("cross-site").disabled = !TWINS[location.hostname];
+  $("widget-origin").textContent = `Widget from ${new URL(widgetUrl()).origin}${crossSite ? " (cross-site)" : ""}`;
   $("handshake").textContent = "Waiting for SYNC_ACK…";
   $("handshake").dataset.state = "waiting";
   manager = new SimulatedHubSpot({
     debugMode: false,
     iFrameOptions: {
-      src: new URL("./", location.href).toString(),
+      src: widgetUrl(),
       width: "400px",
       height: "600px",
       hostElementSelector: "#calling-widget",
@@ -139,8 +154,14 @@ function load() {
 }
 
 async function demoCall(direction) {
+  if (crossSite) {
+    // Its session lives with the widget's origin; this page cannot borrow it.
+    $("demo-status").textContent =
+      "Demo calls borrow the widget's session, which a cross-site widget keeps to itself: untick cross-site, or send signals with `gateway signal`.";
+    return;
+  }
   const session = new Session({ onExpired: () => {} });
-  if (!session.restore(context.portalId, context.userId)) {
+  if (!session.restoreStored(context.portalId, context.userId)) {
     $("demo-status").textContent = "Sign in inside the widget first.";
     return;
   }
@@ -162,6 +183,7 @@ $("context").addEventListener("submit", (event) => {
   const portal = $("portal-id").value.trim();
   const user = $("user-id").value.trim();
   context = { portalId: portal ? Number(portal) : undefined, userId: user ? Number(user) : undefined };
+  crossSite = $("cross-site").checked;
   load();
 });
 $("dial-form").addEventListener("submit", (event) => {

@@ -4,33 +4,24 @@
 // one-minute ticket in its URL. Its built-in reconnect would reuse an expired
 // ticket, so on any error this closes the source and opens a new one with a
 // fresh ticket, passing where it may resume; the gateway replays from
-// there. An id counts as handled only once its SDK call is made: ids already
-// handled are remembered (in sessionStorage, so a reload of the iframe does
-// not replay a call to HubSpot) and skipped, while events received but not
-// yet passed on are fetched again after a reload.
-
+// there. What was passed on to HubSpot is the gateway's to keep (the page
+// may have no storage at all): a page claims each event just before its SDK
+// call, and reports the position it has handled everything up to, where
+// the next page that opens resumes (docs/page.md#where-the-page-keeps-what).
 import { streamUrl } from "./api.js";
-import { storage } from "./storage.js";
 
-const SEEN_KEY = "gateway.seen";
 const SEEN_LIMIT = 1000;
 
-// Two kinds of id: handled (its SDK call was made; persisted) and pending
-// (received, waiting for its turn; this page only). Events of different
-// calls are handled out of stream order, so the place to resume from is the
-// newest id before which everything received has been handled: a reload
-// replays every pending event and skips the handled ones.
+// Two kinds of id: handled (passed on, or found passed on by another page)
+// and pending (received, waiting for its turn). Events of different calls
+// are handled out of stream order, so the place to resume from is the
+// newest id before which everything received has been handled; onAdvance
+// tells the page each time that place moves.
 export class SeenIds {
-  constructor(store = storage) {
-    this.storage = store;
-    let stored = { last: null, ids: [] };
-    try {
-      stored = JSON.parse(store.getItem(SEEN_KEY) || "null") || stored;
-    } catch {
-      // A damaged entry only costs the dedupe memory, never an event.
-    }
-    this.last = stored.last;
-    this.ids = new Set(stored.ids);
+  constructor(onAdvance = () => {}) {
+    this.onAdvance = onAdvance;
+    this.last = null;
+    this.ids = new Set();
     this.pending = []; // received, not yet handled, in stream order
   }
 
@@ -50,25 +41,21 @@ export class SeenIds {
       const oldest = this.ids.values().next().value;
       this.ids.delete(oldest);
     }
+    const before = this.last;
     if (!wasPending && !this.pending.length) this.last = id;
     while (this.pending.length && this.ids.has(this.pending[0])) this.last = this.pending.shift();
-    this.save();
+    if (this.last !== before) this.onAdvance(this.last);
   }
 
   resumeFrom(id) {
     this.last = id;
-    this.save();
-  }
-
-  save() {
-    this.storage.setItem(SEEN_KEY, JSON.stringify({ last: this.last, ids: [...this.ids] }));
+    this.onAdvance(id);
   }
 
   forget() {
     this.last = null;
     this.ids.clear();
     this.pending = [];
-    this.storage.removeItem(SEEN_KEY);
   }
 }
 

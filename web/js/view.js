@@ -114,10 +114,28 @@ export class View {
     this.$("error").textContent = "";
   }
 
-  showNotice(message) {
-    const el = this.$("notice");
-    el.textContent = message;
-    el.hidden = false;
+  // One notice per key (a call's id): a newer one about the same call
+  // replaces it. Each can be dismissed.
+  showNotice(message, key = "") {
+    const list = this.$("notices");
+    const old = key ? [...list.children].find((item) => item.dataset.key === key) : null;
+    const item = this.doc.createElement("li");
+    item.className = "notice";
+    item.dataset.key = key;
+    const text = this.doc.createElement("span");
+    text.textContent = message;
+    const dismiss = this.doc.createElement("button");
+    dismiss.type = "button";
+    dismiss.className = "dismiss";
+    dismiss.textContent = "×";
+    dismiss.setAttribute("aria-label", "Dismiss notice");
+    dismiss.addEventListener("click", () => {
+      item.remove();
+      this.onChange();
+    });
+    item.append(text, dismiss);
+    if (old) old.replaceWith(item);
+    else list.append(item);
     this.onChange();
   }
 
