@@ -18,6 +18,9 @@ from gateway.users.phone import to_e164
         ("tel:+15555550101;phone-context=x", "US", "+15555550101"),
         ("1001", "US", "1001"),
         ("123456", "US", "123456"),
+        ("123456", "DE", "123456"),
+        ("1234567", "DE", "+491234567"),
+        ("+9991234567", "US", "+9991234567"),
         ("555 0101", "US", "5550101"),
         ("2125550101", "US", "+12125550101"),
         ("1001", "GB", "1001"),
@@ -34,3 +37,7 @@ def test_numbers_are_normalised_extensions_kept_and_words_are_no_numbers(
     raw: str | None, region: str, expected: str | None
 ) -> None:
     assert to_e164(raw, region) == expected
+
+
+def test_numbers_are_read_in_the_us_when_no_region_is_given() -> None:
+    assert to_e164("212 555 0101") == "+12125550101"
