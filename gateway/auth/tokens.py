@@ -63,7 +63,7 @@ class TokenSigner:
             result = Claims(
                 str(claims["sub"]), str(claims["knd"]), int(claims["exp"]), str(claims.get("jti", ""))
             )
-        except (ValueError, KeyError, TypeError, OverflowError):
+        except (ValueError, KeyError, TypeError):
             raise TokenError("malformed token") from None
         if result.kind != kind:
             raise TokenError(f"a {result.kind} token cannot be used here")
