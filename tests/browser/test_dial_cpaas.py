@@ -74,5 +74,7 @@ async def test_a_busy_number_ends_the_twilio_dial_busy(twilio_simulator: tuple[S
     await dial(sim, BUSY)
     ended = (await sim.from_app("CALL_ENDED"))[0]["data"]
     assert ended["callEndStatus"] == "BUSY"
+    # The completion follows the end by one round trip of the page's claim.
+    await sim.from_app("CALL_COMPLETED")
     types = [m["type"] for m in await sim.call_messages(ended["externalCallId"]) if m["dir"] == "in"]
     assert types == ["OUTGOING_CALL_STARTED", "CALL_ENDED", "CALL_COMPLETED"]
