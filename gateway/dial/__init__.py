@@ -7,6 +7,8 @@
 - ``settings.py`` (pure): the ``[dial]`` table of the settings file, validated.
 - ``service.py``: the dial service: policy, idempotency, the call created in
   the model first, then the route; logged and counted.
+- ``watchdog.py``: the deadline of each placed dial: a call no telephony
+  ended by then, and nobody answered, ends CANCELED.
 - ``sip.py``: the SIP route: the user's phone, asked by REFER, calls the number
   (the SIP work is ``gateway.sources.sip.click_to_dial``).
 - ``demo.py``: the demo route of ``./dev run`` (plays the call, no telephony).

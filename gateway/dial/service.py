@@ -4,8 +4,10 @@ Order matters: the policy and rate checks refuse before anything exists;
 then the call is created in the model (an outbound RINGING signal, so the
 page gets ``outgoingCall`` at once) and the pending-dial match is opened;
 only then is the route asked. If the route refuses, the call ends FAILED
-and the match is withdrawn: nothing is left half-created. Each dial makes
-one log line and one count in ``gateway_dials_total``.
+and the match is withdrawn: nothing is left half-created. A placed dial
+gets a deadline (``watchdog.py``), so one its telephony never ends does
+not ring forever. Each dial makes one log line and one count in
+``gateway_dials_total``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from gateway.dial.policy import DialRequest, plan_dial
 from gateway.dial.ratelimit import DialRateLimiter
 from gateway.dial.routes import Dialler, DialPlan, DialRefused, Placed, Refusal, Routes
 from gateway.dial.settings import DialSettings
+from gateway.dial.watchdog import MARGIN_SECONDS, DialWatchdog
 from gateway.model import Direction, EndStatus, Phase, Signal
 from gateway.ops.metrics import Metrics
 from gateway.tracker import BrokerUnavailable, CallTracker
@@ -74,18 +77,27 @@ class DialService:
         settings: DialSettings,
         metrics: Metrics,
         clock: Callable[[], float] = time.monotonic,
+        deadline_margin_seconds: float = MARGIN_SECONDS,
     ) -> None:
         self.tracker = tracker
         self.routes = routes
         self.settings = settings
         self.clock = clock
         self.limiter = DialRateLimiter()
+        self.watchdog = DialWatchdog(tracker, deadline_margin_seconds)
         self.dials = Counter(
             "gateway_dials_total",
             "Dial requests, by route and outcome (placed, repeat, or why refused)",
             ["route", "outcome"],
             registry=metrics.registry,
         )
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        """Drop the deadlines this process keeps (a dial then ends by its telephony or expires)."""
+        await self.watchdog.stop()
 
     async def dial(
         self, user: User, number: str, *, request_key: str | None = None, caller_id: str | None = None
@@ -176,6 +188,8 @@ class DialService:
                 502, "route-error", f"the dialling route {plan.route!r} failed to place the call"
             )
         else:
+            # Armed before the binds, which may fail: the call exists and must end.
+            self.watchdog.arm(plan, dialler.ring_seconds, match_seconds)
             for call_key in placed.joins:
                 await self.tracker.bind_call(user.id, call_key, plan.call_key)
             self._count(user, number, plan.route, "placed", f"{plan.call_key} {placed.reference}".strip())
