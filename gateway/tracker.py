@@ -138,6 +138,10 @@ class CallTracker:
     async def settle_request(self, user_id: str, request_key: str, value: str | None, seconds: float) -> None:
         await self.broker.settle_request(user_id, request_key, value, seconds)
 
+    async def take_dial_slot(self, user_id: str, limit: int, seconds: float) -> float | None:
+        """Count a dial in the user's window, shared by instances: None, or the seconds to wait."""
+        return await self.broker.take_slot(user_id, "dial", limit, seconds)
+
 
 def _as_call(signal: Signal, call_key: str) -> Signal:
     """The signal as one of the call ``call_key`` (``source:call_id``)."""

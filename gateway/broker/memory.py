@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from gateway.broker.base import Broker, Join, Step
+from gateway.broker.base import Broker, Join, SlidingWindows, Step
 from gateway.config import Settings
 from gateway.model import CallState
 from gateway.wire import Envelope, EventId, encode_event, parse_event_id
@@ -35,6 +35,10 @@ class MemoryBroker(Broker):
         self._bound: dict[tuple[str, str], tuple[str, float]] = {}
         self._pending: dict[tuple[str, str], tuple[str, float]] = {}
         self._requests: dict[tuple[str, str], tuple[str, float]] = {}
+
+        # Rate windows: per (user, name), the times of the uses still counted.
+        self._windows = SlidingWindows()
+        self._longest_window = 0.0
 
     async def ping(self) -> bool:
         return True
@@ -129,6 +133,12 @@ class MemoryBroker(Broker):
         else:
             self._requests[(user_id, request_key)] = (value, time.monotonic() + seconds)
 
+    # -- rate windows (gateway.dial's per-user dial limit) ----------------------
+    async def take_slot(self, user_id: str, name: str, limit: int, seconds: float) -> float | None:
+        now = time.monotonic()
+        self._longest_window = max(self._longest_window, seconds)
+        return self._windows.take(f"{user_id}\0{name}", limit, seconds, now)
+
     async def _head(self, user_id: str) -> EventId:
         return (self._epoch, self._seq)
 
@@ -151,6 +161,7 @@ class MemoryBroker(Broker):
         for held in (self._bound, self._pending, self._requests):
             for kept in [k for k, (_, expires) in held.items() if expires < now]:
                 del held[kept]
+        self._windows.sweep(now, self._longest_window)
 
 
 def _live(held: tuple[str, float] | None, now: float) -> str | None:

@@ -1,7 +1,7 @@
 """Click-to-dial: HubSpot's DIAL_NUMBER becomes a call placed by a route and tracked as one call.
 
 - ``policy.py`` (pure): a tenant's dial policy; a request becomes a plan or a refusal.
-- ``ratelimit.py`` (pure): dials per user in a sliding window, clock passed in.
+- ``ratelimit.py``: the per-user dial limit (its window is kept by the broker).
 - ``routes.py`` (pure): the ``Dialler`` protocol routes implement, ``Placed``,
   ``DialRefused``, and the registry of routes by name.
 - ``settings.py`` (pure): the ``[dial]`` table of the settings file, validated.

@@ -17,13 +17,13 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from prometheus_client import Counter
 
 from gateway.dial.policy import DialRequest, plan_dial
-from gateway.dial.ratelimit import DialRateLimiter
+from gateway.dial.ratelimit import retry_after_seconds
 from gateway.dial.routes import Dialler, DialPlan, DialRefused, Placed, Refusal, Routes
 from gateway.dial.settings import DialSettings
 from gateway.dial.watchdog import MARGIN_SECONDS, DialWatchdog
@@ -76,14 +76,11 @@ class DialService:
         routes: Routes,
         settings: DialSettings,
         metrics: Metrics,
-        clock: Callable[[], float] = time.monotonic,
         deadline_margin_seconds: float = MARGIN_SECONDS,
     ) -> None:
         self.tracker = tracker
         self.routes = routes
         self.settings = settings
-        self.clock = clock
-        self.limiter = DialRateLimiter()
         self.watchdog = DialWatchdog(tracker, deadline_margin_seconds)
         self.dials = Counter(
             "gateway_dials_total",
@@ -137,9 +134,15 @@ class DialService:
                 )
                 if held is not None:
                     return self._repeat(user, number, route, _from_record(held))
-            now = self.clock()
-            wait = self.limiter.retry_after(user.id, tenant.rate, now)
-            if wait is not None:
+            try:
+                waited = await self.tracker.take_dial_slot(user.id, tenant.rate.dials, tenant.rate.seconds)
+            except BrokerUnavailable:
+                if request_key is not None:
+                    await _quietly(self.tracker.settle_request(user.id, request_key, None, REQUEST_SECONDS))
+                self._count(user, number, route, "broker-down", "the rate window could not be read")
+                raise
+            if waited is not None:
+                wait = retry_after_seconds(waited)
                 if request_key is not None:
                     await self.tracker.settle_request(user.id, request_key, None, REQUEST_SECONDS)
                 raise DialRefused(
@@ -151,7 +154,6 @@ class DialService:
                         retry_after_seconds=wait,
                     )
                 )
-            self.limiter.record(user.id, now)
         except DialRefused as exc:
             self._count(user, number, route, exc.refusal.reason, exc.refusal.message)
             raise

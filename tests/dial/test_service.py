@@ -520,6 +520,20 @@ async def test_two_instances_racing_for_one_pending_dial_join_one_call(
     assert sorted(state is None for state in own) == [False, True]
 
 
+async def test_the_rate_limit_holds_across_instances(tmp_path: Path, redis_server: RedisServer) -> None:
+    route = Route()
+    async with instances("redis", tmp_path, redis_server, route, count=2) as (one, two):
+        for n in range(10):
+            await (one, two)[n % 2].service.dial(ALICE, TARGET)
+        refused = []
+        for gw in (one, two):
+            with pytest.raises(DialRefused) as caught:
+                await gw.service.dial(ALICE, TARGET)
+            refused.append(caught.value.refusal)
+    assert [(r.status, r.reason) for r in refused] == [(429, "rate"), (429, "rate")]
+    assert len(route.placed) == 10
+
+
 async def test_a_retry_on_another_instance_returns_the_same_call(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
