@@ -85,6 +85,7 @@ def build_gateway(
 
 def _add_dial_routes(gw: Gateway, sip: SipService | None) -> None:
     """The dialling routes this gateway offers; tenants choose one in ``[dial.<portal>]``."""
+    gw.components.append(gw.dialling)  # its stop drops the placed dials' deadlines
     if sip is not None:
         gw.dialling.routes.register(
             SipDialler(sip.click_to_dial, sip.settings.pbx, gw.tracker, gw.current_directory)

@@ -15,7 +15,7 @@ import time
 from dataclasses import replace
 
 from gateway.broker.base import Broker, BrokerUnavailable, Conflict, Join, Step
-from gateway.model import CallState, Direction, SdkEvent, Signal, advance, attach_engagement
+from gateway.model import CallState, Direction, Phase, SdkEvent, Signal, advance, attach_engagement
 from gateway.ops.metrics import Metrics
 from gateway.wire import Envelope
 
@@ -96,6 +96,30 @@ class CallTracker:
         return result[0]
 
     # -- dialling (gateway.dial) -------------------------------------------
+    async def end_unanswered(self, signal: Signal) -> list[Envelope]:
+        """Apply an end only to a call that exists, unanswered and not ended; the events emitted.
+
+        One atomic step, like ``observe``: an answer or an end that any
+        instance stored first wins, and then nothing changes (a dial's
+        deadline must never end a call that is talking).
+        """
+        if signal.phase is not Phase.ENDED:
+            raise ValueError("end_unanswered takes an ENDED signal")
+        emitted: list[SdkEvent] = []
+
+        def step(state: CallState | None) -> tuple[CallState | None, list[SdkEvent]]:
+            if state is None or state.answered_ms is not None or state.end is not None:
+                emitted.clear()
+                return state, []
+            new, events = advance(state, signal)
+            emitted[:] = events
+            return new, events
+
+        envelopes = await self.broker.transact(signal.user_id, signal.call_key, step)
+        for event in emitted:
+            self.metrics.events.labels(event.type).inc()
+        return envelopes
+
     async def expect_dial(self, user_id: str, remote: str, dial_key: str, seconds: float) -> None:
         """For ``seconds``, the user's first new outbound call to ``remote`` is ``dial_key``."""
         await self.broker.expect_dial(user_id, remote, dial_key, seconds)
@@ -113,6 +137,10 @@ class CallTracker:
 
     async def settle_request(self, user_id: str, request_key: str, value: str | None, seconds: float) -> None:
         await self.broker.settle_request(user_id, request_key, value, seconds)
+
+    async def take_dial_slot(self, user_id: str, limit: int, seconds: float) -> float | None:
+        """Count a dial in the user's window, shared by instances: None, or the seconds to wait."""
+        return await self.broker.take_slot(user_id, "dial", limit, seconds)
 
 
 def _as_call(signal: Signal, call_key: str) -> Signal:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -45,6 +46,32 @@ class Join:
     rekey: Callable[[str], Step]
     remote: str | None = None  # an outbound call's other party (E.164)
     dial_key: str | None = None
+
+
+# -- rate windows (gateway.dial's per-user dial limit) -----------------------
+class SlidingWindows:
+    """Uses per key in a sliding window (pure: the clock is passed in); the memory broker's.
+
+    A use leaves its window exactly ``seconds`` after it was counted.
+    """
+
+    def __init__(self) -> None:
+        self._uses: dict[str, deque[float]] = {}
+
+    def take(self, key: str, limit: int, seconds: float, now: float) -> float | None:
+        """Count a use if fewer than ``limit`` are in the window: None; else the wait, counting nothing."""
+        uses = self._uses.setdefault(key, deque())
+        while uses and uses[0] <= now - seconds:
+            uses.popleft()
+        if len(uses) >= limit:
+            return uses[-limit] + seconds - now
+        uses.append(now)
+        return None
+
+    def sweep(self, now: float, seconds: float) -> None:
+        """Forget keys with no use in the last ``seconds`` (the longest window in use)."""
+        for key in [k for k, uses in self._uses.items() if not uses or uses[-1] <= now - seconds]:
+            del self._uses[key]
 
 
 class Broker(abc.ABC):
@@ -131,6 +158,16 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def acknowledged(self, user_id: str) -> str | None:
         """Where a page that opens resumes the user's stream; None if none is held."""
+
+    # -- rate windows (gateway.dial's per-user dial limit) ---------------------
+    @abc.abstractmethod
+    async def take_slot(self, user_id: str, name: str, limit: int, seconds: float) -> float | None:
+        """Count one use of the user's window ``name`` if it holds fewer than ``limit``.
+
+        None when counted; otherwise nothing is counted and the answer is the
+        seconds until a use leaves the window. Atomic and shared by every
+        instance on the same broker.
+        """
 
     # -- streams -----------------------------------------------------------
     async def subscribe(self, user_id: str, last_event_id: str | None) -> StreamQueue:

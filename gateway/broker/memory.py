@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from gateway.broker.base import Broker, Join, Step
+from gateway.broker.base import Broker, Join, SlidingWindows, Step
 from gateway.config import Settings
 from gateway.model import CallState
 from gateway.wire import Envelope, EventId, encode_event, parse_event_id
@@ -40,6 +40,9 @@ class MemoryBroker(Broker):
         # user -> (acknowledged position, expiry).
         self._claimed: dict[tuple[str, str], float] = {}
         self._acked: dict[str, tuple[str, float]] = {}
+        # Rate windows: per (user, name), the times of the uses still counted.
+        self._windows = SlidingWindows()
+        self._longest_window = 0.0
 
     async def ping(self) -> bool:
         return True
@@ -155,6 +158,12 @@ class MemoryBroker(Broker):
     async def acknowledged(self, user_id: str) -> str | None:
         return _live(self._acked.get(user_id), time.monotonic())
 
+    # -- rate windows (gateway.dial's per-user dial limit) ----------------------
+    async def take_slot(self, user_id: str, name: str, limit: int, seconds: float) -> float | None:
+        now = time.monotonic()
+        self._longest_window = max(self._longest_window, seconds)
+        return self._windows.take(f"{user_id}\0{name}", limit, seconds, now)
+
     async def _head(self, user_id: str) -> EventId:
         return (self._epoch, self._seq)
 
@@ -181,6 +190,7 @@ class MemoryBroker(Broker):
             del self._claimed[claim]
         for user in [k for k, (_, expires) in self._acked.items() if expires < now]:
             del self._acked[user]
+        self._windows.sweep(now, self._longest_window)
 
 
 def _live(held: tuple[str, float] | None, now: float) -> str | None:

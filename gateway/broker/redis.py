@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -100,6 +101,25 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return ARGV[1]
 """
 
+# KEYS: a rate window (a sorted set: one member per use, scored by its time
+# in ms). ARGV: limit, window length in ms, a member unique to this use.
+# Nil once counted; else the ms until a use leaves the window. Redis's own
+# clock, so instances with drifting clocks share one window.
+_TAKE_SLOT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= limit then
+  local blocking = redis.call('ZRANGE', KEYS[1], -limit, -limit, 'WITHSCORES')
+  return tonumber(blocking[2]) + window - now
+end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], window)
+return false
+"""
+
 _MAX_RETRIES = 20
 _EMPTY = (0, 0)
 # Calls whose last known state this process keeps, so that the usual signal
@@ -137,6 +157,7 @@ class RedisBroker(Broker):
         self._claim = self._redis.register_script(_CLAIM)
         self._forget = self._redis.register_script(_FORGET)
         self._acknowledge = self._redis.register_script(_ACKNOWLEDGE)
+        self._take_slot = self._redis.register_script(_TAKE_SLOT)
         # state key of a source's call -> the dialled call it joined.
         self._joins: dict[str, str] = {}
         # Insertion-ordered: the first entry is the one least recently written.
@@ -173,6 +194,9 @@ class RedisBroker(Broker):
 
     def _acked_key(self, user_id: str) -> str:
         return f"{self._prefix}:{{{user_id}}}:acked"
+
+    def _window_key(self, user_id: str, name: str) -> str:
+        return f"{self._prefix}:{{{user_id}}}:rate:{name}"
 
     def _channel(self, user_id: str) -> str:
         return f"{self._prefix}:live:{user_id}"
@@ -313,6 +337,15 @@ class RedisBroker(Broker):
                 await self._redis.delete(key)
             else:
                 await self._redis.set(key, value, ex=max(1, int(seconds)))
+
+    # -- rate windows (gateway.dial's per-user dial limit) ----------------------
+    async def take_slot(self, user_id: str, name: str, limit: int, seconds: float) -> float | None:
+        async with _command():
+            wait_ms = await self._take_slot(
+                keys=[self._window_key(user_id, name)],
+                args=[limit, max(1, int(seconds * 1000)), secrets.token_hex(8)],
+            )
+        return None if wait_ms is None else int(wait_ms) / 1000
 
     @staticmethod
     def _decode(raw: str) -> CallState | None:

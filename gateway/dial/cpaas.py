@@ -22,6 +22,11 @@ log = logging.getLogger("gateway.dial")
 
 # How long the user's own phone rings before the dial gives up on them.
 USER_RING_SECONDS = 30
+# The longest the dialled number rings at the providers' defaults (Vonage's
+# connect: 60 s; Twilio's <Dial> and Telnyx's transfer: 30 s).
+TARGET_RING_SECONDS = 60
+# Both legs unanswered: the dial's deadline is this plus a margin.
+RING_SECONDS = float(USER_RING_SECONDS + TARGET_RING_SECONDS)
 # The provider's own words in a refusal, cut to this length.
 _DETAIL_CHARS = 160
 

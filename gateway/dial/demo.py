@@ -34,6 +34,7 @@ DIAL_TIMING = {"ring": 3.0, "talk": 5.0, "no_answer": 8.0}
 class DemoDialler:
     name = "demo"
     match_seconds = 0.0  # every report names the dialled call
+    ring_seconds = max(DIAL_TIMING["ring"], DIAL_TIMING["no_answer"])
 
     def __init__(self, tracker: CallTracker) -> None:
         self.tracker = tracker

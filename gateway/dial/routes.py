@@ -84,6 +84,15 @@ class Dialler(Protocol):
         """
         ...
 
+    @property
+    def ring_seconds(self) -> float:
+        """The longest a placed call may go unanswered before its telephony reports its end.
+
+        The dial's deadline is this plus a margin (``gateway.dial.watchdog``):
+        a call still unanswered and not ended then is ended CANCELED.
+        """
+        ...
+
     async def place(self, plan: DialPlan) -> Placed:
         """Ask the telephony to place the call; return once it accepted it.
 

@@ -4,8 +4,10 @@ Order matters: the policy and rate checks refuse before anything exists;
 then the call is created in the model (an outbound RINGING signal, so the
 page gets ``outgoingCall`` at once) and the pending-dial match is opened;
 only then is the route asked. If the route refuses, the call ends FAILED
-and the match is withdrawn: nothing is left half-created. Each dial makes
-one log line and one count in ``gateway_dials_total``.
+and the match is withdrawn: nothing is left half-created. A placed dial
+gets a deadline (``watchdog.py``), so one its telephony never ends does
+not ring forever. Each dial makes one log line and one count in
+``gateway_dials_total``.
 """
 
 from __future__ import annotations
@@ -15,15 +17,16 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from prometheus_client import Counter
 
 from gateway.dial.policy import DialRequest, plan_dial
-from gateway.dial.ratelimit import DialRateLimiter
+from gateway.dial.ratelimit import retry_after_seconds
 from gateway.dial.routes import Dialler, DialPlan, DialRefused, Placed, Refusal, Routes
 from gateway.dial.settings import DialSettings
+from gateway.dial.watchdog import MARGIN_SECONDS, DialWatchdog
 from gateway.model import Direction, EndStatus, Phase, Signal
 from gateway.ops.metrics import Metrics
 from gateway.tracker import BrokerUnavailable, CallTracker
@@ -73,19 +76,25 @@ class DialService:
         routes: Routes,
         settings: DialSettings,
         metrics: Metrics,
-        clock: Callable[[], float] = time.monotonic,
+        deadline_margin_seconds: float = MARGIN_SECONDS,
     ) -> None:
         self.tracker = tracker
         self.routes = routes
         self.settings = settings
-        self.clock = clock
-        self.limiter = DialRateLimiter()
+        self.watchdog = DialWatchdog(tracker, deadline_margin_seconds)
         self.dials = Counter(
             "gateway_dials_total",
             "Dial requests, by route and outcome (placed, repeat, or why refused)",
             ["route", "outcome"],
             registry=metrics.registry,
         )
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        """Drop the deadlines this process keeps (a dial then ends by its telephony or expires)."""
+        await self.watchdog.stop()
 
     async def dial(
         self, user: User, number: str, *, request_key: str | None = None, caller_id: str | None = None
@@ -125,9 +134,15 @@ class DialService:
                 )
                 if held is not None:
                     return self._repeat(user, number, route, _from_record(held))
-            now = self.clock()
-            wait = self.limiter.retry_after(user.id, tenant.rate, now)
-            if wait is not None:
+            try:
+                waited = await self.tracker.take_dial_slot(user.id, tenant.rate.dials, tenant.rate.seconds)
+            except BrokerUnavailable:
+                if request_key is not None:
+                    await _quietly(self.tracker.settle_request(user.id, request_key, None, REQUEST_SECONDS))
+                self._count(user, number, route, "broker-down", "the rate window could not be read")
+                raise
+            if waited is not None:
+                wait = retry_after_seconds(waited)
                 if request_key is not None:
                     await self.tracker.settle_request(user.id, request_key, None, REQUEST_SECONDS)
                 raise DialRefused(
@@ -139,7 +154,6 @@ class DialService:
                         retry_after_seconds=wait,
                     )
                 )
-            self.limiter.record(user.id, now)
         except DialRefused as exc:
             self._count(user, number, route, exc.refusal.reason, exc.refusal.message)
             raise
@@ -176,6 +190,8 @@ class DialService:
                 502, "route-error", f"the dialling route {plan.route!r} failed to place the call"
             )
         else:
+            # Armed before the binds, which may fail: the call exists and must end.
+            self.watchdog.arm(plan, dialler.ring_seconds, match_seconds)
             for call_key in placed.joins:
                 await self.tracker.bind_call(user.id, call_key, plan.call_key)
             self._count(user, number, plan.route, "placed", f"{plan.call_key} {placed.reference}".strip())

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 
 from gateway.dial.routes import DialPlan, DialRefused, Placed, Refusal
 from gateway.model import Direction, EndStatus, Phase, Signal
-from gateway.sources.sip.click_to_dial import ClickToDial, ClickToDialRefused, DialOrder
+from gateway.sources.sip.click_to_dial import REFER_SECONDS, ClickToDial, ClickToDialRefused, DialOrder
 from gateway.sources.sip.click_to_dial_rules import Connected, Outcome
 from gateway.sources.sip.settings import PbxSettings
 from gateway.tracker import BrokerUnavailable, CallTracker
@@ -48,6 +48,13 @@ class SipDialler:
     def match_seconds(self) -> float:
         longest = max((pbx.ring_seconds for pbx in self.pbx.values()), default=30.0)
         return longest + MATCH_AFTER_RING_SECONDS
+
+    @property
+    def ring_seconds(self) -> float:
+        # The user's phone rings, then its call to the number has until the
+        # phone's last word on the REFER.
+        longest = max((pbx.ring_seconds for pbx in self.pbx.values()), default=30.0)
+        return longest + REFER_SECONDS
 
     async def place(self, plan: DialPlan) -> Placed:
         pbx = self.pbx.get(plan.tenant)

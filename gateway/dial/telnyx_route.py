@@ -47,6 +47,7 @@ def _detail(body: Any) -> str | None:
 class TelnyxDialler:
     name = "telnyx"
     match_seconds = 0.0  # every webhook of both legs carries the dial's tag
+    ring_seconds = cpaas.RING_SECONDS
 
     def __init__(
         self,

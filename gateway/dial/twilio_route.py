@@ -51,6 +51,7 @@ def twiml(plan: DialPlan, status_url: str) -> str:
 class TwilioDialler:
     name = "twilio"
     match_seconds = 0.0  # both legs' callbacks carry the dial's tag
+    ring_seconds = cpaas.RING_SECONDS
 
     def __init__(
         self,

@@ -76,6 +76,7 @@ def _detail(body: Any) -> str | None:
 class VonageDialler:
     name = "vonage"
     match_seconds = 0.0  # both legs' events carry the dial's tag
+    ring_seconds = cpaas.RING_SECONDS
 
     def __init__(
         self,

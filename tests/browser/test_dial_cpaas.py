@@ -1,9 +1,11 @@
 """Click-to-dial through the simulator with a CPaaS behind it: Twilio's API, played by its stand-in.
 
 DIAL_NUMBER → the Twilio route creates the call to the user's phone → the
-stand-in plays it (user answers, the number rings, answers or is busy) and
-posts Twilio's signed status callbacks → one call in the widget and in
-HubSpot, from OUTGOING_CALL_STARTED to CALL_COMPLETED.
+stand-in plays it (user answers, the number rings, answers, is busy or is
+not answered) and posts Twilio's signed status callbacks → one call in the
+widget and in HubSpot, from OUTGOING_CALL_STARTED to CALL_COMPLETED. A
+create-call request Twilio refuses ends the call FAILED, its sentence in
+the widget and in HubSpot's sendError.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
 TARGET = "+12125550100"
 BUSY = "+12125550186"
+NO_ANSWER = "+12125550108"
+REFUSED = "+12125550113"
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -76,5 +80,33 @@ async def test_a_busy_number_ends_the_twilio_dial_busy(twilio_simulator: tuple[S
     assert ended["callEndStatus"] == "BUSY"
     # The completion follows the end by one round trip of the page's claim.
     await sim.from_app("CALL_COMPLETED")
+    types = [m["type"] for m in await sim.call_messages(ended["externalCallId"]) if m["dir"] == "in"]
+    assert types == ["OUTGOING_CALL_STARTED", "CALL_ENDED", "CALL_COMPLETED"]
+
+
+async def test_a_number_nobody_answers_ends_the_twilio_dial_no_answer(
+    twilio_simulator: tuple[Simulator, Loop],
+) -> None:
+    sim, loop = twilio_simulator
+    loop.api.scripts[NO_ANSWER] = Script(target="no-answer")
+    await dial(sim, NO_ANSWER)
+    ended = (await sim.from_app("CALL_ENDED"))[0]["data"]
+    assert ended["callEndStatus"] == "NO_ANSWER"
+    types = [m["type"] for m in await sim.call_messages(ended["externalCallId"]) if m["dir"] == "in"]
+    assert types == ["OUTGOING_CALL_STARTED", "CALL_ENDED", "CALL_COMPLETED"]
+
+
+async def test_an_originate_twilio_refuses_ends_failed_with_the_sentence_shown_and_sent(
+    twilio_simulator: tuple[Simulator, Loop],
+) -> None:
+    sim, loop = twilio_simulator
+    loop.api.scripts[REFUSED] = Script(api="invalid")
+    await dial(sim, REFUSED)
+    ended = (await sim.from_app("CALL_ENDED"))[0]["data"]
+    assert ended["callEndStatus"] == "FAILED"
+    # The stand-in's answer to a bad parameter, as Twilio words it.
+    sentence = "Twilio refused the call (400: Invalid 'To' Phone Number (error 21211))"
+    await sim.widget.get_by_role("alert").get_by_text(sentence).wait_for()
+    assert (await sim.from_app("ERROR"))[0]["data"] == {"message": f"Dial refused: {sentence}"}
     types = [m["type"] for m in await sim.call_messages(ended["externalCallId"]) if m["dir"] == "in"]
     assert types == ["OUTGOING_CALL_STARTED", "CALL_ENDED", "CALL_COMPLETED"]

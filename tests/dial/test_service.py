@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,6 +22,7 @@ import pytest
 from gateway.broker.base import Broker
 from gateway.broker.memory import MemoryBroker
 from gateway.broker.redis import RedisBroker
+from gateway.broker.stream_queue import StreamQueue
 from gateway.dial.policy import DialPolicy
 from gateway.dial.routes import DialPlan, DialRefused, Placed, Routes
 from gateway.dial.service import DialService
@@ -41,6 +43,7 @@ class Route:
     """A route as the CPaaS and SIP builders will write them, with telephony played by the test."""
 
     match_seconds: float = 30.0
+    ring_seconds: float = 30.0
     name: str = "test"
     joins: tuple[str, ...] = ()
     refuse: str | None = None
@@ -99,7 +102,9 @@ def _instance(broker: Broker, route: Route, policy: DialPolicy | None = None) ->
     routes = Routes()
     routes.register(route)
     settings = DialSettings({100: TenantDial(route.name, policy or DialPolicy())})
-    return Instance(broker, tracker, DialService(tracker, routes, settings, metrics), metrics)
+    # No margin beyond the route's ring time: the tests' routes set it short.
+    service = DialService(tracker, routes, settings, metrics, deadline_margin_seconds=0.0)
+    return Instance(broker, tracker, service, metrics)
 
 
 @contextlib.asynccontextmanager
@@ -109,18 +114,35 @@ async def instances(
     if kind == "memory":
         assert count == 1
         broker: Broker = MemoryBroker(make_settings(tmp_path))
-        yield [_instance(broker, route)]
+        made = [_instance(broker, route)]
+        try:
+            yield made
+        finally:
+            await made[0].service.stop()
         return
     assert redis is not None
     settings = make_settings(tmp_path, redis_url=redis.url)
     brokers = [RedisBroker(settings) for _ in range(count)]
     for broker in brokers:
         await broker.start()
+    for broker in brokers:
+        await until_healthy(broker)
+    made = [_instance(broker, route) for broker in brokers]
     try:
-        yield [_instance(broker, route) for broker in brokers]
+        yield made
     finally:
-        for broker in brokers:
-            await broker.close()
+        for instance in made:
+            await instance.service.stop()
+            await instance.broker.close()
+
+
+async def until_healthy(broker: Broker, seconds: float = 10) -> None:
+    """Poll the broker (nothing to await: its pub/sub link is only observable) until up."""
+    for _ in range(int(seconds * 100)):
+        if await broker.ping():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"redis broker not healthy after {seconds} s")
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -356,6 +378,122 @@ async def test_a_tenant_without_a_route_or_with_an_unknown_one_is_refused(tmp_pa
     assert 'gateway_dials_total{outcome="no-route",route="none"} 1.0' in metrics
 
 
+# -- the deadline of a placed dial ----------------------------------------------
+
+
+async def events_until_completed(stream: StreamQueue) -> list[dict[str, object]]:
+    """The SDK events the user's stream gets, up to the first callCompleted."""
+    seen: list[dict[str, object]] = []
+    async with asyncio.timeout(10):
+        while not seen or seen[-1]["type"] != "callCompleted":
+            seen.extend(json.loads(e.data) for e in await stream.wait(10))
+    return seen
+
+
+async def past_deadlines(gw: Instance) -> None:
+    await asyncio.gather(*gw.service.watchdog.running())
+
+
+async def test_a_dial_no_telephony_ever_reports_ends_canceled_at_its_deadline(
+    kind: str, tmp_path: Path, redis: RedisServer | None
+) -> None:
+    async with instances(kind, tmp_path, redis, Route(ring_seconds=0.05)) as (gw,):
+        stream = await gw.broker.subscribe(ALICE.id, None)
+        dialled = await gw.service.dial(ALICE, TARGET)
+        events = await events_until_completed(stream)
+    assert [e["type"] for e in events] == ["outgoingCall", "callEnded", "callCompleted"]
+    assert {e["externalCallId"] for e in events} == {dialled.call_key}
+    assert events[1]["payload"] == {"externalCallId": dialled.call_key, "callEndStatus": "CANCELED"}
+
+
+async def test_the_deadline_withdraws_the_pending_match(
+    kind: str, tmp_path: Path, redis: RedisServer | None
+) -> None:
+    async with instances(kind, tmp_path, redis, Route(ring_seconds=0.05, match_seconds=60)) as (gw,):
+        await gw.service.dial(ALICE, TARGET)
+        await past_deadlines(gw)
+        await gw.report("too-late", Phase.RINGING)
+        assert await gw.call("sip:too-late") is not None
+
+
+async def test_an_answered_dial_keeps_talking_past_its_deadline(
+    kind: str, tmp_path: Path, redis: RedisServer | None
+) -> None:
+    async def answer(plan: DialPlan) -> None:
+        await gw.report("pbx-a", Phase.RINGING)
+        await gw.report("pbx-a", Phase.ANSWERED)
+
+    async with instances(kind, tmp_path, redis, Route(ring_seconds=0.05, during=answer)) as (gw,):
+        dialled = await gw.service.dial(ALICE, TARGET)
+        await past_deadlines(gw)
+        state = await gw.call(dialled.call_key)
+    assert state is not None and state.emitted == ("outgoingCall", "callAnswered")
+    assert state.end is None
+
+
+async def test_a_dial_its_telephony_ended_keeps_that_end_past_its_deadline(
+    kind: str, tmp_path: Path, redis: RedisServer | None
+) -> None:
+    async with instances(kind, tmp_path, redis, Route(ring_seconds=0.2)) as (gw,):
+        dialled = await gw.service.dial(ALICE, TARGET)
+        await gw.report("pbx-b", Phase.RINGING)
+        await gw.report("pbx-b", Phase.ENDED, end=EndStatus.BUSY)
+        await past_deadlines(gw)
+        state = await gw.call(dialled.call_key)
+    assert state is not None and state.end_status() is EndStatus.BUSY
+    assert state.emitted == ("outgoingCall", "callEnded", "callCompleted")
+
+
+async def test_a_refused_dial_has_no_deadline(tmp_path: Path) -> None:
+    async with instances("memory", tmp_path, None, Route(refuse="no")) as (gw,):
+        with pytest.raises(DialRefused):
+            await gw.service.dial(ALICE, TARGET)
+        assert gw.service.watchdog.running() == ()
+
+
+async def test_stopping_the_service_drops_its_deadlines(tmp_path: Path) -> None:
+    async with instances("memory", tmp_path, None, Route(ring_seconds=60)) as (gw,):
+        dialled = await gw.service.dial(ALICE, TARGET)
+        kept = gw.service.watchdog.running()
+        await gw.service.stop()
+        state = await gw.call(dialled.call_key)
+    assert len(kept) == 1 and all(task.cancelled() for task in kept)
+    assert state is not None and state.end is None
+
+
+# -- two instances on one redis-server -----------------------------------------
+
+
+async def test_only_the_placing_instance_keeps_the_deadline_and_an_answer_elsewhere_wins(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    route = Route(ring_seconds=0.2)
+    async with instances("redis", tmp_path, redis_server, route, count=2) as (one, two):
+        dialled = await one.service.dial(ALICE, TARGET)
+        assert two.service.watchdog.running() == ()
+        # Instance one last saw the call ringing; the answer lands on two.
+        await two.report("pbx-c", Phase.RINGING)
+        await two.report("pbx-c", Phase.ANSWERED)
+        await past_deadlines(one)
+        state = await two.call(dialled.call_key)
+    assert state is not None and state.emitted == ("outgoingCall", "callAnswered")
+    assert state.end is None
+
+
+async def test_an_end_reported_after_the_deadline_on_another_instance_changes_nothing(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with instances("redis", tmp_path, redis_server, Route(ring_seconds=0.05), count=2) as (one, two):
+        stream = await two.broker.subscribe(ALICE.id, None)
+        dialled = await one.service.dial(ALICE, TARGET)
+        events = await events_until_completed(stream)
+        await two.report("late-end", Phase.ENDED, end=EndStatus.NO_ANSWER, dial_key=dialled.call_key)
+        state = await one.call(dialled.call_key)
+    assert [e["type"] for e in events] == ["outgoingCall", "callEnded", "callCompleted"]
+    assert state is not None and state.end_status() is EndStatus.CANCELED
+    assert state.emitted == ("outgoingCall", "callEnded", "callCompleted")
+
+
 # -- two instances on one redis-server -----------------------------------------
 
 
@@ -380,6 +518,20 @@ async def test_two_instances_racing_for_one_pending_dial_join_one_call(
         await asyncio.gather(one.report("race-a", Phase.RINGING), two.report("race-b", Phase.RINGING))
         own = [await one.call("sip:race-a"), await one.call("sip:race-b")]
     assert sorted(state is None for state in own) == [False, True]
+
+
+async def test_the_rate_limit_holds_across_instances(tmp_path: Path, redis_server: RedisServer) -> None:
+    route = Route()
+    async with instances("redis", tmp_path, redis_server, route, count=2) as (one, two):
+        for n in range(10):
+            await (one, two)[n % 2].service.dial(ALICE, TARGET)
+        refused = []
+        for gw in (one, two):
+            with pytest.raises(DialRefused) as caught:
+                await gw.service.dial(ALICE, TARGET)
+            refused.append(caught.value.refusal)
+    assert [(r.status, r.reason) for r in refused] == [(429, "rate"), (429, "rate")]
+    assert len(route.placed) == 10
 
 
 async def test_a_retry_on_another_instance_returns_the_same_call(

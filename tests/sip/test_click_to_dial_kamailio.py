@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +20,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.harness import Client, make_settings, running_gateway, signal
-from tests.support.kamailio import Kamailio, Sipp
-from tests.support.servers import free_port
-from tests.support.sipkit import sip_address, sip_table
+from tests.support.click_to_dial_rig import PASSWORD, kamailio_gateway, phones
+from tests.support.harness import Client, signal
+from tests.support.kamailio import Kamailio
 from tests.support.sse import SseEvent, SseStream
 
 pytestmark = pytest.mark.kamailio
@@ -32,7 +30,6 @@ pytestmark = pytest.mark.kamailio
 TEST_SECONDS = 60
 TARGET = "+12125550100"
 ALICE_NUMBER = "+15555550101"
-PASSWORD = "gateway-password"
 MARKER_FROM = "+15555550177"
 
 
@@ -46,58 +43,11 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def rig(tmp_path: Path, *, password: str = PASSWORD) -> AsyncIterator[Rig]:
-    """Kamailio between the gateway and two sipp ports (the phone's, the callee's); alice's stream open."""
-    phone = ("127.0.0.1", free_port(socket.SOCK_DGRAM))
-    callee = ("127.0.0.1", free_port(socket.SOCK_DGRAM))
-    kamailio = Kamailio(
-        tmp_path,
-        "click_to_dial",
-        callee=callee,
-        defines={"PHONE": f"sip:{phone[0]}:{phone[1]}", "PASSWORD": PASSWORD},
-    )
-    pbx = {
-        "address": "{}:{}".format(*kamailio.address),
-        "domain": "pbx.test",
-        "username": "gateway",
-        "password": password,
-        "ring_seconds": 2,
-    }
-    # Dialog events come by PUBLISH here; the subscriptions Kamailio refuses retry slowly.
-    table = {
-        **sip_table(publish_from=["127.0.0.1"]),
-        "retry_min_seconds": 30,
-        "retry_max_seconds": 60,
-        # RFC 3261's own T1: a loaded machine may keep sipp from answering the
-        # REFER within the 3.2 s that the other SIP tests' short T1 allows.
-        "t1_seconds": 0.5,
-        "pbx": {"100": pbx},
-    }
-    extra: dict[str, Any] = {"sip": table, "dial": {"100": {"route": "sip"}}}
-    async with running_gateway(make_settings(tmp_path, extra=extra)) as gw:
-        kamailio.gateway = sip_address(gw, "udp")
-        async with kamailio:
-            token = await gw.login("alice")
-            async with gw.stream(token) as stream:
-                yield Rig(gw, kamailio, {"authorization": f"Bearer {token}"}, stream)
-
-
-@contextlib.asynccontextmanager
-async def phones(tmp_path: Path, kamailio: Kamailio, phone: str, callee: str | None) -> AsyncIterator[None]:
-    """The user's phone and the callee listening; on leaving, both played their scenario to the end."""
-    phone_port = int(kamailio.defines["PHONE"].rsplit(":", 1)[1])
-    players = [Sipp(tmp_path, phone, phone_port)]
-    if callee is not None:
-        players.append(Sipp(tmp_path, callee, kamailio.callee[1]))
-    try:
-        for player in players:
-            await player.start()
-            await player.listening()
-        yield
-        for player in players:
-            await player.finished()
-    finally:
-        for player in players:
-            await player.stop()
+    """The Kamailio rig (tests/support/click_to_dial_rig.py) with alice's stream open."""
+    async with kamailio_gateway(tmp_path, password=password) as (gw, kamailio):
+        token = await gw.login("alice")
+        async with gw.stream(token) as stream:
+            yield Rig(gw, kamailio, {"authorization": f"Bearer {token}"}, stream)
 
 
 async def call_events(rig: Rig) -> list[SseEvent]:
