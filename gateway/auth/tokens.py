@@ -27,7 +27,7 @@ class Claims:
     kind: str
     expires_at: int
     # Empty in a token issued before tokens had ids.
-    token_id: str = ""
+    token_id: str
 
 
 def _b64(data: bytes) -> str:
