@@ -137,9 +137,3 @@ def test_claims_cannot_be_changed_once_read() -> None:
     with pytest.raises(FrozenInstanceError):
         claims.user_id = "mallory"  # type: ignore[misc]
 
-
-def test_every_issued_token_verifies_whatever_its_bytes() -> None:
-    signer = TokenSigner(SECRET)
-    for n in range(300):
-        user = f"user-{n}-" + "x" * (n % 7)
-        assert signer.verify(signer.issue(user, "session", n, 60), "session", n).user_id == user
