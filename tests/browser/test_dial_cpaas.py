@@ -92,6 +92,7 @@ async def test_a_number_nobody_answers_ends_the_twilio_dial_no_answer(
     await dial(sim, NO_ANSWER)
     ended = (await sim.from_app("CALL_ENDED"))[0]["data"]
     assert ended["callEndStatus"] == "NO_ANSWER"
+    await sim.from_app("CALL_COMPLETED")
     types = [m["type"] for m in await sim.call_messages(ended["externalCallId"]) if m["dir"] == "in"]
     assert types == ["OUTGOING_CALL_STARTED", "CALL_ENDED", "CALL_COMPLETED"]
 
@@ -108,5 +109,6 @@ async def test_an_originate_twilio_refuses_ends_failed_with_the_sentence_shown_a
     sentence = "Twilio refused the call (400: Invalid 'To' Phone Number (error 21211))"
     await sim.widget.get_by_role("alert").get_by_text(sentence).wait_for()
     assert (await sim.from_app("ERROR"))[0]["data"] == {"message": f"Dial refused: {sentence}"}
+    await sim.from_app("CALL_COMPLETED")
     types = [m["type"] for m in await sim.call_messages(ended["externalCallId"]) if m["dir"] == "in"]
     assert types == ["OUTGOING_CALL_STARTED", "CALL_ENDED", "CALL_COMPLETED"]

@@ -126,6 +126,7 @@ async def test_a_sip_dial_the_pbx_refuses_ends_failed_with_the_sentence_shown_an
         error = (await sim.from_app("ERROR"))[0]["data"]["message"]
         sentence = error.removeprefix("Dial refused: ")
         await sim.widget.get_by_role("alert").get_by_text(sentence).wait_for()
+        await sim.from_app("CALL_COMPLETED")
         types = [m["type"] for m in await sim.call_messages(ended["externalCallId"]) if m["dir"] == "in"]
     assert ended["callEndStatus"] == "FAILED"
     assert error.startswith("Dial refused: the PBX refused the gateway's call to your phone ")
