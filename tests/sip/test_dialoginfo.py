@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.sources.sip.dialoginfo import (
+    CONTENT_TYPE,
     MAX_DEPTH,
     MAX_DIALOGS,
     MAX_ELEMENTS,
@@ -136,6 +137,10 @@ def test_utf8_display_names_survive() -> None:
     )
     (dialog,) = parse_dialog_info(body).dialogs
     assert dialog.remote_display == "Zoë Ünal"
+
+
+def test_the_body_type_read_is_rfc_4235s() -> None:
+    assert CONTENT_TYPE == "application/dialog-info+xml"
 
 
 # -- hostile input -----------------------------------------------------------

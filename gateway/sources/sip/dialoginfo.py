@@ -176,7 +176,8 @@ def _parse_capped(body: bytes) -> Element:
         raise DialogInfoError(f"dialog-info is not well-formed XML: {exc}") from None
     except DialogInfoError:
         raise
-    except (LookupError, UnicodeError, ValueError) as exc:  # expat on encodings it cannot use
+    # expat on encodings it cannot use (a UnicodeError is a ValueError)
+    except (LookupError, ValueError) as exc:
         raise DialogInfoError(f"dialog-info cannot be decoded: {type(exc).__name__} ({exc})") from None
     if root is None:  # pragma: no cover - expat reports "no element found" first
         raise DialogInfoError("dialog-info has no root element")
