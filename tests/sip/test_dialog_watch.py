@@ -576,6 +576,15 @@ def test_a_local_identity_given_later_replaces_the_entity() -> None:
     assert answered.from_number == "+15555550101"
 
 
+def test_a_local_identity_once_given_stays_the_calls() -> None:
+    w = EntityWatch("alice")
+    first = dlg("trying", call_id="c1", direction="initiator", local_identity="sip:+15555550101@pbx.test")
+    w.apply(info(1, first), 1)
+    later = replace(first, state="confirmed", local_identity="sip:+15555550188@pbx.test")
+    (answered,) = w.apply(info(2, later), 2).signals
+    assert answered.from_number == "+15555550101"
+
+
 def test_local_number_overrides_the_local_identity() -> None:
     w = EntityWatch("alice", local_number="+15555550101")
     (ringing,) = w.apply(fixture("kamailio_publish_trying.xml"), 1000).signals
