@@ -14,7 +14,10 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "gateway/model.py": ("tests/test_model.py",),
     "gateway/wire.py": ("tests/test_wire.py",),
     "gateway/sources/endstatus.py": ("tests/sip/test_endstatus.py",),
-    "gateway/sources/sip/dialoginfo.py": ("tests/sip/test_dialoginfo.py",),
+    "gateway/sources/sip/dialoginfo.py": (
+        "tests/sip/test_dialoginfo.py",
+        "tests/sip/test_dialoginfo_limits.py",
+    ),
     "gateway/sources/sip/dialog_watch.py": (
         "tests/sip/test_dialog_watch.py",
         "tests/sip/test_dialog_watch_properties.py",

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.model import CallState, Direction, EndStatus, Phase, Signal, advance
-from gateway.sources.sip.dialog_watch import MAX_OPEN_DIALOGS, MAX_REMEMBERED_ENDS, EntityWatch
+from gateway.sources.sip.dialog_watch import EntityWatch, WatchResult
 from gateway.sources.sip.dialoginfo import Dialog, DialogInfo, parse_dialog_info
 
 DOCS = Path(__file__).parent / "documents"
 ENTITY = "sip:1001@pbx.test"
+# The bounds on what one entity may make the gateway hold, written out so
+# that moving one is a change these tests notice.
+MAX_OPEN_DIALOGS = 256
+MAX_REMEMBERED_ENDS = 1024
 
 
 def info(version: int, *dialogs: Dialog, state: str = "full") -> DialogInfo:
@@ -112,7 +116,40 @@ def test_repeated_state_signals_nothing_new() -> None:
     assert w.apply(info(2, dlg("early", direction="recipient")), 1500).signals == []
 
 
+def test_only_an_ending_can_be_a_transfer() -> None:
+    w = EntityWatch("alice")
+    signals = [
+        *w.apply(info(1, dlg("early", direction="recipient", call_id="c1")), 1).signals,
+        *w.apply(info(2, dlg("confirmed", direction="recipient", call_id="c1")), 2).signals,
+    ]
+    assert [(s.phase, s.transferred) for s in signals] == [(Phase.RINGING, False), (Phase.ANSWERED, False)]
+
+
+def test_a_watch_result_cannot_be_changed() -> None:
+    result = EntityWatch("alice").apply(info(1, dlg("early")), 1)
+    assert isinstance(result, WatchResult)
+    with pytest.raises(FrozenInstanceError):
+        result.stale = True  # type: ignore[misc]
+
+
+def test_a_watch_follows_a_subscription_unless_told_otherwise() -> None:
+    w = EntityWatch("alice")
+    w.apply(info(1, dlg("confirmed", call_id="c1")), 1)
+    assert w.mode == "subscription"
+    assert phases(w.apply(info(2), 2).signals) == [Phase.ENDED]
+
+
 # -- versions ----------------------------------------------------------------------
+
+
+def test_the_version_is_the_last_applied_documents_and_unknown_after_resubscribing() -> None:
+    w = EntityWatch("alice")
+    assert w.version is None
+    w.apply(info(7, dlg("early")), 1)
+    w.apply(info(3, dlg("confirmed")), 2)  # stale: not applied
+    assert w.version == 7
+    w.resubscribed()
+    assert w.version is None
 
 
 def test_document_with_an_old_version_is_stale_and_ignored() -> None:
@@ -197,6 +234,20 @@ def test_unanswered_inbound_dialog_missing_from_a_full_document_is_missed() -> N
     )
 
 
+def test_withdraw_without_names_ends_every_open_dialog() -> None:
+    w = EntityWatch("alice", mode="publication")
+    w.apply(info(0, dlg("confirmed", "x", call_id="cx"), dlg("early", "y", call_id="cy")), 1000)
+    ended = w.withdraw(5000)
+    assert sorted((s.call_id, s.phase) for s in ended) == [("cx", Phase.ENDED), ("cy", Phase.ENDED)]
+    assert w.open_calls == 0
+
+
+def test_withdraw_ignores_dialogs_that_are_not_open() -> None:
+    w = EntityWatch("alice", mode="publication")
+    w.apply(info(0, dlg("confirmed", "x", call_id="cx")), 1000)
+    assert (w.withdraw(5000, ["gone"]), w.open_calls) == ([], 1)
+
+
 def test_withdraw_ends_open_dialogs_of_a_removed_publication() -> None:
     w = EntityWatch("alice", mode="publication")
     w.apply(info(0, dlg("confirmed", "x", call_id="cx")), 1000)
@@ -236,6 +287,21 @@ def test_asterisk_consecutive_calls_on_one_extension_get_different_call_ids() ->
     w.apply(info(2, dlg("terminated", "1001")), 2000)
     second = w.apply(info(3, dlg("early", "1001", direction="recipient")), 3000).signals
     assert first[0].call_id != second[0].call_id
+
+
+def test_a_call_without_call_id_is_named_by_dialog_id_entity_digest_time_and_a_counter() -> None:
+    # The digest (sha256 of entity, NUL, dialog id) keeps two entities' extension
+    # 1001 apart; the time and the counter keep consecutive calls apart.
+    w = EntityWatch("alice")
+    (first,) = w.apply(info(1, dlg("early", "1001")), 1000).signals
+    w.apply(info(2, dlg("terminated", "1001")), 2000)
+    (second,) = w.apply(info(3, dlg("early", "1001")), 3000).signals
+    assert (first.call_id, second.call_id) == ("1001.373e2e11e7.1000.1", "1001.373e2e11e7.3000.2")
+
+
+def test_a_synthetic_call_id_keeps_48_plain_characters_of_the_dialog_id() -> None:
+    (ringing,) = EntityWatch("alice").apply(info(1, dlg("early", "ext 1001/" + "y" * 60)), 5).signals
+    assert ringing.call_id == "ext_1001_" + "y" * 39 + ".a7411630f4.5.1"
 
 
 def test_asterisk_direction_seen_while_ringing_is_remembered() -> None:
@@ -278,6 +344,24 @@ def test_a_caller_that_is_no_number_is_sent_as_no_number_and_named_by_its_addres
     early = dlg("early", direction="recipient", remote_identity="sip:carol@example.com")
     (ringing,) = w.apply(info(1, early), 1000).signals
     assert (ringing.from_number, ringing.remote_name) == (None, "carol@example.com")
+
+
+@pytest.mark.parametrize(
+    ("identity", "number", "name"),
+    [
+        ("sip:@example.com", None, None),
+        ("tel:", None, None),
+        ("<sip:+15555550199@pbx.test>", "+15555550199", None),
+        ("<sip:reception@PBX>", None, "reception@PBX"),
+        (" sip:reception@PBX ", None, "reception@PBX"),
+    ],
+)
+def test_a_caller_identity_is_read_without_its_angle_brackets_and_blanks(
+    identity: str, number: str | None, name: str | None
+) -> None:
+    early = dlg("early", direction="recipient", remote_identity=identity)
+    (ringing,) = EntityWatch("alice").apply(info(1, early), 1).signals
+    assert (ringing.from_number, ringing.remote_name) == (number, name)
 
 
 def test_a_display_name_wins_over_the_address_of_a_caller_that_is_no_number() -> None:
@@ -332,6 +416,21 @@ def test_a_direction_once_given_is_not_changed_by_a_later_document() -> None:
     assert answered.direction is Direction.INBOUND
 
 
+def test_an_initiator_direction_learned_later_makes_the_call_outbound() -> None:
+    w = EntityWatch("alice")
+    w.apply(info(1, dlg("early")), 1)
+    (answered,) = w.apply(info(2, dlg("confirmed", direction="initiator")), 2).signals
+    assert answered.direction is Direction.OUTBOUND
+
+
+def test_a_direction_learned_later_is_then_kept() -> None:
+    w = EntityWatch("alice")
+    w.apply(info(1, dlg("trying")), 1)
+    w.apply(info(2, dlg("early", direction="recipient")), 2)
+    (answered,) = w.apply(info(3, dlg("confirmed", direction="initiator")), 3).signals
+    assert answered.direction is Direction.INBOUND
+
+
 def test_signals_belong_to_the_watched_user_and_source() -> None:
     (ringing,) = EntityWatch("bob", "pbx-2").apply(info(1, dlg("early", direction="recipient")), 1).signals
     assert (ringing.user_id, ringing.source) == ("bob", "pbx-2")
@@ -348,10 +447,11 @@ def test_a_withheld_caller_word_gives_no_number_and_no_name(word: str) -> None:
     assert (ringing.from_number, ringing.remote_name) == (None, None)
 
 
-def test_a_caller_at_anonymous_invalid_has_no_number() -> None:
-    early = dlg("early", direction="recipient", remote_identity="sip:+15555550199@anonymous.invalid")
+@pytest.mark.parametrize("user", ["+15555550199", "carol"])
+def test_a_caller_at_anonymous_invalid_has_no_number_and_no_name(user: str) -> None:
+    early = dlg("early", direction="recipient", remote_identity=f"sip:{user}@anonymous.invalid")
     (ringing,) = EntityWatch("alice").apply(info(1, early), 1).signals
-    assert ringing.from_number is None
+    assert (ringing.from_number, ringing.remote_name) == (None, None)
 
 
 def test_the_first_identity_seen_stays_the_calls() -> None:
@@ -380,6 +480,27 @@ def test_the_answered_fork_decides_how_a_call_ended() -> None:
     assert (ended.phase, ended.end_status) == (Phase.ENDED, EndStatus.COMPLETED)
 
 
+def test_a_ringing_call_picked_up_elsewhere_ends_as_a_transfer() -> None:
+    # Call pickup replaces the early dialog (RFC 3891): the call goes on elsewhere.
+    w = EntityWatch("alice")
+    w.apply(info(1, dlg("early", call_id="c", direction="recipient")), 1)
+    (ended,) = w.apply(
+        info(2, dlg("terminated", call_id="c", direction="recipient", event="replaced")), 2
+    ).signals
+    assert (ended.phase, ended.end_status, ended.transferred) == (Phase.ENDED, None, True)
+
+
+@pytest.mark.parametrize("busy_first", [True, False])
+def test_an_unanswered_call_ends_as_its_most_telling_fork(busy_first: bool) -> None:
+    busy = dlg("terminated", "f1", call_id="c", direction="initiator", code=486)
+    silent = dlg("terminated", "f2", call_id="c", direction="initiator")
+    forks = (busy, silent) if busy_first else (silent, busy)
+    w = EntityWatch("alice")
+    w.apply(info(1, *(replace(fork, state="early") for fork in forks)), 1)
+    (ended,) = w.apply(info(2, *forks), 2).signals
+    assert (ended.end_status, ended.sip_code) == (EndStatus.BUSY, 486)
+
+
 def test_beyond_the_open_dialog_cap_new_dialogs_are_not_followed() -> None:
     w = EntityWatch("alice")
     dialogs = [
@@ -388,6 +509,25 @@ def test_beyond_the_open_dialog_cap_new_dialogs_are_not_followed() -> None:
     signals = w.apply(info(1, *dialogs), 1).signals
     assert len(signals) == MAX_OPEN_DIALOGS
     assert signals[-1].call_id == f"c{MAX_OPEN_DIALOGS - 1}"
+
+
+def test_up_to_the_cap_every_remembered_end_is_kept() -> None:
+    w = EntityWatch("alice", mode="publication")
+    for i in range(MAX_REMEMBERED_ENDS):
+        w.apply(info(5, dlg("terminated", f"x{i}", call_id=f"x{i}")), 1)
+    assert w.apply(info(1, dlg("early", "x0", call_id="x0", direction="recipient")), 2).stale
+
+
+def test_a_dialog_published_again_is_remembered_as_the_newest() -> None:
+    w = EntityWatch("alice", mode="publication")
+    w.apply(info(5, dlg("terminated", "old", call_id="old")), 1)
+    for i in range(MAX_REMEMBERED_ENDS - 1):
+        w.apply(info(5, dlg("terminated", f"x{i}", call_id=f"x{i}")), 2)
+    w.apply(info(6, dlg("terminated", "old", call_id="old")), 3)
+    w.apply(info(5, dlg("terminated", "one-more", call_id="one-more")), 4)
+    # x0 is now the oldest and was forgotten; "old" is still remembered.
+    assert w.apply(info(1, dlg("early", "old", call_id="old", direction="recipient")), 5).stale
+    assert not w.apply(info(1, dlg("early", "x0", call_id="x0", direction="recipient")), 6).stale
 
 
 def test_the_oldest_remembered_end_is_forgotten_first() -> None:
@@ -419,6 +559,30 @@ def test_outbound_numbers_go_from_local_to_remote() -> None:
         "1001",
         "+442071838750",
     )
+
+
+def test_the_users_number_is_the_local_identity_else_the_entity() -> None:
+    own = dlg("trying", "a", call_id="ca", direction="initiator", local_identity="sip:+15555550101@pbx.test")
+    bare = dlg("trying", "b", call_id="cb", direction="initiator")
+    signals = EntityWatch("alice").apply(info(1, own, bare), 1).signals
+    assert [s.from_number for s in signals] == ["+15555550101", "1001"]
+
+
+def test_a_local_identity_given_later_replaces_the_entity() -> None:
+    w = EntityWatch("alice")
+    w.apply(info(1, dlg("trying", call_id="c1", direction="initiator")), 1)
+    later = dlg("confirmed", call_id="c1", direction="initiator", local_identity="sip:+15555550101@pbx.test")
+    (answered,) = w.apply(info(2, later), 2).signals
+    assert answered.from_number == "+15555550101"
+
+
+def test_a_local_identity_once_given_stays_the_calls() -> None:
+    w = EntityWatch("alice")
+    first = dlg("trying", call_id="c1", direction="initiator", local_identity="sip:+15555550101@pbx.test")
+    w.apply(info(1, first), 1)
+    later = replace(first, state="confirmed", local_identity="sip:+15555550188@pbx.test")
+    (answered,) = w.apply(info(2, later), 2).signals
+    assert answered.from_number == "+15555550101"
 
 
 def test_local_number_overrides_the_local_identity() -> None:
@@ -456,11 +620,23 @@ def test_forks_of_one_call_end_only_when_all_have_ended() -> None:
 # -- publication mode ----------------------------------------------------------------
 
 
+def test_a_publication_never_asks_to_resync() -> None:
+    w = EntityWatch("alice", mode="publication")
+    assert w.apply(info(7, dlg("early", call_id="c1"), state="partial"), 1).resync is False
+
+
 def test_publication_full_document_does_not_end_other_publications() -> None:
     w = EntityWatch("alice", mode="publication")
     w.apply(info(0, dlg("confirmed", "a", call_id="ca")), 1000)
     assert w.apply(info(0, dlg("early", "b", call_id="cb")), 2000).signals[0].phase is Phase.RINGING
     assert w.open_calls == 2
+
+
+def test_a_publication_repeating_its_dialogs_version_is_applied() -> None:
+    w = EntityWatch("alice", mode="publication")
+    w.apply(info(4, dlg("early", "a", call_id="ca", direction="recipient")), 1000)
+    result = w.apply(info(4, dlg("confirmed", "a", call_id="ca", direction="recipient")), 2000)
+    assert (result.stale, phases(result.signals)) == (False, [Phase.ANSWERED])
 
 
 def test_publication_older_version_of_a_dialog_is_stale() -> None:

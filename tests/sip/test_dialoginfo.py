@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from gateway.sources.sip.dialoginfo import (
+    CONTENT_TYPE,
     MAX_DEPTH,
     MAX_DIALOGS,
     MAX_ELEMENTS,
@@ -114,6 +116,20 @@ def test_prefixed_namespace_parses_and_foreign_elements_are_ignored() -> None:
     assert info.dialogs == (Dialog(id="7", state="proceeding"),)
 
 
+def test_both_tags_are_read() -> None:
+    body = wrap('<dialog id="1" local-tag="lt" remote-tag="rt"><state>confirmed</state></dialog>')
+    (dialog,) = parse_dialog_info(body).dialogs
+    assert (dialog.local_tag, dialog.remote_tag) == ("lt", "rt")
+
+
+def test_parsed_documents_and_dialogs_cannot_be_changed() -> None:
+    info = doc("asterisk_ringing.xml")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        info.version = 2  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        info.dialogs[0].state = "confirmed"  # type: ignore[misc]
+
+
 def test_utf8_display_names_survive() -> None:
     body = wrap(
         '<dialog id="1"><state>early</state>'
@@ -121,6 +137,10 @@ def test_utf8_display_names_survive() -> None:
     )
     (dialog,) = parse_dialog_info(body).dialogs
     assert dialog.remote_display == "Zoë Ünal"
+
+
+def test_the_body_type_read_is_rfc_4235s() -> None:
+    assert CONTENT_TYPE == "application/dialog-info+xml"
 
 
 # -- hostile input -----------------------------------------------------------
@@ -197,9 +217,9 @@ def test_empty_body_is_refused() -> None:
     assert "empty" in refused(b"  \r\n")
 
 
-def test_wrong_root_element_is_refused() -> None:
+def test_wrong_root_element_is_refused_naming_it_and_its_namespace() -> None:
     body = b'<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:1@x"/>'
-    assert "root element is 'presence'" in refused(body)
+    assert "root element is 'presence' in namespace 'urn:ietf:params:xml:ns:pidf'" in refused(body)
 
 
 def test_missing_namespace_is_refused() -> None:
@@ -277,7 +297,56 @@ def test_a_declared_encoding_other_than_utf8_is_refused(encoding: str) -> None:
     assert "encoding" in refused(body)
 
 
-@pytest.mark.parametrize("encoding", ["UTF-8", "utf8", "US-ASCII"])
+@pytest.mark.parametrize("encoding", ["UTF-8", "utf8", "US-ASCII", "ascii"])
 def test_utf8_and_ascii_declarations_are_read(encoding: str) -> None:
     body = f'<?xml version="1.0" encoding="{encoding}"?>'.encode() + wrap("").split(b"?>", 1)[1]
     assert parse_dialog_info(body).dialogs == ()
+
+
+@pytest.mark.parametrize("encoding", ["rot13", "idna", "utf-32"])
+def test_a_codec_declared_after_a_byte_order_mark_is_refused_not_raised(encoding: str) -> None:
+    # The mark hides the declaration from the encoding check: expat then
+    # tries the codec, and each fails its own way (LookupError, UnicodeError,
+    # ValueError); all must end as a refusal.
+    declaration = f'<?xml version="1.0" encoding="{encoding}"?>'.encode()
+    body = b"\xef\xbb\xbf" + declaration + wrap("").split(b"?>", 1)[1]
+    assert "cannot be decoded" in refused(body)
+
+
+@pytest.mark.parametrize(
+    ("dialog", "field"),
+    [
+        ('<dialog id="{long}"><state>early</state></dialog>', "dialog id is longer"),
+        ('<dialog id="1" remote-tag="{long}"><state>early</state></dialog>', "remote-tag is longer"),
+        ('<dialog id="1" local-tag="{long}"><state>early</state></dialog>', "local-tag is longer"),
+        ('<dialog id="1" call-id="{long}"><state>early</state></dialog>', "call-id is longer"),
+        ('<dialog id="1"><state event="{long}">terminated</state></dialog>', "state event is longer"),
+    ],
+)
+def test_an_overlong_value_is_refused_naming_its_field(dialog: str, field: str) -> None:
+    assert field in refused(wrap(dialog.format(long="v" * 1025)))
+
+
+def test_an_overlong_entity_is_refused_naming_the_entity() -> None:
+    attrs = f'version="1" state="full" entity="{"v" * 1025}"'
+    assert "dialog-info entity is longer" in refused(wrap("", attrs=attrs))
+
+
+QUOTED = "q" * 32  # a refusal quotes at most this much of the value it refuses
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        f'<?xml version="1.0" encoding="{QUOTED}zz"?><x/>'.encode(),
+        wrap("", attrs=f'version="{QUOTED}zz" state="full" entity="e"'),
+        wrap(f'<dialog id="1"><state>{QUOTED}zz</state></dialog>'),
+        wrap(f'<dialog id="1" direction="{QUOTED}zz"><state>early</state></dialog>'),
+        wrap(f'<dialog id="1"><state code="{QUOTED}zz">terminated</state></dialog>'),
+    ],
+    ids=["encoding", "version", "state", "direction", "code"],
+)
+def test_a_refusal_quotes_the_refused_value_cut_to_32_characters(body: bytes) -> None:
+    message = refused(body)
+    assert QUOTED in message
+    assert QUOTED + "z" not in message

@@ -102,7 +102,6 @@ class _Track:
 
     dialog_id: str
     call: _Call
-    state: str
     confirmed: bool = False
     ended: tuple[str | None, int | None] | None = None  # (event, code) once terminated
 
@@ -204,7 +203,8 @@ class EntityWatch:
         return WatchResult(signals=self._signals(touched.values(), now_ms), resync=resync)
 
     def _apply_publication(self, info: DialogInfo, now_ms: int) -> WatchResult:
-        fresh = [d for d in info.dialogs if info.version >= self._dialog_versions.get(d.id, -1)]
+        # Versions are never negative: a dialog not seen before takes any.
+        fresh = [d for d in info.dialogs if info.version >= self._dialog_versions.get(d.id, 0)]
         if info.dialogs and not fresh:
             return WatchResult(signals=[], stale=True)
         touched: dict[str, _Call] = {}
@@ -235,12 +235,9 @@ class EntityWatch:
         if dialog.state == "terminated":
             self._terminate(track, dialog.event, dialog.code)
         elif dialog.state == "confirmed":
-            track.state = "confirmed"
             track.confirmed = True
-        elif not track.confirmed:
-            track.state = dialog.state
-        # else: confirmed -> early only happens with Asterisk's aggregated hint
-        # (a second call ringing); the call in progress stays as it is.
+        # A confirmed dialog going back to early only happens with Asterisk's
+        # aggregated hint (a second call ringing): the call in progress stays.
         return call
 
     def _open(self, dialog: Dialog, info: DialogInfo, now_ms: int) -> _Track:
@@ -258,7 +255,7 @@ class EntityWatch:
                 direction_known=known,
             )
             self._calls[call_id] = call
-        track = _Track(dialog_id=dialog.id, call=call, state=dialog.state)
+        track = _Track(dialog_id=dialog.id, call=call)
         self._tracks[dialog.id] = track
         call.open_dialogs.add(dialog.id)
         call.tracks.append(track)
@@ -288,7 +285,6 @@ class EntityWatch:
             call.local_uri = local
 
     def _terminate(self, track: _Track, event: str | None, code: int | None) -> None:
-        track.state = "terminated"
         track.ended = (event, code)
         call = track.call
         call.open_dialogs.discard(track.dialog_id)
@@ -346,7 +342,9 @@ class EntityWatch:
         candidates = [t for t in call.tracks if t.confirmed] if was_confirmed else call.tracks
         best: tuple[EndStatus | None, bool, int | None] = (None, False, None)
         for track in candidates:
-            event, code = track.ended or (None, None)
+            # Every track of an ended call has ended (its call has no open dialog).
+            assert track.ended is not None
+            event, code = track.ended
             status, transferred = end_status(call.direction, track.confirmed, event, code)
             if best == (None, False, None) or status is not None:
                 best = (status, transferred, code)
@@ -362,24 +360,32 @@ class EntityWatch:
     def _number(self, uri: str | None) -> str | None:
         if uri is None:
             return None
-        text = uri.strip().strip("<>")
+        text = _unbracketed(uri)
         match = _URI_USER_HOST.match(text)
-        if match:
-            user, host = match.group(1), (match.group(2) or "")
-            if not user or user.lower() in _WITHHELD or host.lower() == "anonymous.invalid":
-                return None
+        if match and _withheld(match.group(1), match.group(2)):
+            return None
         return to_e164(text, self.default_region)
+
+
+def _unbracketed(uri: str) -> str:
+    """An identity without surrounding blanks and the ``<…>`` some PBXes keep."""
+    return uri.strip().strip("<>")
 
 
 def _identity_name(uri: str | None) -> str | None:
     """``user@host`` of an identity that is no number (``sip:alice@example.com``), for the title."""
-    match = _URI_USER_HOST.match((uri or "").strip().strip("<>"))
-    if not match or not match.group(1) or match.group(1).lower() in _WITHHELD:
+    if uri is None:
+        return None
+    match = _URI_USER_HOST.match(_unbracketed(uri))
+    if not match or _withheld(match.group(1), match.group(2)):
         return None
     user, host = match.group(1), match.group(2)
-    if (host or "").lower() == "anonymous.invalid":
-        return None
     return f"{user}@{host}" if host else user
+
+
+def _withheld(user: str, host: str | None) -> bool:
+    """Whether a URI's user and host say the caller is withheld (or name nobody)."""
+    return not user or user.lower() in _WITHHELD or (host is not None and host.lower() == "anonymous.invalid")
 
 
 def _plain_call_id(call_id: str) -> str:
