@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 
@@ -369,3 +369,10 @@ def test_a_malformed_parameter_is_400_naming_it(name: str, value: str) -> None:
         twilio.parse(params, 0, 10**15)
     assert (caught.value.status, caught.value.reason) == (400, "bad-payload")
     assert caught.value.message.startswith(f"{name} must be")
+
+
+@pytest.mark.parametrize(
+    "url", ["https:///webhooks/twilio/voice-status", "https:/webhooks/twilio/voice-status"]
+)
+def test_a_url_without_a_host_is_tried_with_no_host_made_up(url: str) -> None:
+    assert {urlsplit(variant).hostname for variant in twilio.url_variants(url)} == {None}
