@@ -23,6 +23,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
         "tests/sip/test_dialog_watch_properties.py",
     ),
     "gateway/sources/webhooks/common.py": (
+        "tests/webhooks/test_common.py",
         "tests/webhooks/test_twilio.py",
         "tests/webhooks/test_telnyx.py",
         "tests/webhooks/test_vonage.py",

@@ -159,9 +159,11 @@ def vonage_token(
     iat: int | None = None,
     alg: str = "HS256",
     payload_hash: str | None = None,
+    claims: dict[str, Any] | None = None,
 ) -> str:
+    """A signed-callback JWT; ``claims`` adds or replaces claims (None leaves one out)."""
     header = {"alg": alg, "typ": "JWT"}
-    claims = {
+    base: dict[str, Any] = {
         "iat": now_s() if iat is None else iat,
         "jti": "5f6d4b8c-1d0a-4e38-9b4c-2a1b3c4d5e6f",
         "iss": "Vonage",
@@ -169,7 +171,9 @@ def vonage_token(
         "api_key": "abcd1234",
         "application_id": "aaaaaaaa-bbbb-cccc-dddd-0123456789ab",
     }
-    signing_input = _b64url(json.dumps(header).encode()) + "." + _b64url(json.dumps(claims).encode())
+    base.update(claims or {})
+    sent = {name: value for name, value in base.items() if value is not None}
+    signing_input = _b64url(json.dumps(header).encode()) + "." + _b64url(json.dumps(sent).encode())
     mac = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
     return signing_input + "." + _b64url(mac)
 

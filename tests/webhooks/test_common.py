@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+
 import pytest
 
 from gateway.model import Direction, EndStatus, Phase
@@ -52,7 +55,7 @@ def test_a_sip_code_is_100_to_699(value: object, code: int) -> None:
     assert sip_code(value) == code
 
 
-@pytest.mark.parametrize("value", ["99", "700", "4860", "", None, True, "²00", 486.0])
+@pytest.mark.parametrize("value", ["99", "700", "4860", "0486", "", None, True, "²00", 486.0, [486]])
 def test_anything_else_is_no_sip_code(value: object) -> None:
     assert sip_code(value) is None
 
@@ -97,6 +100,43 @@ def test_optional_text_is_none_when_empty_and_bounded_otherwise() -> None:
         optional_text("x" * 6, "f", 5)
     with pytest.raises(WebhookError):
         optional_text(5, "f")
+
+
+def test_optional_text_is_at_most_256_characters_unless_told() -> None:
+    assert optional_text("x" * 256, "f") == "x" * 256
+    with pytest.raises(WebhookError, match="at most 256"):
+        optional_text("x" * 257, "f")
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        lambda: call_id("", "CallSid"),
+        lambda: optional_text(5, "f"),
+        lambda: iso_ms(1764028201, "t"),
+        lambda: iso_ms("yesterday", "t"),
+        lambda: iso_ms("2026-11-24T23:50:01", "t"),
+        lambda: seconds_ms("x", "d"),
+    ],
+    ids=["call-id", "text", "time-not-text", "time-not-iso", "time-without-zone", "duration"],
+)
+def test_a_malformed_field_is_refused_400_bad_payload(read: Callable[[], object]) -> None:
+    with pytest.raises(WebhookError) as refused:
+        read()
+    assert (refused.value.status, refused.value.reason) == (400, "bad-payload")
+
+
+def test_a_refusal_reads_as_its_message() -> None:
+    refused = WebhookError(403, "payload_hash does not match the request body", "bad-signature")
+    assert str(refused) == "payload_hash does not match the request body"
+
+
+@pytest.mark.parametrize(
+    ("value", "field"), [(event(), "phase"), (Ignored("why"), "reason")], ids=["CallEvent", "Ignored"]
+)
+def test_what_a_provider_module_reads_cannot_be_changed_afterwards(value: object, field: str) -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(value, field, None)
 
 
 def test_a_completed_call_with_a_duration_was_answered_that_long_before_it_ended() -> None:
@@ -162,6 +202,24 @@ def test_the_outbound_side_names_the_missing_user_number() -> None:
     assert (ignored.outcome, ignored.reason) == (
         "unknown-number",
         f"no user has number {CALLER} (From of an outbound call)",
+    )
+
+
+def test_the_inbound_side_names_the_missing_user_number() -> None:
+    ignored = resolve(event(to_number="+15555550177"), "p", users_directory())
+    assert isinstance(ignored, Ignored)
+    assert (ignored.outcome, ignored.reason) == (
+        "unknown-number",
+        "no user has number +15555550177 (To of an inbound call)",
+    )
+
+
+def test_without_a_direction_a_call_between_no_users_numbers_is_ignored() -> None:
+    ignored = resolve(event(direction=None, to_number="+15555550177"), "p", users_directory())
+    assert isinstance(ignored, Ignored)
+    assert (ignored.outcome, ignored.reason) == (
+        "unknown-number",
+        f"no user has number +15555550177 or {CALLER}",
     )
 
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.config import ConfigError, load_settings
-from gateway.model import CallState, Signal, advance
+from gateway.model import CallState, EndStatus, Signal, advance
 from gateway.sources.webhooks import telnyx
 from gateway.sources.webhooks.common import Ignored, WebhookError, signals_for
 from tests.support.cpaas import (
     ALICE,
+    BOB,
     CALLER,
+    TELNYX_KEY,
     TELNYX_PUBLIC_KEY,
     sdk_events,
     telnyx_body,
@@ -260,3 +264,160 @@ def test_public_key_setting_must_be_a_32_byte_key() -> None:
     assert (
         load_settings({"GATEWAY_TELNYX_PUBLIC_KEY": TELNYX_PUBLIC_KEY}).telnyx_public_key == TELNYX_PUBLIC_KEY
     )
+
+
+@pytest.mark.parametrize("missing", ["telnyx-timestamp", "telnyx-signature-ed25519"])
+def test_either_header_missing_is_401(missing: str) -> None:
+    body = telnyx_body("call.initiated", "leg-1", direction="incoming")
+    headers = telnyx_headers(body)
+    del headers[missing]
+    error = refusal(body, headers)
+    assert (error.status, error.reason) == (401, "no-signature")
+
+
+@pytest.mark.parametrize("offset", [-300, 300])
+def test_timestamp_at_the_edge_of_the_window_is_accepted(offset: int) -> None:
+    now = int(time.time())
+    body = telnyx_body("call.initiated", "leg-1", direction="incoming")
+    check(body, telnyx_headers(body, timestamp=now + offset), now)
+
+
+@pytest.mark.parametrize(
+    "timestamp", ["yesterday", "-1700000000", "1" * 13], ids=["word", "signed", "13-digits"]
+)
+def test_a_timestamp_that_is_not_up_to_12_digits_is_no_unix_time(timestamp: str) -> None:
+    body = telnyx_body("call.initiated", "leg-1", direction="incoming")
+    signature = base64.b64encode(TELNYX_KEY.sign(timestamp.encode() + b"|" + body)).decode()
+    error = refusal(body, {"telnyx-timestamp": timestamp, "telnyx-signature-ed25519": signature})
+    assert (error.status, error.reason) == (403, "bad-signature")
+    assert error.message == "telnyx-timestamp is not a Unix time in seconds"
+
+
+def test_a_12_digit_timestamp_is_a_unix_time() -> None:
+    body = telnyx_body("call.initiated", "leg-1", direction="incoming")
+    error = refusal(body, telnyx_headers(body, timestamp=10**11 + 1))
+    assert error.reason == "stale"
+
+
+@pytest.mark.parametrize(
+    "garble",
+    [lambda s: s[:10] + "!" + s[10:], lambda s: s[:10] + "\n" + s[10:], lambda s: s[:10] + "é" + s[10:]],
+    ids=["punctuation", "newline", "non-ascii"],
+)
+def test_a_signature_with_anything_outside_base64_is_403(garble: Callable[[str], str]) -> None:
+    body = telnyx_body("call.initiated", "leg-1", direction="incoming")
+    headers = telnyx_headers(body)
+    headers["telnyx-signature-ed25519"] = garble(headers["telnyx-signature-ed25519"])
+    error = refusal(body, headers)
+    assert (error.status, error.message) == (403, "telnyx-signature-ed25519 is not base64")
+
+
+# hangup_cause -> the end status the delivery proposes, before the model
+# weighs it against the call's history.
+PROPOSED = [
+    ("normal_clearing", EndStatus.COMPLETED),
+    ("time_limit", EndStatus.COMPLETED),
+    ("user_busy", EndStatus.BUSY),
+    ("timeout", EndStatus.NO_ANSWER),
+    ("no_answer", EndStatus.NO_ANSWER),
+    ("call_rejected", EndStatus.REJECTED),
+    ("originator_cancel", EndStatus.CANCELED),
+    ("not_found", EndStatus.FAILED),
+]
+
+
+@pytest.mark.parametrize(("cause", "status"), PROPOSED)
+def test_hangup_cause_proposes_an_end_status(cause: str, status: EndStatus) -> None:
+    parsed = telnyx.parse(telnyx_body("call.hangup", "leg-1", hangup_cause=cause))
+    assert not isinstance(parsed, Ignored)
+    assert parsed[0].end_status == status
+
+
+@pytest.mark.parametrize(("cause", "status"), [("unspecified", EndStatus.FAILED), ("a_later_cause", None)])
+def test_without_a_sip_code_only_an_unspecified_cause_is_a_failure(
+    cause: str, status: EndStatus | None
+) -> None:
+    parsed = telnyx.parse(telnyx_body("call.hangup", "leg-1", hangup_cause=cause))
+    assert not isinstance(parsed, Ignored)
+    assert parsed[0].end_status == status
+
+
+def test_the_call_is_its_leg_id() -> None:
+    parsed = telnyx.parse(telnyx_body("call.initiated", "leg-1", direction="incoming"))
+    assert not isinstance(parsed, Ignored)
+    assert parsed[0].call_id == "leg-1"
+
+
+def test_without_a_leg_id_the_call_is_its_call_control_id() -> None:
+    parsed = telnyx.parse(telnyx_body("call.initiated", "leg-1", direction="incoming", call_leg_id=None))
+    assert not isinstance(parsed, Ignored)
+    assert parsed[0].call_id == "v3:leg-1"
+
+
+def test_an_outgoing_leg_between_two_users_belongs_to_the_caller() -> None:
+    result = signals(telnyx_body("call.initiated", "leg-1", direction="outgoing", src=ALICE, dst=BOB))
+    assert not isinstance(result, Ignored)
+    assert (result[0].user_id, result[0].direction) == ("alice", "outbound")
+
+
+@pytest.mark.parametrize("direction", ["sideways", ["incoming"], {"is": "incoming"}, 1])
+def test_a_direction_that_is_neither_incoming_nor_outgoing_is_ignored(direction: object) -> None:
+    parsed = telnyx.parse(telnyx_body("call.initiated", "leg-1", direction=direction))
+    assert isinstance(parsed, Ignored)
+    assert parsed.reason == f"direction {direction!r} is neither incoming nor outgoing"
+
+
+@pytest.mark.parametrize(("direction", "name"), [("incoming", "Carol Caller"), ("outgoing", None)])
+def test_the_caller_id_name_is_the_remote_party_only_on_an_incoming_leg(
+    direction: str, name: str | None
+) -> None:
+    parsed = telnyx.parse(
+        telnyx_body("call.initiated", "leg-1", direction=direction, caller_id_name="Carol Caller")
+    )
+    assert not isinstance(parsed, Ignored)
+    assert parsed[0].remote_name == name
+
+
+def test_texts_are_read_up_to_their_bounds() -> None:
+    parsed = telnyx.parse(
+        telnyx_body(
+            "call.initiated",
+            "leg-1",
+            direction="incoming",
+            src="x" * 256,
+            dst="y" * 256,
+            caller_id_name="z" * 128,
+        )
+    )
+    assert not isinstance(parsed, Ignored)
+    assert (parsed[0].from_number, parsed[0].to_number, parsed[0].remote_name) == (
+        "x" * 256,
+        "y" * 256,
+        "z" * 128,
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "changes"),
+    [
+        ("from", {"src": "x" * 257}),
+        ("to", {"dst": "x" * 257}),
+        ("caller_id_name", {"caller_id_name": "x" * 129}),
+        ("call_leg_id", {"call_leg_id": None, "call_control_id": None}),
+    ],
+)
+def test_a_malformed_payload_field_is_400_naming_it(field: str, changes: dict[str, Any]) -> None:
+    with pytest.raises(WebhookError) as caught:
+        telnyx.parse(telnyx_body("call.initiated", "leg-1", direction="incoming", **changes))
+    assert (caught.value.status, caught.value.reason) == (400, "bad-payload")
+    assert caught.value.message.startswith(f"{field} must be")
+
+
+def test_an_occurred_at_that_is_no_time_is_400_naming_it() -> None:
+    body = telnyx_body("call.initiated", "leg-1", direction="incoming").replace(
+        b'"occurred_at": "', b'"occurred_at": "x'
+    )
+    with pytest.raises(WebhookError) as caught:
+        telnyx.parse(body)
+    assert (caught.value.status, caught.value.reason) == (400, "bad-payload")
+    assert caught.value.message.startswith("occurred_at ")

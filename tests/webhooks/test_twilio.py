@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 
@@ -14,11 +14,14 @@ from gateway.sources.webhooks.common import Ignored, WebhookError, signals_for
 from tests.support.cpaas import (
     ALICE,
     CALLER,
+    PUBLIC_URL,
     TWILIO_TOKEN,
     TWILIO_URL,
     sdk_events,
+    twilio_json_request,
     twilio_params,
     twilio_request,
+    twilio_sign,
     users_directory,
 )
 
@@ -225,3 +228,151 @@ def test_caller_name_of_an_outbound_leg_is_not_the_remote_party() -> None:
     result = signals(twilio_params("CA1", "ringing", direction="outbound-api", CallerName="Alice Example"))
     assert not isinstance(result, Ignored)
     assert result[0].remote_name is None
+
+
+def test_a_signed_form_with_an_empty_parameter_verifies() -> None:
+    sent = twilio_params("CA1", "ringing", ForwardedFrom="")
+    body, headers = twilio_request(sent)
+    assert twilio.verify(TWILIO_TOKEN, TWILIO_URL, body, headers["x-twilio-signature"]) == sent
+
+
+@pytest.mark.parametrize(
+    ("seen", "signed"),
+    [
+        ("https://[2001:db8::1]/hook", "https://[2001:db8::1]:443/hook"),
+        ("https://[2001:db8::1]:443/hook", "https://[2001:db8::1]/hook"),
+        (
+            "https://twilio:s3cret@gateway.example.com/hook",
+            "https://twilio:s3cret@gateway.example.com:443/hook",
+        ),
+        ("http://twilio:s3cret@gateway.example.com:80/hook", "http://twilio:s3cret@gateway.example.com/hook"),
+    ],
+    ids=["ipv6-port-added", "ipv6-port-dropped", "user-info-port-added", "user-info-port-dropped"],
+)
+def test_ipv6_hosts_and_user_info_survive_the_port_variants(seen: str, signed: str) -> None:
+    sent = twilio_params("CA1", "ringing")
+    body = urlencode(sent).encode()
+    assert twilio.verify(TWILIO_TOKEN, seen, body, twilio_sign(TWILIO_TOKEN, signed, sent)) == sent
+
+
+def test_the_url_is_also_checked_exactly_as_requested() -> None:
+    url = "https://Gateway.Example.com/webhooks/twilio/voice-status"
+    sent = twilio_params("CA1", "ringing")
+    body = urlencode(sent).encode()
+    assert twilio.verify(TWILIO_TOKEN, url, body, twilio_sign(TWILIO_TOKEN, url, sent)) == sent
+
+
+def test_an_empty_body_sha256_matches_no_body() -> None:
+    url = TWILIO_URL + "?bodySHA256="
+    sent = twilio_params("CA1", "ringing")
+    body = urlencode(sent).encode()
+    with pytest.raises(WebhookError) as caught:
+        twilio.verify(TWILIO_TOKEN, url, body, twilio_sign(TWILIO_TOKEN, url, sent))
+    assert (caught.value.status, caught.value.reason) == (403, "bad-signature")
+
+
+def test_a_body_sha256_that_is_not_text_is_403() -> None:
+    with pytest.raises(WebhookError) as caught:
+        twilio.verify(TWILIO_TOKEN, TWILIO_URL + "?bodySHA256=\udcff", EXAMPLE_BODY, "x")
+    assert (caught.value.status, caught.value.reason) == (403, "bad-signature")
+
+
+def test_a_form_body_that_is_not_utf8_is_400() -> None:
+    with pytest.raises(WebhookError) as caught:
+        twilio.verify(TWILIO_TOKEN, TWILIO_URL, b"CallSid=CA\xff", "x")
+    assert (caught.value.status, caught.value.reason) == (400, "bad-payload")
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b"{not json"], ids=["array", "not-json"])
+def test_a_json_body_that_is_not_an_object_is_400(body: bytes) -> None:
+    path, body, headers = twilio_json_request(body)
+    with pytest.raises(WebhookError) as caught:
+        twilio.verify(TWILIO_TOKEN, PUBLIC_URL + path, body, headers["x-twilio-signature"])
+    assert (caught.value.status, caught.value.reason) == (400, "bad-payload")
+
+
+def test_json_booleans_and_nested_values_are_not_parameters() -> None:
+    path, body, headers = twilio_json_request(b'{"CallSid": "CA1", "SequenceNumber": 2, "x": true, "y": [1]}')
+    params = twilio.verify(TWILIO_TOKEN, PUBLIC_URL + path, body, headers["x-twilio-signature"])
+    assert params == {"CallSid": "CA1", "SequenceNumber": "2"}
+
+
+def test_a_callback_without_timestamp_takes_the_arrival_time() -> None:
+    params = twilio_params("CA1", "ringing")
+    del params["Timestamp"]
+    parsed = twilio.parse(params, 1_790_000_000_123, DAY_MS)
+    assert not isinstance(parsed, Ignored)
+    assert parsed[0].at_ms == 1_790_000_000_123
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    ["noon", "Mon, 20 Nov 1995 19:12:08 -0000", "Mon, 20 Nov 99999999999999999999 19:12:08 +0000"],
+    ids=["not-a-date", "no-zone", "year-out-of-range"],
+)
+def test_a_timestamp_that_is_no_zoned_rfc2822_date_is_400(timestamp: str) -> None:
+    with pytest.raises(WebhookError) as caught:
+        twilio.parse(twilio_params("CA1", "ringing", Timestamp=timestamp), 0, DAY_MS)
+    assert (caught.value.status, caught.value.reason) == (400, "bad-payload")
+
+
+def test_a_callback_exactly_as_old_as_a_call_is_remembered_is_taken() -> None:
+    at = 1_790_000_000
+    parsed = twilio.parse(twilio_params("CA1", "ringing", at=at), at * 1000 + DAY_MS, DAY_MS)
+    assert not isinstance(parsed, Ignored)
+    assert parsed[0].at_ms == at * 1000
+
+
+@pytest.mark.parametrize("direction", ["trunking-terminating", "trunking-originating"])
+def test_a_direction_the_gateway_does_not_follow_is_ignored(direction: str) -> None:
+    result = signals(twilio_params("CA1", "ringing", direction=direction))
+    assert isinstance(result, Ignored)
+    assert result.reason == f"Direction {direction!r} is not one the gateway follows"
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("CallStatus", "CallStatus '' is not a call progress status"),
+        ("Direction", "Direction '' is not one the gateway follows"),
+    ],
+)
+def test_a_callback_without_status_or_direction_is_ignored_saying_so(name: str, reason: str) -> None:
+    params = twilio_params("CA1", "ringing")
+    del params[name]
+    result = signals(params)
+    assert isinstance(result, Ignored)
+    assert result.reason == reason
+
+
+def test_from_to_and_caller_name_of_128_characters_are_read() -> None:
+    long = "x" * 128
+    parsed = twilio.parse(twilio_params("CA1", "ringing", From=long, To=long, CallerName=long), 0, 10**15)
+    assert not isinstance(parsed, Ignored)
+    assert (parsed[0].from_number, parsed[0].to_number, parsed[0].remote_name) == (long, long, long)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("From", "x" * 129),
+        ("To", "x" * 129),
+        ("CallerName", "x" * 129),
+        ("CallSid", ""),
+        ("CallDuration", "4.5"),
+    ],
+)
+def test_a_malformed_parameter_is_400_naming_it(name: str, value: str) -> None:
+    params = twilio_params("CA1", "completed")
+    params[name] = value
+    with pytest.raises(WebhookError) as caught:
+        twilio.parse(params, 0, 10**15)
+    assert (caught.value.status, caught.value.reason) == (400, "bad-payload")
+    assert caught.value.message.startswith(f"{name} must be")
+
+
+@pytest.mark.parametrize(
+    "url", ["https:///webhooks/twilio/voice-status", "https:/webhooks/twilio/voice-status"]
+)
+def test_a_url_without_a_host_is_tried_with_no_host_made_up(url: str) -> None:
+    assert {urlsplit(variant).hostname for variant in twilio.url_variants(url)} == {None}

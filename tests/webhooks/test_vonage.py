@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import time
+from typing import Any
 
 import pytest
 
 from gateway.model import Signal
 from gateway.sources.webhooks import vonage
 from gateway.sources.webhooks.common import Ignored, WebhookError, signals_for
+from gateway.users.directory import Directory, User
 from tests.support.cpaas import (
     ALICE,
     CALLER,
@@ -198,3 +200,133 @@ def test_malformed_event_is_400(body: bytes, fragment: str) -> None:
         vonage.parse(body, 0)
     assert caught.value.status == 400
     assert fragment in caught.value.message
+
+
+@pytest.mark.parametrize("offset", [-300, 300])
+def test_token_issued_at_the_edge_of_the_window_is_accepted(offset: int) -> None:
+    now = int(time.time())
+    body = vonage_body("uuid-1", "started")
+    check(body, "Bearer " + vonage_token(body, iat=now + offset), now)
+
+
+@pytest.mark.parametrize("claims", [{"payload_hash": None}, {"payload_hash": 1}], ids=["missing", "number"])
+def test_token_without_a_textual_payload_hash_is_403(claims: dict[str, Any]) -> None:
+    body = vonage_body("uuid-1", "started")
+    error = refusal(body, "Bearer " + vonage_token(body, claims=claims))
+    assert (error.status, error.reason, error.message) == (
+        403,
+        "bad-signature",
+        "token has no payload_hash claim",
+    )
+
+
+@pytest.mark.parametrize(
+    "iat", [None, "1790000000", True, 1.5e9], ids=["missing", "text", "boolean", "fraction"]
+)
+def test_token_without_a_whole_number_iat_is_403(iat: object) -> None:
+    body = vonage_body("uuid-1", "started")
+    error = refusal(body, "Bearer " + vonage_token(body, claims={"iat": iat}))
+    assert (error.status, error.reason, error.message) == (
+        403,
+        "bad-signature",
+        "token has no numeric iat claim",
+    )
+
+
+@pytest.mark.parametrize("expires_in", [0, -1], ids=["now", "a-second-ago"])
+def test_token_at_or_past_its_exp_is_403(expires_in: int) -> None:
+    now = int(time.time())
+    body = vonage_body("uuid-1", "started")
+    error = refusal(body, "Bearer " + vonage_token(body, iat=now, claims={"exp": now + expires_in}), now)
+    assert (error.status, error.reason, error.message) == (403, "stale", "token has expired")
+
+
+@pytest.mark.parametrize("exp", [1, True, "0"], ids=["in-a-second", "boolean", "text"])
+def test_token_whose_exp_is_later_or_no_time_is_accepted(exp: object) -> None:
+    now = int(time.time())
+    body = vonage_body("uuid-1", "started")
+    claims = {"exp": now + exp if type(exp) is int else exp}
+    check(body, "Bearer " + vonage_token(body, iat=now, claims=claims), now)
+
+
+def test_token_whose_claims_are_not_ascii_is_refused_not_a_crash() -> None:
+    header = vonage_token(b"").split(".")[0]
+    with pytest.raises(vonage.TokenInvalid, match="not base64url"):
+        vonage.verify_hs256(f"{header}.é.abc", VONAGE_SECRET.encode())
+
+
+def test_token_with_a_segment_of_impossible_length_is_refused() -> None:
+    header, claims, mac = vonage_token(b"").split(".")
+    with pytest.raises(vonage.TokenInvalid, match="not base64url"):
+        vonage.verify_hs256(f"{header}.{claims}.{mac}AA", VONAGE_SECRET.encode())
+
+
+def test_body_that_is_not_json_is_400() -> None:
+    with pytest.raises(WebhookError) as caught:
+        vonage.parse(b"{not json", 0)
+    assert (caught.value.status, caught.value.reason) == (400, "bad-payload")
+
+
+def event_with(fields: dict[str, Any], status: str = "ringing") -> bytes:
+    """An event of call uuid-1 with these fields added or replaced."""
+    return vonage_body("uuid-1", status, **fields)
+
+
+@pytest.mark.parametrize("direction", [None, "sideways", ["inbound"], {"is": "inbound"}])
+def test_event_with_a_direction_neither_inbound_nor_outbound_is_ignored(direction: object) -> None:
+    result = vonage.parse(event_with({"direction": direction}), 0)
+    assert isinstance(result, Ignored)
+    assert result.reason == f"direction {direction!r} is neither inbound nor outbound"
+
+
+def test_international_numbers_of_any_country_gain_their_plus() -> None:
+    directory = Directory(
+        [User(id="ann", login="ann", tenant=1, password_hash="x", numbers=("+442079460958",))]
+    )
+    body = event_with({"from": "4915112345678", "to": "442079460958"})
+    result = signals_for(vonage.parse(body, 0), "vonage", directory)
+    assert not isinstance(result, Ignored)
+    assert (result[0].user_id, result[0].from_number, result[0].to_number) == (
+        "ann",
+        "+4915112345678",
+        "+442079460958",
+    )
+
+
+@pytest.mark.parametrize(
+    "number", ["Unknown", "sip:carol@example.com", "123456", "0" + "1" * 9, "1" * 16], ids=str
+)
+def test_a_number_that_is_not_7_to_15_international_digits_is_kept_as_sent(number: str) -> None:
+    parsed = vonage.parse(event_with({"from": number}), 0)
+    assert not isinstance(parsed, Ignored)
+    assert parsed[0].from_number == number
+
+
+@pytest.mark.parametrize("number", ["1" * 7, "9" * 15])
+def test_seven_to_fifteen_digits_are_an_international_number(number: str) -> None:
+    parsed = vonage.parse(event_with({"from": number}), 0)
+    assert not isinstance(parsed, Ignored)
+    assert parsed[0].from_number == "+" + number
+
+
+def test_an_event_without_numbers_has_none() -> None:
+    parsed = vonage.parse(event_with({"from": None, "to": None}), 0)
+    assert not isinstance(parsed, Ignored)
+    assert (parsed[0].from_number, parsed[0].to_number) == (None, None)
+
+
+def test_numbers_of_128_characters_are_read() -> None:
+    parsed = vonage.parse(event_with({"from": "x" * 128, "to": "y" * 128}), 0)
+    assert not isinstance(parsed, Ignored)
+    assert (parsed[0].from_number, parsed[0].to_number) == ("x" * 128, "y" * 128)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("from", "x" * 129), ("to", "x" * 129), ("timestamp", "noon"), ("duration", "4.5")],
+)
+def test_a_malformed_field_is_400_naming_it(field: str, value: str) -> None:
+    with pytest.raises(WebhookError) as caught:
+        vonage.parse(event_with({field: value}, "completed"), 0)
+    assert (caught.value.status, caught.value.reason) == (400, "bad-payload")
+    assert caught.value.message.startswith(f"{field} ")

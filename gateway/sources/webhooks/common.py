@@ -142,8 +142,9 @@ def seconds_ms(value: object, field: str) -> int | None:
 
 
 def sip_code(value: object) -> int | None:
-    text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
-    code = parse_decimal(text, 3)
+    # A code arrives as a string or a JSON integer; str() of any other JSON
+    # value (true, 4.86e2, null, a list or an object) is never bare digits.
+    code = parse_decimal(str(value), 3)
     return code if code is not None and 100 <= code <= 699 else None
 
 

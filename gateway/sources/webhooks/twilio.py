@@ -30,8 +30,6 @@ from gateway.sources.webhooks.common import (
     with_implied_answer,
 )
 
-SOURCE = "twilio"
-
 # CallStatus -> (phase, proposed end status). The model makes the end status
 # consistent with the call: an inbound call that ends "no-answer" or
 # "canceled" without being answered becomes MISSED, an outbound "completed"
@@ -130,7 +128,7 @@ def event_time_ms(params: Mapping[str, str], now_ms: int) -> int:
         return now_ms
     try:
         parsed = parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
+    except (ValueError, OverflowError):  # OverflowError: a year of twenty digits
         raise WebhookError(400, f"Timestamp {raw!r} is not an RFC 2822 date", "bad-payload") from None
     if parsed.tzinfo is None:
         raise WebhookError(400, f"Timestamp {raw!r} has no time zone", "bad-payload")
