@@ -136,4 +136,3 @@ def test_claims_cannot_be_changed_once_read() -> None:
     claims = TokenSigner(SECRET).verify(hand_made({"sub": "ann", "knd": "session", "exp": 99}), "session", 1)
     with pytest.raises(FrozenInstanceError):
         claims.user_id = "mallory"  # type: ignore[misc]
-
