@@ -34,4 +34,5 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "gateway/sources/webhooks/vonage.py": ("tests/webhooks/test_vonage.py",),
     "gateway/users/phone.py": ("tests/users/test_phone.py",),
     "gateway/auth/tokens.py": ("tests/auth/test_tokens.py",),
+    "gateway/dial/policy.py": ("tests/dial/test_policy.py",),
 }

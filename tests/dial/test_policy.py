@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError
+
 import pytest
 
 from gateway.dial.policy import DialPolicy, DialRequest, allow_entry_valid, plan_dial
@@ -120,3 +122,24 @@ def test_a_user_without_numbers_of_their_own_cannot_dial() -> None:
     result = plan_dial(DialRequest("u1", 100, "+12125550100", ()), DialPolicy(), "demo", "x")
     assert isinstance(result, Refusal)
     assert (result.status, result.reason) == (409, "no-caller-id")
+
+
+def test_a_real_number_of_the_home_region_is_domestic() -> None:
+    result = plan("+1 650 253 0000")
+    assert isinstance(result, DialPlan) and result.target == "+16502530000"
+
+
+def test_an_empty_number_is_named_as_such() -> None:
+    assert refusal("   ").message == "'an empty number' is not a phone number that can be dialled"
+
+
+def test_a_user_without_numbers_is_told_why() -> None:
+    result = plan_dial(DialRequest("u1", 100, "+12125550100", ()), DialPolicy(), "demo", "x")
+    assert isinstance(result, Refusal)
+    assert result.message == "you have no phone number of your own to call from"
+
+
+def test_a_policy_and_a_request_cannot_be_changed_once_made() -> None:
+    for made in (DialPolicy(), DialRequest("u1", 100, "+1", OWN)):
+        with pytest.raises(FrozenInstanceError):
+            made.tenant = 7  # type: ignore[misc,union-attr]
