@@ -30,15 +30,17 @@ async def test_a_body_refused_every_time_costs_one_refresh_per_backoff_step(tmp_
         async with sip_gateway(tmp_path, table):
             sub = await pbx.subscribed("1001")
             started = sub.accepted_at[0]
-            while time.monotonic() - started < watched:
+            # At least three refreshes, however slow a loaded machine makes them.
+            while time.monotonic() - started < watched or len(sub.accepted_at) < 4:
                 await pbx.subscribed("1001")
-    refreshes = [at - started for at in sub.accepted_at[1:] if at - started <= watched]
+    refreshes = [at - started for at in sub.accepted_at[1:]]
     # The first refusal's refresh is prompt; each later one waits at least the
     # lower bound of one more backoff step (half its cap): 0.1, 0.2, 0.4, 0.4 s...
     floors = [backoff(n, lo, hi, rng=lambda: 0.0) for n in range(1, len(refreshes))]
     earliest = list(itertools.accumulate(floors, initial=0.0))
     assert all(at >= due for at, due in zip(refreshes, earliest, strict=True)), (refreshes, earliest)
-    assert 3 <= len(refreshes) <= 12  # kept asking for full state, in steps; a storm is hundreds
+    # Kept asking for full state, in steps; a storm is hundreds.
+    assert len([at for at in refreshes if at <= watched]) <= 12
 
 
 async def test_a_usable_document_makes_the_steps_short_again(tmp_path: Path) -> None:
