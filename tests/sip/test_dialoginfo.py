@@ -281,7 +281,7 @@ def test_a_dialog_id_listed_twice_keeps_its_later_entry() -> None:
 
 def test_invalid_utf8_is_refused() -> None:
     body = wrap('<dialog id="1"><state>early</state></dialog>').replace(b'id="1"', b'id="\xff\xfe"')
-    assert "not well-formed" in refused(body)
+    assert "not UTF-8" in refused(body)
 
 
 def test_state_text_surrounded_by_whitespace_parses() -> None:
@@ -303,14 +303,29 @@ def test_utf8_and_ascii_declarations_are_read(encoding: str) -> None:
     assert parse_dialog_info(body).dialogs == ()
 
 
-@pytest.mark.parametrize("encoding", ["rot13", "idna", "utf-32"])
-def test_a_codec_declared_after_a_byte_order_mark_is_refused_not_raised(encoding: str) -> None:
-    # The mark hides the declaration from the encoding check: expat then
-    # tries the codec, and each fails its own way (LookupError, UnicodeError,
-    # ValueError); all must end as a refusal.
+@pytest.mark.parametrize("encoding", ["rot13", "idna", "utf-32", "latin-1"])
+def test_a_codec_declared_after_a_byte_order_mark_is_refused(encoding: str) -> None:
     declaration = f'<?xml version="1.0" encoding="{encoding}"?>'.encode()
     body = b"\xef\xbb\xbf" + declaration + wrap("").split(b"?>", 1)[1]
-    assert "cannot be decoded" in refused(body)
+    assert "only UTF-8 is read" in refused(body)
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "rot13"])
+def test_a_declaration_padded_past_any_window_is_still_read_and_refused(encoding: str) -> None:
+    declaration = f'<?xml version="1.0"{" " * 300} encoding="{encoding}"?>'.encode()
+    body = declaration + wrap("").split(b"?>", 1)[1]
+    assert "only UTF-8 is read" in refused(body)
+
+
+def test_a_utf16_body_is_refused() -> None:
+    assert "NUL" in refused(wrap("").decode().encode("utf-16-le"))
+
+
+def test_a_utf8_body_with_a_byte_order_mark_and_names_beyond_ascii_is_read() -> None:
+    remote = '<remote><identity display="José">sip:a@b</identity></remote>'
+    body = b"\xef\xbb\xbf" + wrap(f'<dialog id="1"><state>early</state>{remote}</dialog>')
+    (dialog,) = parse_dialog_info(body).dialogs
+    assert dialog.remote_display == "José"
 
 
 @pytest.mark.parametrize(

@@ -142,11 +142,27 @@ def parse_dialog_info(body: bytes, *, max_bytes: int = MAX_BYTES) -> DialogInfo:
     return DialogInfo(version=version, state=doc_state, entity=entity, dialogs=dialogs)
 
 
-def _parse_capped(body: bytes) -> Element:
-    """Build the tree, stopping as soon as a cap is crossed."""
-    declared = _DECLARED_ENCODING.match(body[:256])
+def _check_utf8(body: bytes) -> None:
+    """Only UTF-8 is read, whatever the body declares or however it begins.
+
+    The declaration is read whole (it may be padded with blanks), after an
+    optional UTF-8 byte-order mark; a NUL is refused as XML refuses it, and
+    so is UTF-16, which expat would otherwise detect from its NULs.
+    """
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DialogInfoError("dialog-info is not UTF-8") from None
+    if b"\x00" in body:
+        raise DialogInfoError("dialog-info holds a NUL character")
+    declared = _DECLARED_ENCODING.match(body.removeprefix(b"\xef\xbb\xbf"))
     if declared is not None and declared.group(1).decode("latin-1").strip().lower() not in ENCODINGS:
         raise DialogInfoError(f"dialog-info declares encoding {declared.group(1)[:32]!r}; only UTF-8 is read")
+
+
+def _parse_capped(body: bytes) -> Element:
+    """Build the tree, stopping as soon as a cap is crossed."""
+    _check_utf8(body)
     depth = 0
     elements = 0
     dialogs = 0
