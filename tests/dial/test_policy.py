@@ -143,3 +143,10 @@ def test_a_policy_and_a_request_cannot_be_changed_once_made() -> None:
     for made in (DialPolicy(), DialRequest("u1", 100, "+1", OWN)):
         with pytest.raises(FrozenInstanceError):
             made.tenant = 7  # type: ignore[misc,union-attr]
+
+
+def test_a_number_no_region_claims_is_domestic_by_its_country_code() -> None:
+    # 555-01xx is a fictional range: the plan places it in no region.
+    result = plan("+1 555 555 0199")
+    assert isinstance(result, DialPlan) and result.target == "+15555550199"
+    assert refusal("+1 555 555 0199", DialPolicy(home_region="GB")).reason == "international"
