@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from gateway.model import Direction, EndStatus, Phase, Signal
+
 
 @dataclass(frozen=True)
 class Refusal:
@@ -54,6 +56,20 @@ class DialPlan:
     def call_key(self) -> str:
         """The SDK's externalCallId of the call; a source naming it joins the call exactly."""
         return f"dial:{self.call_id}"
+
+    def signal(self, phase: Phase, at_ms: int, end: EndStatus | None = None) -> Signal:
+        """A signal of the dialled call itself (source ``dial``), from the caller id to the target."""
+        return Signal(
+            source="dial",
+            call_id=self.call_id,
+            user_id=self.user_id,
+            direction=Direction.OUTBOUND,
+            phase=phase,
+            at_ms=at_ms,
+            from_number=self.caller_id,
+            to_number=self.target,
+            end_status=end,
+        )
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from gateway.dial.ratelimit import retry_after_seconds
 from gateway.dial.routes import Dialler, DialPlan, DialRefused, Placed, Refusal, Routes
 from gateway.dial.settings import DialSettings
 from gateway.dial.watchdog import MARGIN_SECONDS, DialWatchdog
-from gateway.model import Direction, EndStatus, Phase, Signal
+from gateway.model import EndStatus, Phase
 from gateway.ops.metrics import Metrics
 from gateway.tracker import BrokerUnavailable, CallTracker
 from gateway.users.directory import User
@@ -170,7 +170,7 @@ class DialService:
         match_seconds = dialler.match_seconds
         dialled = Dialled(plan.call_key, plan.target, plan.caller_id)
         try:
-            await self.tracker.observe(self._signal(plan, Phase.RINGING))
+            await self.tracker.observe(plan.signal(Phase.RINGING, _now_ms()))
             if match_seconds > 0:
                 await self.tracker.expect_dial(user.id, plan.target, plan.call_key, match_seconds)
         except BrokerUnavailable:
@@ -206,7 +206,7 @@ class DialService:
         """The route refused: end the call FAILED and withdraw what was opened for it."""
         if match_seconds > 0:
             await _quietly(self.tracker.forget_dial(plan.user_id, plan.target, plan.call_key))
-        await _quietly(self.tracker.observe(self._signal(plan, Phase.ENDED, EndStatus.FAILED)))
+        await _quietly(self.tracker.observe(plan.signal(Phase.ENDED, _now_ms(), EndStatus.FAILED)))
         if request_key is not None:
             await _quietly(
                 self.tracker.settle_request(
@@ -220,20 +220,6 @@ class DialService:
         self._count(user, number, route, "repeat", held.call_key)
         return held
 
-    @staticmethod
-    def _signal(plan: DialPlan, phase: Phase, end: EndStatus | None = None) -> Signal:
-        return Signal(
-            source="dial",
-            call_id=plan.call_id,
-            user_id=plan.user_id,
-            direction=Direction.OUTBOUND,
-            phase=phase,
-            at_ms=int(time.time() * 1000),
-            from_number=plan.caller_id,
-            to_number=plan.target,
-            end_status=end,
-        )
-
     def _count(self, user: User, number: str, route: str, outcome: str, detail: str) -> None:
         self.dials.labels(route, outcome).inc()
         log.info("dial user=%s number=%r route=%s outcome=%s: %s", user.login, number, route, outcome, detail)
@@ -245,3 +231,7 @@ async def _quietly(step: Awaitable[object]) -> None:
         await step
     except BrokerUnavailable as exc:
         log.warning("dial clean-up incomplete: %s", exc)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from gateway.dial.routes import DialPlan, DialRefused, Placed, Refusal
-from gateway.model import Direction, EndStatus, Phase, Signal
+from gateway.model import Phase
 from gateway.sources.sip.click_to_dial import REFER_SECONDS, ClickToDial, ClickToDialRefused, DialOrder
 from gateway.sources.sip.click_to_dial_rules import Connected, Outcome
 from gateway.sources.sip.settings import PbxSettings
@@ -80,7 +80,7 @@ class SipDialler:
 
     async def _report(self, plan: DialPlan, outcome: Outcome) -> None:
         if isinstance(outcome, Connected):
-            await self.tracker.observe(self._signal(plan, Phase.ANSWERED))
+            await self.tracker.observe(plan.signal(Phase.ANSWERED, _now_ms()))
             return
         # Over before the phone's own call could join: a later call of the
         # user to the same number is a call of its own.
@@ -88,18 +88,8 @@ class SipDialler:
             await self.tracker.forget_dial(plan.user_id, plan.target, plan.call_key)
         except BrokerUnavailable as exc:
             log.warning("sip dial %s: pending match not withdrawn (%s)", plan.call_key, exc)
-        await self.tracker.observe(self._signal(plan, Phase.ENDED, outcome.status))
+        await self.tracker.observe(plan.signal(Phase.ENDED, _now_ms(), outcome.status))
 
-    @staticmethod
-    def _signal(plan: DialPlan, phase: Phase, end: EndStatus | None = None) -> Signal:
-        return Signal(
-            source="dial",
-            call_id=plan.call_id,
-            user_id=plan.user_id,
-            direction=Direction.OUTBOUND,
-            phase=phase,
-            at_ms=int(time.time() * 1000),
-            from_number=plan.caller_id,
-            to_number=plan.target,
-            end_status=end,
-        )
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
