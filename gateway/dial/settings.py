@@ -26,6 +26,7 @@ import phonenumbers
 from gateway.config import ConfigError
 from gateway.dial.policy import DialPolicy, allow_entry_valid
 from gateway.dial.ratelimit import RateLimit
+from gateway.parsing import parse_decimal
 
 _KEYS = {"route", "allow", "international", "premium", "home_region", "max_dials", "per_seconds"}
 
@@ -60,7 +61,7 @@ def _tenant(name: str, table: Any, default_region: str, problems: list[str]) -> 
     if not isinstance(table, dict):
         problems.append(f"{where} must be a table")
         return None
-    if not name.isdigit():
+    if parse_decimal(name) is None:
         problems.append(f"{where}: the table name must be the tenant's HubSpot portal id")
         return None
     unknown = set(table) - _KEYS

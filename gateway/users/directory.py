@@ -20,7 +20,9 @@ from typing import Any
 from gateway.users.phone import to_e164
 
 # The host is a name, an IPv4 address or a bracketed IPv6 reference (RFC 3261 §25.1).
-_AOR = re.compile(r"^\s*<?\s*(sips?):([^@>;\s]+)@(\[[0-9A-Fa-f:.]+\]|[^>;:\s\[\]]+)(?::\d+)?", re.IGNORECASE)
+_AOR = re.compile(
+    r"^\s*<?\s*(sips?):([^@>;\s]+)@(\[[0-9A-Fa-f:.]+\]|[^>;:\s\[\]]+)(?::[0-9]+)?", re.IGNORECASE
+)
 _LOGIN = re.compile(r"^[A-Za-z0-9._@+-]{1,64}\Z")
 
 

@@ -98,3 +98,19 @@ def test_a_bad_publish_minimum_interval_is_reported(extra: dict[str, object], pr
     with pytest.raises(ConfigError) as raised:
         sip_settings({"sip": {"listen": ["udp:127.0.0.1:5060"], **extra}})
     assert problem in "\n".join(raised.value.problems)
+
+
+@pytest.mark.parametrize("name", ["\u00b2", "\u0661\u0660\u0660"])
+def test_a_pbx_table_named_with_non_ascii_digits_is_reported_not_raised(name: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        sip_settings({"sip": {"listen": ["udp:127.0.0.1:5060"], "pbx": {name: {"address": "pbx:5060"}}}})
+    assert any("portal id" in problem for problem in raised.value.problems)
+
+
+@pytest.mark.parametrize(
+    "listen", ["udp:127.0.0.1:\u0665\u0660\u0666\u0660", "tcp:127.0.0.1:\uff15\uff10\uff16\uff10"]
+)
+def test_a_listen_port_in_non_ascii_digits_is_reported(listen: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        sip_settings({"sip": {"listen": [listen]}})
+    assert listen in "\n".join(raised.value.problems)

@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.config import ConfigError
+from gateway.parsing import parse_decimal
 from gateway.sources.sip.message_rules import Limits
 from gateway.sources.sip.message_transport import ListenAddress
 from gateway.sources.sip.transactions import Timers
 
-_LISTEN = re.compile(r"^(udp|tcp):(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]+)):(\d{1,5})\Z", re.IGNORECASE)
-_HOSTPORT = re.compile(r"^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]+))(?::(\d{1,5}))?\Z")
+_LISTEN = re.compile(r"^(udp|tcp):(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]+)):([0-9]{1,5})\Z", re.IGNORECASE)
+_HOSTPORT = re.compile(r"^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]+))(?::([0-9]{1,5}))?\Z")
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def _pbx(tenant: str, table: Any, problems: list[str]) -> PbxSettings | None:
     if not isinstance(table, dict):
         problems.append(f"{where} must be a table")
         return None
-    if not tenant.isdigit():
+    if parse_decimal(tenant) is None:
         problems.append(f"{where}: the table name must be the tenant's HubSpot portal id")
         return None
     unknown = set(table) - {
