@@ -54,7 +54,11 @@ async def call_events(rig: Rig) -> list[SseEvent]:
     """The dialled call's events up to callCompleted; then a marker call must be the next event."""
     events: list[SseEvent] = []
     while not events or events[-1].json["type"] != "callCompleted":
-        events.append(await rig.stream.next())
+        try:
+            # Generous: a retransmitted request through the proxy costs seconds.
+            events.append(await rig.stream.next(timeout=30))
+        except TimeoutError:
+            raise AssertionError(f"no event after {[e.json['type'] for e in events]}") from None
     answer = await rig.gw.ingest(signal("marker", "ringing", **{"from": MARKER_FROM}))
     assert answer.status_code < 300, answer.text
     after = (await rig.stream.next()).json
