@@ -23,7 +23,6 @@ import contextlib
 import logging
 import os
 import secrets
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -50,7 +49,7 @@ from gateway.sources.sip.click_to_dial_rules import (
 )
 from gateway.sources.sip.digest import DigestClient
 from gateway.sources.sip.message_rules import branch_of, cseq_of, make_response
-from gateway.sources.sip.message_transport import SipTransport, family_of
+from gateway.sources.sip.message_transport import SipTransport, resolve
 from gateway.sources.sip.settings import PbxSettings, SipSettings
 from gateway.sources.sip.subscribe_client import USER_AGENT, host_in_uri
 from gateway.sources.sip.transactions import ClientTransactions, TransactionTimeout, new_branch
@@ -168,7 +167,7 @@ class ClickToDial:
         """
         try:
             pbx_address = await _resolve(order.pbx)
-            local = self._local(order.pbx.transport, pbx_address)
+            local = self.transport.contact_address(order.pbx.transport, pbx_address, self.settings.advertise)
         except (OSError, ConnectionError) as exc:
             raise ClickToDialRefused(f"the PBX {order.pbx.host} cannot be reached ({exc})") from None
         leg = _Leg(
@@ -400,7 +399,7 @@ class ClickToDial:
                 log.warning("sip click-to-dial %s: no usable next hop for %s", leg.call_id, method)
                 return None
             try:
-                target = await _resolve_host(hop.host, hop.port, hop.transport)
+                target = await resolve(hop.host, hop.port, hop.transport)
                 response = await self._transact(leg, branch, method, data, target, hop.transport)
             except (TransactionTimeout, ConnectionError, OSError) as exc:
                 log.info("sip click-to-dial %s: %s failed (%s)", leg.call_id, method, exc)
@@ -462,7 +461,7 @@ class ClickToDial:
         if hop is None:
             return
         with contextlib.suppress(OSError, ConnectionError):
-            await self._send(leg, data, await _resolve_host(hop.host, hop.port, hop.transport), hop.transport)
+            await self._send(leg, data, await resolve(hop.host, hop.port, hop.transport), hop.transport)
 
     async def _transact(
         self, leg: _Leg, branch: str, method: str, data: bytes, target: tuple[str, int], kind: str
@@ -471,18 +470,6 @@ class ClickToDial:
             await self._send(leg, data, target, kind)
 
         return await self.client.request(branch, method, send, reliable=kind == "tcp", target=target)
-
-    def _local(self, kind: str, target: tuple[str, int]) -> tuple[str, int]:
-        family = family_of(target[0])
-        local = self.transport.local(kind, family)
-        if local is None:
-            raise ConnectionError(f"no {kind} listen address for {target[0]}")
-        host = self.settings.advertise or local[0]
-        if host in ("0.0.0.0", "::"):
-            with socket.socket(family, socket.SOCK_DGRAM) as probe:
-                probe.connect(target)
-                host = str(probe.getsockname()[0])
-        return host, local[1]
 
     # --- what the SIP service hands over ---
 
@@ -578,13 +565,4 @@ class ClickToDial:
 
 
 async def _resolve(pbx: PbxSettings) -> tuple[str, int]:
-    return await _resolve_host(pbx.host, pbx.port, pbx.transport)
-
-
-async def _resolve_host(host: str, port: int, transport: str) -> tuple[str, int]:
-    kind = socket.SOCK_STREAM if transport == "tcp" else socket.SOCK_DGRAM
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=kind)
-    if not infos:
-        raise ConnectionError(f"cannot resolve {host}")
-    address = infos[0][4]
-    return str(address[0]), int(address[1])
+    return await resolve(pbx.host, pbx.port, pbx.transport)

@@ -303,6 +303,20 @@ class SipTransport:
                     return bound
         return None
 
+    def contact_address(self, kind: str, target: tuple[str, int], advertise: str = "") -> tuple[str, int]:
+        """Where ``target`` reaches us, for Via and Contact: the advertised host, else
+        the listener's, and for a wildcard listener the address the OS routes from."""
+        family = family_of(target[0])
+        local = self.local(kind, family)
+        if local is None:
+            raise ConnectionError(f"no {kind} listen address for {target[0]}")
+        host = advertise or local[0]
+        if host in ("0.0.0.0", "::"):
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                probe.connect(target)
+                host = str(probe.getsockname()[0])
+        return host, local[1]
+
     def count_reject(self, kind: str, reason: str) -> None:
         if self.on_reject is not None:
             self.on_reject(kind, reason)
@@ -425,3 +439,13 @@ class SipTransport:
             raise ConnectionError(f"tcp connect to {target[0]}:{target[1]} failed: {exc}") from None
         finally:
             del self._connecting[target]
+
+
+async def resolve(host: str, port: int, transport: str) -> tuple[str, int]:
+    """The first address of ``host`` for the transport, or ConnectionError."""
+    kind = socket.SOCK_STREAM if transport == "tcp" else socket.SOCK_DGRAM
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=kind)
+    if not infos:
+        raise ConnectionError(f"cannot resolve {host}")
+    address = infos[0][4]
+    return str(address[0]), int(address[1])

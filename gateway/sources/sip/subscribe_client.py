@@ -15,7 +15,6 @@ import enum
 import functools
 import logging
 import secrets
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from gateway.sources.sip.dialog_watch import EntityWatch
 from gateway.sources.sip.dialoginfo import DialogInfoError, parse_dialog_info
 from gateway.sources.sip.digest import DigestClient
 from gateway.sources.sip.message_rules import make_response
-from gateway.sources.sip.message_transport import SipTransport, family_of
+from gateway.sources.sip.message_transport import SipTransport, resolve
 from gateway.sources.sip.settings import PbxSettings, SipSettings
 from gateway.sources.sip.subscribe_rules import (
     Forgotten,
@@ -335,7 +334,7 @@ class Subscriber:
     ) -> Response:
         target = await self._resolve(sub.pbx)
         kind = sub.pbx.transport
-        local = self._local(kind, target)
+        local = self.transport.contact_address(kind, target, self.settings.advertise)
         dialog.cseq += 1
         branch = new_branch()
         to = f"<{sub.target_uri}>" + (f";tag={dialog.remote_tag}" if dialog.remote_tag else "")
@@ -370,23 +369,8 @@ class Subscriber:
     async def _resolve(self, pbx: PbxSettings) -> tuple[str, int]:
         key = (pbx.host, pbx.port)
         if key not in self._resolved:
-            kind = socket.SOCK_STREAM if pbx.transport == "tcp" else socket.SOCK_DGRAM
-            infos = await asyncio.get_running_loop().getaddrinfo(pbx.host, pbx.port, type=kind)
-            if not infos:
-                raise ConnectionError(f"cannot resolve {pbx.host}")
-            address = infos[0][4]
-            self._resolved[key] = (str(address[0]), int(address[1]))
+            self._resolved[key] = await resolve(pbx.host, pbx.port, pbx.transport)
         return self._resolved[key]
-
-    def _local(self, kind: str, target: tuple[str, int]) -> tuple[str, int]:
-        family = family_of(target[0])
-        local = self.transport.local(kind, family)
-        if local is None:
-            raise ConnectionError(f"no {kind} listen address for {target[0]}")
-        host = self.settings.advertise or local[0]
-        if host in ("0.0.0.0", "::"):
-            host = _route_host(target, family)
-        return host, local[1]
 
     def _forget_dialog(self, sub: DialogSubscription) -> None:
         if sub.dialog is not None:
@@ -510,10 +494,3 @@ def _uri_of(contact: str) -> str | None:
         return value.split(";")[0] or None
     except ValueError:
         return None
-
-
-def _route_host(target: tuple[str, int], family: int) -> str:
-    """The local address the OS would use towards the PBX (for a wildcard listener)."""
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        probe.connect(target)
-        return str(probe.getsockname()[0])
