@@ -16,7 +16,7 @@ import pytest_asyncio
 from playwright.async_api import Browser
 
 from gateway.dial import demo
-from tests.support.browser import Message, Simulator, open_simulator
+from tests.support.browser import Simulator, calls_only, open_simulator
 from tests.support.harness import make_settings, running_gateway
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
@@ -36,19 +36,9 @@ async def dev_simulator(
         yield sim
 
 
-async def dial(sim: Simulator, number: str) -> None:
-    await sim.page.get_by_label("Number").fill(number)
-    await sim.page.get_by_role("button", name="DIAL_NUMBER").click()
-
-
-def calls_only(messages: list[Message]) -> list[Message]:
-    """What crossed about calls: the widget's resizing left out."""
-    return [m for m in messages if m["type"] != "RESIZE_WIDGET"]
-
-
 async def test_a_dial_is_one_call_from_the_click_to_its_completion(dev_simulator: Simulator) -> None:
     sim = dev_simulator
-    await dial(sim, "(212) 555-0100")
+    await sim.dial("(212) 555-0100")
     completed = (await sim.from_app("CALL_COMPLETED"))[0]["data"]
     call = completed["externalCallId"]
     assert call.startswith("dial:")
@@ -81,7 +71,7 @@ async def test_the_demo_numbers_end_busy_and_unanswered(
     dev_simulator: Simulator, number: str, status: str
 ) -> None:
     sim = dev_simulator
-    await dial(sim, number)
+    await sim.dial(number)
     ended = (await sim.from_app("CALL_ENDED"))[0]["data"]
     assert ended["callEndStatus"] == status
     await sim.from_app("CALL_COMPLETED")
@@ -93,7 +83,7 @@ async def test_a_number_the_policy_refuses_shows_the_sentence_and_tells_hubspot(
     dev_simulator: Simulator,
 ) -> None:
     sim = dev_simulator
-    await dial(sim, "+1 900 555 0100")
+    await sim.dial("+1 900 555 0100")
     sentence = "+19005550100 is a premium-rate number, which your portal may not dial"
     await sim.widget.get_by_role("alert").get_by_text(sentence).wait_for()
     error = (await sim.from_app("ERROR"))[0]["data"]
@@ -105,7 +95,7 @@ async def test_an_originate_the_exchange_refuses_ends_failed_with_the_error_show
     dev_simulator: Simulator,
 ) -> None:
     sim = dev_simulator
-    await dial(sim, demo.DEMO_REFUSED)
+    await sim.dial(demo.DEMO_REFUSED)
     ended = (await sim.from_app("CALL_ENDED"))[0]["data"]
     assert ended["callEndStatus"] == "FAILED"
     sentence = f"the demo exchange refused the call to {demo.DEMO_REFUSED}"

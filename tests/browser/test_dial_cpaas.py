@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser
 
-from tests.support.browser import Message, Simulator, open_simulator
+from tests.support.browser import Simulator, calls_only, open_simulator
 from tests.support.dial_loop import Loop, dial_loop
 from tests.support.standin import Script
 
@@ -39,20 +39,11 @@ async def twilio_simulator(browser: Browser, tmp_path: Path) -> AsyncIterator[tu
         yield sim, loop
 
 
-async def dial(sim: Simulator, number: str) -> None:
-    await sim.page.get_by_label("Number").fill(number)
-    await sim.page.get_by_role("button", name="DIAL_NUMBER").click()
-
-
-def calls_only(messages: list[Message]) -> list[Message]:
-    return [m for m in messages if m["type"] != "RESIZE_WIDGET"]
-
-
 async def test_a_twilio_dial_is_one_call_from_the_click_to_its_completion(
     twilio_simulator: tuple[Simulator, Loop],
 ) -> None:
     sim, loop = twilio_simulator
-    await dial(sim, TARGET)
+    await sim.dial(TARGET)
     completed = (await sim.from_app("CALL_COMPLETED"))[0]["data"]
     call = completed["externalCallId"]
     messages = calls_only(await sim.messages())
@@ -75,7 +66,7 @@ async def test_a_twilio_dial_is_one_call_from_the_click_to_its_completion(
 
 async def test_a_busy_number_ends_the_twilio_dial_busy(twilio_simulator: tuple[Simulator, Loop]) -> None:
     sim, _ = twilio_simulator
-    await dial(sim, BUSY)
+    await sim.dial(BUSY)
     ended = (await sim.from_app("CALL_ENDED"))[0]["data"]
     assert ended["callEndStatus"] == "BUSY"
     # The completion follows the end by one round trip of the page's claim.
@@ -89,7 +80,7 @@ async def test_a_number_nobody_answers_ends_the_twilio_dial_no_answer(
 ) -> None:
     sim, loop = twilio_simulator
     loop.api.scripts[NO_ANSWER] = Script(target="no-answer")
-    await dial(sim, NO_ANSWER)
+    await sim.dial(NO_ANSWER)
     ended = (await sim.from_app("CALL_ENDED"))[0]["data"]
     assert ended["callEndStatus"] == "NO_ANSWER"
     await sim.from_app("CALL_COMPLETED")
@@ -102,7 +93,7 @@ async def test_an_originate_twilio_refuses_ends_failed_with_the_sentence_shown_a
 ) -> None:
     sim, loop = twilio_simulator
     loop.api.scripts[REFUSED] = Script(api="invalid")
-    await dial(sim, REFUSED)
+    await sim.dial(REFUSED)
     ended = (await sim.from_app("CALL_ENDED"))[0]["data"]
     assert ended["callEndStatus"] == "FAILED"
     # The stand-in's answer to a bad parameter, as Twilio words it.

@@ -53,8 +53,7 @@ async def dial_and_complete(rig: SipSimulator, callee: str) -> tuple[dict[str, A
 
     async def play() -> tuple[dict[str, Any], list[Message]]:
         async with phones(rig.tmp_path, rig.kamailio, PHONE, callee):
-            await sim.page.get_by_label("Number").fill(TARGET)
-            await sim.page.get_by_role("button", name="DIAL_NUMBER").click()
+            await sim.dial(TARGET)
             completed: dict[str, Any] = (await sim.from_app("CALL_COMPLETED"))[0]["data"]
         messages = [m for m in await sim.messages() if m["type"] != "RESIZE_WIDGET"]
         return completed, messages[next(i for i, m in enumerate(messages) if m["type"] == "DIAL_NUMBER") :]
@@ -120,8 +119,7 @@ async def test_a_sip_dial_the_pbx_refuses_ends_failed_with_the_sentence_shown_an
     ):
         await sim.log_in("alice")
         await sim.logged_in()
-        await sim.page.get_by_label("Number").fill(TARGET)
-        await sim.page.get_by_role("button", name="DIAL_NUMBER").click()
+        await sim.dial(TARGET)
         ended = (await sim.from_app("CALL_ENDED"))[0]["data"]
         error = (await sim.from_app("ERROR"))[0]["data"]["message"]
         sentence = error.removeprefix("Dial refused: ")

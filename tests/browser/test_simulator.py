@@ -61,8 +61,7 @@ async def test_dial_request_shows_the_number_and_the_gateways_answer(simulator: 
     # No [dial] route for the portal on this gateway: the refusal is shown.
     await simulator.log_in("alice")
     await simulator.logged_in()
-    await simulator.page.get_by_label("Number").fill("(555) 555-0142")
-    await simulator.page.get_by_role("button", name="DIAL_NUMBER").click()
+    await simulator.dial("(555) 555-0142")
     dial = simulator.widget.locator("#dial")
     await dial.get_by_text("(555) 555-0142").wait_for()
     await dial.get_by_text("no dialling route is configured for HubSpot portal 100").wait_for()

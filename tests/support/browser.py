@@ -109,6 +109,11 @@ class Simulator:
         )
         return [m for m in await self.messages() if m["dir"] == direction and m["type"] == kind]
 
+    async def dial(self, number: str) -> None:
+        """What HubSpot's Call button does: DIAL_NUMBER with the number."""
+        await self.page.get_by_label("Number").fill(number)
+        await self.page.get_by_role("button", name="DIAL_NUMBER").click()
+
     async def from_app(self, kind: str, count: int = 1) -> list[Message]:
         return await self.wait_for("in", kind, count)
 
@@ -196,3 +201,8 @@ async def open_simulator(
 async def simulator(browser: Browser, web_gateway: Client) -> AsyncIterator[Simulator]:
     async with open_simulator(browser, web_gateway) as sim:
         yield sim
+
+
+def calls_only(messages: list[Message]) -> list[Message]:
+    """What crossed about calls: the widget's resizing left out."""
+    return [m for m in messages if m["type"] != "RESIZE_WIDGET"]
