@@ -1,4 +1,4 @@
-"""Benchmarks: `./dev bench [sip | sse-compare]` runs one and prints its figures."""
+"""Benchmarks: `./dev bench [sip | redis-path | sse-compare]` runs one and prints its figures."""
 
 from __future__ import annotations
 

@@ -30,6 +30,7 @@ class Options:
     quiet: bool = False
     gateway_env: tuple[tuple[str, str], ...] = ()  # extra GATEWAY_* settings for the server
     gateway_log: Path | None = None  # where the server's output goes (default: discarded)
+    workers: int = 1  # gateway serve --workers (needs redis)
 
     @property
     def users(self) -> int:
@@ -59,22 +60,25 @@ async def run(options: Options) -> Report:
         raise RuntimeError(f"open-files limit {limit} is too low for {options.streams} streams")
     # The gateway caps streams per user; the bench may open more on purpose.
     env = {"GATEWAY_STREAMS_PER_USER": str(max(16, options.per_user)), **dict(options.gateway_env)}
-    async with gateway_process(options.users, options.redis, env, options.gateway_log) as target:
+    async with gateway_process(
+        options.users, options.redis, env, options.gateway_log, options.workers
+    ) as target:
         users = [f"bench{i}" for i in range(options.users)]
         logins = [
             (user, target.token(user)) for user in (users[i % len(users)] for i in range(options.streams))
         ]
         deliveries = Deliveries()
         await asyncio.sleep(0.5)  # let the server settle before the baseline
-        rss_before = rss_kib(target.pid)
-        say(f"gateway pid {target.pid} on {target.host}:{target.port}, RSS {rss_before} KiB")
+        pids = target.server_pids()
+        rss_before = sum(rss_kib(pid) for pid in pids)
+        say(f"gateway pids {pids} on {target.host}:{target.port}, RSS {rss_before} KiB")
         opened_at = time.monotonic()
         clients, failures = await open_streams(
             target.host, target.port, logins, deliveries, progress=lambda n: say(f"  {n} streams open")
         )
         open_seconds = time.monotonic() - opened_at
         await asyncio.sleep(1.0)
-        rss_streams = rss_kib(target.pid)
+        rss_streams = sum(rss_kib(pid) for pid in pids)
         say(f"{len(clients)} streams open in {open_seconds:.1f}s ({len(failures)} failed); sending")
         streams_per_user: dict[str, int] = {}
         for client in clients:
@@ -87,7 +91,7 @@ async def run(options: Options) -> Report:
         gc.disable()
         load_average = os.getloadavg()[0]
         try:
-            cpu_server, cpu_client = cpu_seconds(target.pid), time.process_time()
+            cpu_each, cpu_client = [cpu_seconds(pid) for pid in pids], time.process_time()
             cpu_redis = cpu_seconds(target.redis_pid) if target.redis_pid else 0.0
             wall = time.monotonic()
             sent = await send_events(
@@ -97,11 +101,15 @@ async def run(options: Options) -> Report:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(deliveries.reached(expected_total), options.drain_seconds)
             wall = time.monotonic() - wall
-            cpu_server = cpu_seconds(target.pid) - cpu_server
+            cpu_each = [cpu_seconds(pid) - before for pid, before in zip(pids, cpu_each, strict=True)]
+            cpu_server = sum(cpu_each)
             cpu_client = time.process_time() - cpu_client
             if target.redis_pid:
                 cpu_redis = cpu_seconds(target.redis_pid) - cpu_redis
-            rss_after = rss_kib(target.pid)
+            rss_after = sum(rss_kib(pid) for pid in pids)
+            load_average_end = os.getloadavg()[0]
+            if len(pids) > 1:  # how evenly the kernel spread the work
+                say("CPU by worker while sending: " + ", ".join(f"{c / wall:.0%}" for c in cpu_each))
         finally:
             if collector_was_on:
                 gc.enable()
@@ -145,4 +153,7 @@ async def run(options: Options) -> Report:
         redis_cpu=cpu_redis / wall,
         load_average=load_average,
         timeline=timeline(deliveries.arrivals_ns, deliveries.latencies_ns, sent.first_ns),
+        wall_seconds=wall,
+        load_average_end=load_average_end,
+        workers=options.workers,
     )

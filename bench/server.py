@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from gateway.auth.passwords import hash_password
 from gateway.auth.tokens import TokenSigner
+from gateway.ops.workers import STOP_SECONDS
 from gateway.users.directory import Directory, User
 
 
@@ -52,6 +54,11 @@ class Target:
     secret: str
     ingest_secret: str
     redis_pid: int | None = None
+
+    def server_pids(self) -> list[int]:
+        """The processes that serve: the gateway, or with ``--workers`` its workers."""
+        children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+        return [int(child) for child in children] or [self.pid]
 
     def token(self, user_id: str, ttl: int = 3600) -> str:
         return TokenSigner(self.secret).issue(user_id, "session", int(time.time()), ttl)
@@ -90,7 +97,7 @@ async def _wait_ready(
     raise RuntimeError(f"the gateway was not ready within {timeout:.0f}s")
 
 
-def _start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     exe = shutil.which("redis-server")
     if exe is None:
         raise RuntimeError("redis-server is not installed (make test installs it)")
@@ -106,19 +113,44 @@ def _start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, f"redis://127.0.0.1:{port}/0"
 
 
-def _spawn_gateway(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+def _spawn_gateway(env: dict[str, str], log_path: Path, workers: int) -> subprocess.Popen[bytes]:
     """``gateway serve`` exactly as an operator runs it, configured by environment."""
     with log_path.open("wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "gateway", "serve", "--workers", str(workers)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+async def _wait_workers(host: str, port: int, admin_token: str, workers: int, timeout: float) -> None:
+    """Until every worker reports to the operator page: one ready worker answers ``/readyz``
+    before the others listen, and streams opened then would all land on it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            writer.write(
+                f"GET /admin/status.json HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n"
+                f"Authorization: Bearer {admin_token}\r\n\r\n".encode()
+            )
+            answer = await reader.read()
+        finally:
+            writer.close()
+        _, _, body = answer.partition(b"\r\n\r\n")
+        with contextlib.suppress(ValueError):
+            if len(json.loads(body).get("instances", [])) >= workers:
+                return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"the {workers} workers did not all start within {timeout:.0f}s")
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
     if proc.poll() is None:
         proc.terminate()
         try:
-            proc.wait(10)
+            proc.wait(timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
@@ -126,7 +158,11 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 @contextlib.asynccontextmanager
 async def gateway_process(
-    users: int, redis: bool, extra_env: dict[str, str] | None = None, log_path: Path | None = None
+    users: int,
+    redis: bool,
+    extra_env: dict[str, str] | None = None,
+    log_path: Path | None = None,
+    workers: int = 1,
 ) -> AsyncIterator[Target]:
     """A gateway on a free loopback port with ``users`` users; yields how to reach it."""
     workdir = Path(tempfile.mkdtemp(prefix="gw-bench-"))
@@ -143,18 +179,22 @@ async def gateway_process(
             GATEWAY_USERS_FILE=str(users_file),
             GATEWAY_SECRET=secret,
             GATEWAY_INGEST_SECRET=ingest_secret,
+            GATEWAY_ADMIN_TOKEN=secrets.token_urlsafe(32),
         )
         env.update(extra_env or {})
         if redis:
-            redis_proc, env["GATEWAY_REDIS_URL"] = _start_redis(workdir)
+            redis_proc, env["GATEWAY_REDIS_URL"] = start_redis(workdir)
             procs.append(redis_proc)
         log_path = log_path or workdir / "gateway.log"
-        proc = _spawn_gateway(env, log_path)
+        proc = _spawn_gateway(env, log_path, workers)
         procs.insert(0, proc)
         await _wait_ready(proc, host, port, 30, log_path)
+        if workers > 1:
+            await _wait_workers(host, port, env["GATEWAY_ADMIN_TOKEN"], workers, 60)
         redis_pid = procs[1].pid if redis else None
         yield Target(host, port, proc.pid, secret, ingest_secret, redis_pid)
     finally:
         for proc in procs:
-            _stop(proc)
+            # A supervisor kills the workers that have not stopped after its own deadline.
+            _stop(proc, 10 if workers == 1 else STOP_SECONDS + 10)
         shutil.rmtree(workdir, ignore_errors=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import platform
 from dataclasses import dataclass
 
 
@@ -62,6 +64,44 @@ class Report:
     redis_cpu: float
     load_average: float  # the machine's 1-minute load when sending began (others' work included)
     timeline: list[Second]
+    wall_seconds: float = 0.0  # the sending phase (and the wait for its last deliveries)
+    load_average_end: float = 0.0  # the 1-minute load when it ended
+    workers: int = 1
+
+    @property
+    def server_cpu_ms_per_event(self) -> float:
+        """Server CPU per event sent, in ms: comparable across loads, unlike latency."""
+        return self.server_cpu * self.wall_seconds * 1000 / max(1, self.events_sent - self.rejected)
+
+    def summary(self) -> dict[str, object]:
+        """The run's figures in one flat mapping, for the JSON line that runs are compared by."""
+        return {
+            "broker": self.broker,
+            "workers": self.workers,
+            "streams": self.streams,
+            "stream_failures": self.stream_failures,
+            "users": self.users,
+            "target_rate": self.target_rate,
+            "events_sent": self.events_sent,
+            "rejected": self.rejected,
+            "delivered": self.delivered,
+            "lost": self.lost,
+            "duplicates": self.duplicates,
+            "delivery_rate": round(self.delivery_rate, 1),
+            "p50_ms": round(self.p50_ms, 2),
+            "p99_ms": round(self.p99_ms, 2),
+            "max_ms": round(self.max_ms, 2),
+            "kib_per_stream": round(self.kib_per_stream, 2),
+            "server_cpu": round(self.server_cpu, 3),
+            "server_cpu_ms_per_event": round(self.server_cpu_ms_per_event, 4),
+            "client_cpu": round(self.client_cpu, 3),
+            "redis_cpu": round(self.redis_cpu, 3),
+            "load_average": round(self.load_average, 2),
+            "load_average_end": round(self.load_average_end, 2),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "target_met": not self.misses(),
+        }
 
     @property
     def kib_per_stream(self) -> float:
@@ -100,7 +140,7 @@ class Report:
             f"RSS per stream    {self.kib_per_stream:.1f} KiB",
             f"CPU while sending server {self.server_cpu * 100:.0f}%, client {self.client_cpu * 100:.0f}%"
             + (f", redis-server {self.redis_cpu * 100:.0f}%" if self.broker == "redis" else "")
-            + " (100% = one core)",
+            + f" (100% = one core); server {self.server_cpu_ms_per_event:.3f} ms per event",
             f"load average      {self.load_average:.2f} when sending began",
             "target            " + ("met" if not self.misses() else "missed: " + "; ".join(self.misses())),
         ]

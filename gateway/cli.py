@@ -23,8 +23,14 @@ import uvicorn
 from gateway.auth.ingest_signature import sign
 from gateway.auth.passwords import hash_password
 from gateway.broker import Broker
+from gateway.calllog.service import make_store
+from gateway.calllog.settings import calllog_settings
 from gateway.config import ConfigError, Settings, load_settings
+from gateway.http.recordings import AUTHED_PATH
+from gateway.hubspot.settings import HubSpotSettings, hubspot_settings
+from gateway.ops import workers
 from gateway.ops.gcpacer import CollectorPacer
+from gateway.outbox.store import StoreUnavailable
 from gateway.users.directory import Directory, DirectoryError, User
 
 DEMO_LOGIN = "demo"
@@ -81,8 +87,11 @@ def _dev_bootstrap(settings: Settings) -> tuple[Settings, str]:
 def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.assemble import build_app, build_gateway
     from gateway.http.server import server_config
+    from gateway.sources.sip.service import SipService
 
     settings = _settings(args)
+    if args.workers != 1 and args.worker is None:
+        return _supervise(args, settings)
     banner = ""
     if settings.dev:
         settings, password = _dev_bootstrap(settings)
@@ -90,6 +99,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         banner = (
             f"\n  gateway (embedded {settings.broker_kind} broker) on {base}\n"
             f"  simulator:      {base}/simulator\n"
+            f"  HubSpot:        {base}/dev/hubspot/ (stand-in: the calls logged there)\n"
             f"  demo user:      {DEMO_LOGIN} / {password}\n"
             f"  ingest secret:  {settings.ingest_secret}\n"
             f"  send a call:    GATEWAY_INGEST_SECRET={settings.ingest_secret} "
@@ -100,12 +110,61 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.gc_freeze_seconds:
         # Only the serving process paces its collector: it owns the whole heap.
         gw.components.append(CollectorPacer(settings.gc_freeze_seconds, settings.gc_full_seconds))
+    sockets = None
+    if args.worker is not None:
+        if args.supervisor is not None:
+            workers.end_with(args.supervisor)
+        sockets = [workers.shared_socket(settings.host, settings.port)]
+        if args.worker_http_port:
+            # This worker's own port: /metrics and /readyz of this one worker, for scraping.
+            sockets.append(workers.own_socket(settings.host, args.worker_http_port + args.worker - 1))
+        for component in gw.components:
+            if isinstance(component, SipService):
+                base = args.worker_sip_port
+                component.transport.share(base + args.worker - 1 if base else 0)
     app = build_app(settings, gw)
     if banner:
         print(banner, flush=True)
     config = server_config(app, settings)
-    _Server(config, app.state.gateway.broker).run()
+    _Server(config, app.state.gateway.broker).run(sockets=sockets)
     return 0
+
+
+def _supervise(args: argparse.Namespace, settings: Settings) -> int:
+    """``--workers N``: N worker processes on the same ports (docs/operations.md#workers)."""
+    from gateway.sources.sip.settings import sip_settings
+
+    try:
+        if args.workers < 1:
+            raise workers.Refused(f"--workers {args.workers}: at least 1")
+        if sys.platform != "linux":
+            raise workers.Refused("--workers: Linux only (SO_REUSEPORT's spreading, pidfds)")
+        if args.dev:
+            raise workers.Refused("--workers: not with --dev, which runs one process")
+        if not settings.redis_url:
+            raise workers.Refused(
+                f"--workers {args.workers} needs GATEWAY_REDIS_URL: the embedded broker is per process"
+            )
+        listeners = [("tcp", settings.host, settings.port)]
+        if args.worker_http_port:
+            listeners += [("tcp", settings.host, args.worker_http_port + n) for n in range(args.workers)]
+        sip = sip_settings(settings.extra)
+        for address in sip.listen if sip is not None else ():
+            listeners.append((address.kind, address.host, address.port))
+            if args.worker_sip_port:
+                listeners += [
+                    (address.kind, address.host, args.worker_sip_port + n) for n in range(args.workers)
+                ]
+        workers.check_ports(listeners)
+    except workers.Refused as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    argv = ["serve"]
+    for option in ("host", "port", "users_file", "worker_http_port", "worker_sip_port"):
+        value = getattr(args, option)
+        if value is not None:
+            argv += ["--" + option.replace("_", "-"), str(value)]
+    return workers.Supervisor(argv, args.workers).run()
 
 
 class _Server(uvicorn.Server):
@@ -138,6 +197,7 @@ def cmd_users(args: argparse.Namespace) -> int:
             print(
                 f"{user.login}\ttenant={user.tenant}\thubspot={user.hubspot_user_id or '-'}"
                 f"\taors={','.join(user.aors) or '-'}\tnumbers={','.join(user.numbers) or '-'}"
+                f"\textension={user.extension or '-'}"
             )
         return 0
     if args.action == "add":
@@ -150,6 +210,7 @@ def cmd_users(args: argparse.Namespace) -> int:
             "display_name": args.name or "",
             "aors": args.aor or [],
             "numbers": args.number or [],
+            "extension": args.extension or "",
         }
         directory.add(User.from_json(entry, settings.default_region))
     elif args.action == "remove":
@@ -204,6 +265,122 @@ def cmd_signal(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hubspot_settings(settings: Settings) -> HubSpotSettings:
+    from gateway.assemble import hubspot_secrets
+
+    hubspot = hubspot_settings(settings.extra, hubspot_secrets(settings))
+    if hubspot is None:
+        raise ConfigError(
+            ["[hubspot]: no such table in the settings file (GATEWAY_CONFIG): see docs/hubspot.md"]
+        )
+    return hubspot
+
+
+async def _hubspot_status(settings: Settings) -> int:
+    from gateway.assemble import hubspot_token_store
+    from gateway.hubspot.service import describe_expiry
+
+    hubspot = _hubspot_settings(settings)
+    store = hubspot_token_store(settings, hubspot.token_key, hubspot.tokens_file)
+    try:
+        portals = await store.load()
+    finally:
+        await store.close()
+    if not portals:
+        print("no HubSpot portal connected: an admin opens /hubspot/install")
+        return 0
+    now = time.time()
+    for tokens in sorted(portals.values(), key=lambda t: t.portal_id):
+        state = tokens.state(now, hubspot.refresh_margin_seconds)
+        reason = f"\t{tokens.broken}" if tokens.broken else ""
+        expiry = describe_expiry(tokens.expires_at, now)
+        print(f"portal {tokens.portal_id}\t{state}\ttoken expires {expiry}{reason}")
+    return 0
+
+
+async def _hubspot_calling(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.hubspot.calling_settings import FIELDS, CallingSettings, parse_assignments
+    from gateway.hubspot.client import http_client
+
+    hubspot = _hubspot_settings(settings)
+    async with http_client(hubspot.timeout_seconds) as http:
+        calling = CallingSettings(hubspot.api_base, hubspot.app_id, hubspot.developer_api_key, http)
+        answer: dict[str, object] | None
+        if args.command_hubspot == "recording-settings":
+            if args.action == "set":
+                url = args.url or authed_recording_url(settings.public_url)
+                if url is None:
+                    print(
+                        "give the URL, or set GATEWAY_PUBLIC_URL to register this gateway's", file=sys.stderr
+                    )
+                    return 2
+                answer = await calling.set_recording(url)
+            else:
+                answer = await calling.show_recording()
+        elif args.action == "set":
+            answer = await calling.set(parse_assignments(args.values, FIELDS))
+        elif args.action == "ready":
+            answer = await calling.ready()
+        else:
+            answer = await calling.show()
+    print(json.dumps(answer, indent=2, sort_keys=True) if answer is not None else "nothing set yet")
+    return 0
+
+
+def authed_recording_url(public_url: str) -> str | None:
+    """This gateway's ``urlToRetrieveAuthedRecording`` (docs/recordings.md), None without a public URL."""
+    if not public_url:
+        return None
+    return public_url.rstrip("/") + AUTHED_PATH.replace("{external_id:path}", "%s")
+
+
+def cmd_hubspot(args: argparse.Namespace) -> int:
+    """The HubSpot app: its portals' state, its calling and recording settings at HubSpot."""
+    from gateway.hubspot.errors import HubSpotError
+
+    settings = _settings(args)
+    try:
+        if args.command_hubspot == "status":
+            return asyncio.run(_hubspot_status(settings))
+        return asyncio.run(_hubspot_calling(settings, args))
+    except HubSpotError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # a NAME=VALUE that is not one
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    """What the outbox holds for HubSpot: depth, the oldest job's age, and the dead letters."""
+    settings = load_settings()
+    calllog = calllog_settings(settings.extra)
+    if calllog is None:
+        raise ConfigError(["no [hubspot] table in the settings: the gateway keeps no outbox"])
+
+    async def show() -> None:
+        store = make_store(settings, calllog)
+        try:
+            stats = await store.stats()
+            age = (
+                ""
+                if stats.oldest_created_at is None
+                else f", oldest {time.time() - stats.oldest_created_at:.0f} s"
+            )
+            print(f"waiting or running: {stats.depth}{age}; dead letters: {stats.dead}")
+            for dead in await store.dead_letters(args.limit):
+                print(f"dead: {dead.key} after {dead.attempts} attempts: {dead.reason}")
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(show())
+    except StoreUnavailable as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -213,6 +390,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--users-file")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="processes sharing the ports (needs GATEWAY_REDIS_URL)"
+    )
+    serve.add_argument(
+        "--worker-http-port",
+        type=int,
+        metavar="BASE",
+        help="with --workers: worker K also serves on BASE+K-1 alone (its own /metrics)",
+    )
+    serve.add_argument(
+        "--worker-sip-port",
+        type=int,
+        metavar="BASE",
+        help="with --workers: worker K's own SIP listeners on BASE+K-1 (default: ports the OS picks)",
+    )
+    # A worker of a supervisor (gateway.ops.workers): its number, and the supervisor's pid.
+    serve.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--supervisor", type=int, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
     users = sub.add_parser("users", help="manage the user directory")
@@ -227,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--name", help="display name")
     add.add_argument("--aor", action="append", help="SIP address of record (repeatable)")
     add.add_argument("--number", action="append", help="phone number (repeatable)")
+    add.add_argument("--extension", help="extension on the portal's PBX (AMI, event socket)")
     add.add_argument("--password-stdin", action="store_true")
     remove = actions.add_parser("remove")
     remove.add_argument("login")
@@ -245,6 +441,33 @@ def build_parser() -> argparse.ArgumentParser:
     signal.add_argument("--to")
     signal.add_argument("--end-status")
     signal.set_defaults(func=cmd_signal)
+
+    hubspot = sub.add_parser("hubspot", help="the HubSpot app: portals, calling settings")
+    hubspot_commands = hubspot.add_subparsers(dest="command_hubspot", required=True)
+    hubspot_commands.add_parser("status", help="the connected portals and their tokens' expiry")
+    calling = hubspot_commands.add_parser("settings", help="the app's calling settings at HubSpot")
+    calling_actions = calling.add_subparsers(dest="action", required=True)
+    calling_actions.add_parser("show")
+    calling_set = calling_actions.add_parser(
+        "set", help="NAME=VALUE ... (name, url, width, height, isReady, ...)"
+    )
+    calling_set.add_argument("values", nargs="+", metavar="NAME=VALUE")
+    calling_actions.add_parser("ready", help="isReady=true")
+    recording = hubspot_commands.add_parser("recording-settings", help="urlToRetrieveAuthedRecording")
+    recording_actions = recording.add_subparsers(dest="action", required=True)
+    recording_actions.add_parser("show")
+    recording_set = recording_actions.add_parser("set")
+    recording_set.add_argument(
+        "url",
+        nargs="?",
+        help="the URL HubSpot fetches a recording's link from (%%s: the call id); "
+        "default: this gateway's, under GATEWAY_PUBLIC_URL",
+    )
+    hubspot.set_defaults(func=cmd_hubspot)
+
+    outbox = sub.add_parser("outbox", help="the jobs waiting for HubSpot, and the dead letters")
+    outbox.add_argument("--limit", type=int, default=100, help="dead letters to list")
+    outbox.set_defaults(func=cmd_outbox)
     return parser
 
 

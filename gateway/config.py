@@ -8,6 +8,7 @@ it accepts a single connection.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -36,6 +37,8 @@ class Settings:
     users_file: Path = Path("var/users.json")
     secret: str = ""
     ingest_secret: str = ""
+    # The operator page /admin (docs/operations.md#the-operator-page); unset: off.
+    admin_token: str = field(default="", repr=False)
     public_url: str = ""
     default_region: str = "US"
     frame_ancestors: tuple[str, ...] = DEFAULT_FRAME_ANCESTORS
@@ -78,6 +81,16 @@ class Settings:
     vonage_private_key_file: Path | None = None
     vonage_api_url: str = "https://api.nexmo.com"
     dial_api_timeout_seconds: float = 10.0
+    # The HubSpot app's secrets (gateway/hubspot/settings.py; the rest is in [hubspot]).
+    hubspot_client_secret: str = field(default="", repr=False)
+    hubspot_token_key: str = field(default="", repr=False)
+    hubspot_developer_api_key: str = field(default="", repr=False)
+    # The page's wrap-up (docs/page.md#wrap-up): how long after a call ends
+    # the page waits for notes and an outcome before it logs the call as it
+    # is, and the portal's own call outcomes (GUID=Label;GUID=Label), empty
+    # for HubSpot's default set.
+    wrap_up_seconds: int = 120
+    call_dispositions: tuple[tuple[str, str], ...] = ()
 
     @property
     def broker_kind(self) -> str:
@@ -117,9 +130,35 @@ def _bool(raw: str) -> bool:
 def _redis_url(raw: str) -> str | None:
     if not raw:
         return None
-    if urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
-        raise ValueError("must start with redis://, rediss:// or unix://")
+    scheme = urlsplit(raw).scheme
+    if scheme not in ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster"):
+        raise ValueError(
+            "must start with redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://"
+        )
+    if scheme in ("redis+sentinel", "redis+cluster"):
+        redis_nodes(raw)
+    if scheme == "redis+sentinel":
+        service, _, db = urlsplit(raw).path.strip("/").partition("/")
+        if not service or not (db == "" or (db.isascii() and db.isdigit())):
+            raise ValueError("must be redis+sentinel://host:port,.../<service>[/<db>]")
     return raw
+
+
+def redis_nodes(url: str) -> list[tuple[str, int]]:
+    """The host:port pairs of a redis+sentinel:// (the sentinels) or redis+cluster:// URL (seed nodes)."""
+    nodes: list[tuple[str, int]] = []
+    for part in urlsplit(url).netloc.rpartition("@")[2].split(","):
+        host, sep, port = part.rpartition(":")
+        if not sep or not host or not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError("the nodes must be host:port, separated by commas")
+        nodes.append((host.strip("[]"), int(port)))
+    return nodes
+
+
+def sentinel_service(url: str) -> tuple[str, int]:
+    """A redis+sentinel:// URL's service name and database number (path /<service>[/<db>])."""
+    service, _, db = urlsplit(url).path.strip("/").partition("/")
+    return service, int(db) if db.isascii() and db.isdigit() else 0
 
 
 def _origins(raw: str) -> tuple[str, ...]:
@@ -148,6 +187,12 @@ def _secret(raw: str) -> str:
     return raw
 
 
+def _admin_token(raw: str) -> str:
+    if raw and len(raw) < 24:
+        raise ValueError("must be at least 24 characters (it is the operator page's only credential)")
+    return raw
+
+
 PARSERS: dict[str, Callable[[str], Any]] = {
     "host": str,
     "port": _int(0, 65535),
@@ -155,6 +200,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "users_file": Path,
     "secret": _secret,
     "ingest_secret": _secret,
+    "admin_token": _admin_token,
     "public_url": _url,
     "default_region": _region,
     "frame_ancestors": _origins,
@@ -235,6 +281,32 @@ PARSERS.update(
     }
 )
 
+PARSERS.update(
+    {
+        "hubspot_client_secret": str.strip,
+        "hubspot_token_key": str.strip,
+        "hubspot_developer_api_key": str.strip,
+    }
+)
+
+
+def _dispositions(raw: str) -> tuple[tuple[str, str], ...]:
+    out: list[tuple[str, str]] = []
+    for part in raw.split(";"):
+        if not part.strip():
+            continue
+        guid, sep, label = part.partition("=")
+        guid, label = guid.strip(), label.strip()
+        if not sep or not label or not _GUID.fullmatch(guid):
+            raise ValueError(f"{part.strip()!r} is not GUID=Label (an outcome's internal value, its name)")
+        out.append((guid.lower(), label))
+    return tuple(out)
+
+
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+PARSERS.update({"wrap_up_seconds": _int(1, 3600), "call_dispositions": _dispositions})
+
 # A dialling route needs its webhooks back: (its settings, all or none; what else it needs).
 DIAL_ROUTE_SETTINGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "twilio": (("twilio_account_sid",), ("twilio_auth_token", "public_url")),
@@ -260,7 +332,7 @@ def _dial_route_problems(settings: Settings) -> list[str]:
 
 
 # TOML tables a source reads from ``Settings.extra``.
-TABLES = {"sip", "dial"}
+TABLES = {"sip", "dial", "hubspot", "recordings", "ami", "esl"}
 
 
 def load_settings(

@@ -11,7 +11,9 @@ keeps its signals for later (SIP) or answers 503 so that the sender retries
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from gateway.broker.base import Broker, BrokerUnavailable, Conflict, Join, Step
@@ -28,10 +30,18 @@ class UnknownCall(LookupError):
     pass
 
 
+EndedListener = Callable[[CallState], Awaitable[None]]
+
+
 class CallTracker:
     def __init__(self, broker: Broker, metrics: Metrics) -> None:
         self.broker = broker
         self.metrics = metrics
+        # Ends waiting for a click-to-dial's reason, on every instance (gateway.sources.sip.click_to_dial).
+        self.dial_holds = broker.dial_holds()
+        # Told of the call's state after every signal that ends it (a repeated
+        # end too), e.g. gateway.calllog, which logs the call in HubSpot.
+        self.ended_listeners: list[EndedListener] = []
 
     async def observe(self, signal: Signal, *, dial_key: str | None = None) -> list[Envelope]:
         """Advance the signal's call; return the events it emitted (maybe none).
@@ -42,11 +52,13 @@ class CallTracker:
         telephony and back) names it in ``dial_key``.
         """
         emitted: list[SdkEvent] = []
+        landed: list[CallState] = []
 
         def step_for(current: Signal) -> Step:
             def step(state: CallState | None) -> tuple[CallState | None, list[SdkEvent]]:
                 new, events = advance(state, current)
                 emitted[:] = events  # the last attempt is the one that landed
+                landed[:] = [new]
                 return new, events
 
             return step
@@ -62,21 +74,45 @@ class CallTracker:
         self.metrics.apply_seconds.observe(time.perf_counter() - started)
         # Ingest senders name their own sources; the label stays bounded.
         label = signal.source if signal.source in METRIC_SOURCES else "other"
-        self.metrics.signals.labels(label).inc()
+        self.metrics.count_signal.inc(label)
         for event in emitted:
-            self.metrics.events.labels(event.type).inc()
+            self.metrics.count_event.inc(event.type)
+        if signal.phase is Phase.ENDED and landed:
+            await self._ended(landed[0])
         return envelopes
 
-    async def observe_all(self, signals: list[Signal]) -> list[str]:
-        """Observe each signal in turn; the ids of the events they emitted.
+    async def _ended(self, state: CallState) -> None:
+        for listener in self.ended_listeners:
+            await listener(state)
 
-        On a broker failure the first signals may have been applied: sending
+    async def observe_all(self, signals: list[Signal]) -> list[str]:
+        """Observe the signals; the ids of the events they emitted, in the signals' order.
+
+        Each user's signals are observed in turn, in the order given; those
+        of different users at once, so that a broker can advance them in
+        one round trip (the Redis one pipelines what is asked together).
+        On a broker failure some signals may have been applied: sending
         them all again is harmless.
         """
-        event_ids: list[str] = []
-        for signal in signals:
-            event_ids.extend(e.id for e in await self.observe(signal))
-        return event_ids
+        by_user: dict[str, list[int]] = {}
+        for index, signal in enumerate(signals):
+            by_user.setdefault(signal.user_id, []).append(index)
+        emitted: list[list[Envelope]] = [[] for _ in signals]
+
+        async def observe_in_turn(indexes: list[int]) -> None:
+            for index in indexes:
+                emitted[index] = await self.observe(signals[index])
+
+        if len(by_user) <= 1:
+            await observe_in_turn(list(range(len(signals))))
+        else:
+            outcomes = await asyncio.gather(
+                *(observe_in_turn(indexes) for indexes in by_user.values()), return_exceptions=True
+            )
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+        return [e.id for envelopes in emitted for e in envelopes]
 
     async def get_call(self, user_id: str, call_key: str) -> CallState | None:
         return await self.broker.get_call(user_id, call_key)
@@ -95,6 +131,22 @@ class CallTracker:
         await self.broker.transact(user_id, call_key, step)
         return result[0]
 
+    async def change(
+        self, user_id: str, call_key: str, change: Callable[[CallState], CallState]
+    ) -> CallState:
+        """Apply a pure change to a call's state atomically, emitting nothing; the state after it."""
+        result: list[CallState] = []
+
+        def step(state: CallState | None) -> tuple[CallState | None, list[SdkEvent]]:
+            if state is None:
+                raise UnknownCall(call_key)
+            new = change(state)
+            result[:] = [new]
+            return new, []
+
+        await self.broker.transact(user_id, call_key, step)
+        return result[0]
+
     # -- dialling (gateway.dial) -------------------------------------------
     async def end_unanswered(self, signal: Signal) -> list[Envelope]:
         """Apply an end only to a call that exists, unanswered and not ended; the events emitted.
@@ -106,18 +158,23 @@ class CallTracker:
         if signal.phase is not Phase.ENDED:
             raise ValueError("end_unanswered takes an ENDED signal")
         emitted: list[SdkEvent] = []
+        landed: list[CallState] = []
 
         def step(state: CallState | None) -> tuple[CallState | None, list[SdkEvent]]:
             if state is None or state.answered_ms is not None or state.end is not None:
                 emitted.clear()
+                landed.clear()
                 return state, []
             new, events = advance(state, signal)
             emitted[:] = events
+            landed[:] = [new]
             return new, events
 
         envelopes = await self.broker.transact(signal.user_id, signal.call_key, step)
         for event in emitted:
-            self.metrics.events.labels(event.type).inc()
+            self.metrics.count_event.inc(event.type)
+        if landed:
+            await self._ended(landed[0])
         return envelopes
 
     async def expect_dial(self, user_id: str, remote: str, dial_key: str, seconds: float) -> None:

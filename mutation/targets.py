@@ -21,7 +21,9 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "gateway/sources/sip/dialog_watch.py": (
         "tests/sip/test_dialog_watch.py",
         "tests/sip/test_dialog_watch_properties.py",
+        "tests/sip/test_call_identity.py",
     ),
+    "gateway/sources/ownership_rules.py": ("tests/sources/test_ownership_rules.py",),
     "gateway/sources/webhooks/common.py": (
         "tests/webhooks/test_common.py",
         "tests/webhooks/test_twilio.py",
@@ -29,10 +31,22 @@ TARGETS: dict[str, tuple[str, ...]] = {
         "tests/webhooks/test_vonage.py",
         "tests/webhooks/test_order.py",
     ),
-    "gateway/sources/webhooks/twilio.py": ("tests/webhooks/test_twilio.py",),
-    "gateway/sources/webhooks/telnyx.py": ("tests/webhooks/test_telnyx.py",),
-    "gateway/sources/webhooks/vonage.py": ("tests/webhooks/test_vonage.py",),
+    "gateway/sources/webhooks/twilio.py": (
+        "tests/webhooks/test_twilio.py",
+        "tests/webhooks/test_recording_callbacks.py",
+    ),
+    "gateway/sources/webhooks/telnyx.py": (
+        "tests/webhooks/test_telnyx.py",
+        "tests/webhooks/test_recording_callbacks.py",
+    ),
+    "gateway/sources/webhooks/vonage.py": (
+        "tests/webhooks/test_vonage.py",
+        "tests/webhooks/test_recording_callbacks.py",
+    ),
     "gateway/users/phone.py": ("tests/users/test_phone.py",),
     "gateway/auth/tokens.py": ("tests/auth/test_tokens.py",),
     "gateway/dial/policy.py": ("tests/dial/test_policy.py",),
+    "gateway/auth/hubspot_signature.py": ("tests/auth/test_hubspot_signature.py",),
+    "gateway/recordings/ranges.py": ("tests/recordings/test_ranges.py",),
+    "gateway/recordings/links.py": ("tests/recordings/test_links.py",),
 }

@@ -7,6 +7,7 @@ import pytest
 
 from tests.support import logcheck
 from tests.support.harness import Client, make_settings, running_gateway
+from tests.support.redis_topologies import ClusterSetup, SentinelSetup, running
 from tests.support.servers import RedisServer
 
 # The browser fixtures (a session-wide Chromium, the simulator page).
@@ -28,6 +29,20 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.cleanup()
+
+
+@pytest.fixture
+def cluster() -> Iterator[ClusterSetup]:
+    """A real Redis Cluster of three primaries on free ports."""
+    with running(ClusterSetup()) as setup:
+        yield setup
+
+
+@pytest.fixture
+def sentinel_setup() -> Iterator[SentinelSetup]:
+    """A real primary, a replica and three sentinels on free ports."""
+    with running(SentinelSetup()) as setup:
+        yield setup
 
 
 @pytest.fixture

@@ -69,6 +69,14 @@ def test_users_can_be_added_listed_and_removed(tmp_path: Path) -> None:
     assert gateway("users", "--users-file", users, "list").stdout == ""
 
 
+def test_a_user_can_be_given_a_pbx_extension(tmp_path: Path) -> None:
+    users = str(tmp_path / "users.json")
+    args = ("users", "--users-file", users, "add", "ann", "--tenant", "42", "--extension", "2001")
+    added = gateway(*args, "--password-stdin", stdin="a long password\n")
+    assert added.returncode == 0, added.stderr
+    assert "\textension=2001" in gateway("users", "--users-file", users, "list").stdout
+
+
 def test_adding_a_user_twice_fails_with_a_clear_message(tmp_path: Path) -> None:
     users = str(tmp_path / "users.json")
     for _ in range(2):

@@ -85,3 +85,16 @@ def test_a_broken_file_is_reported_with_its_name(tmp_path: Path) -> None:
     path.write_text("port = \n")
     with pytest.raises(ConfigError, match=r"gateway\.toml"):
         load_settings({"GATEWAY_CONFIG": str(path)})
+
+
+def test_sentinel_and_cluster_urls_name_their_nodes() -> None:
+    env = {"GATEWAY_SECRET": "s" * 32}
+    for url in ("redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/gw/2", "redis+cluster://10.0.0.1:7000"):
+        assert load_settings(env={**env, "GATEWAY_REDIS_URL": url}).redis_url == url
+    for url, problem in (
+        ("redis+sentinel://10.0.0.1:26379", "<service>"),
+        ("redis+sentinel://10.0.0.1/gw", "host:port"),
+        ("redis+cluster://10.0.0.1:7000,10.0.0.2:x", "host:port"),
+    ):
+        with pytest.raises(ConfigError, match=problem):
+            load_settings(env={**env, "GATEWAY_REDIS_URL": url})

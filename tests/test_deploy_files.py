@@ -37,3 +37,30 @@ def test_yaml_files_parse() -> None:
     for path in (p for p in FILES if p.suffix == ".yaml"):
         documents = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
         assert documents and all(isinstance(d, dict) for d in documents), path
+
+
+def _persistent(args: list[str]) -> bool:
+    """redis-server arguments that keep what was written across a restart."""
+    pairs = dict(zip(args[::2], args[1::2], strict=False))
+    return pairs.get("--appendonly") == "yes" and pairs.get("--maxmemory-policy") == "noeviction"
+
+
+def test_the_compose_redis_keeps_its_data_on_a_volume() -> None:
+    # A Redis that restarts empty forgets the calls in progress
+    # (docs/operations.md#redis-persistence).
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    redis = compose["services"]["redis"]
+    assert redis["command"][0] == "redis-server"
+    assert _persistent(redis["command"][1:])
+    named = {v.split(":")[0] for v in redis["volumes"] if v.endswith(":/data")}
+    assert named and named <= set(compose["volumes"])
+
+
+def test_the_kubernetes_redis_keeps_its_data_on_a_persistent_volume_claim() -> None:
+    documents = list(yaml.safe_load_all((DEPLOY / "kubernetes" / "redis.yaml").read_text()))
+    (redis,) = [d for d in documents if d["kind"] == "StatefulSet"]
+    (container,) = redis["spec"]["template"]["spec"]["containers"]
+    assert _persistent(container["args"])
+    claims = {c["metadata"]["name"] for c in redis["spec"]["volumeClaimTemplates"]}
+    mounted = {m["name"] for m in container["volumeMounts"] if m["mountPath"] == "/data"}
+    assert mounted and mounted <= claims

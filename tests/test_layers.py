@@ -17,21 +17,43 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gateway"
 
 # Bottom to top. A name stands for the module and everything under it.
 LAYERS: list[tuple[str, ...]] = [
-    ("gateway.parsing", "gateway.jsontext", "gateway.config", "gateway.users", "gateway.auth", "gateway.ops"),
+    (
+        "gateway.parsing",
+        "gateway.jsontext",
+        "gateway.config",
+        "gateway.redisconn",
+        "gateway.users",
+        "gateway.auth",
+        "gateway.ops",
+    ),
+    ("gateway.hubspot",),
+    ("gateway.outbox",),
     ("gateway.model",),
     ("gateway.wire",),
     ("gateway.broker",),
     ("gateway.tracker",),
     ("gateway.sources",),
     ("gateway.dial",),
+    ("gateway.recordings",),
+    ("gateway.calllog",),
     ("gateway.runtime",),
     ("gateway.http",),
-    ("gateway.assemble",),
+    ("gateway.assemble", "gateway.standin"),
     ("gateway.cli", "gateway.__main__"),
 ]
 
 # Third-party packages that belong to one edge only.
-EDGE_PACKAGES = {"starlette": ("gateway.http", "gateway.assemble"), "redis": ("gateway.broker.redis",)}
+EDGE_PACKAGES = {
+    "starlette": ("gateway.http", "gateway.assemble", "gateway.standin"),
+    "redis": (
+        "gateway.redisconn",
+        "gateway.broker.redis",
+        "gateway.broker.redis_coordination",
+        "gateway.outbox.redis",
+        "gateway.hubspot.redis_store",
+        "gateway.hubspot.redis_pacer",
+    ),
+}
 
 
 def _module_name(path: Path) -> str:

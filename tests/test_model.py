@@ -20,7 +20,9 @@ from gateway.model import (
     Signal,
     advance,
     attach_engagement,
+    combine,
     normalise_end_status,
+    restore,
 )
 from tests.support.calls import run, sig
 
@@ -314,6 +316,22 @@ def test_end_status_is_made_consistent_with_the_call(
 
 
 @pytest.mark.parametrize(
+    ("proposed", "answered", "expected"),
+    [
+        (EndStatus.CANCELED, False, EndStatus.CANCELED),
+        (None, False, EndStatus.MISSED),
+        (EndStatus.NO_ANSWER, False, EndStatus.MISSED),
+        (EndStatus.CANCELED, True, EndStatus.COMPLETED),
+    ],
+)
+def test_a_ring_answered_elsewhere_stays_canceled_only_when_canceled_was_proposed(
+    proposed: EndStatus | None, answered: bool, expected: EndStatus
+) -> None:
+    got = normalise_end_status(Direction.INBOUND, answered, proposed, answered_elsewhere=True)
+    assert got is expected
+
+
+@pytest.mark.parametrize(
     ("status", "hs_status"),
     [(EndStatus.REJECTED, "BUSY"), (EndStatus.BUSY, "BUSY"), (EndStatus.FAILED, "FAILED")],
 )
@@ -426,3 +444,66 @@ def test_all_orders_of_a_full_call_agree_on_facts() -> None:
     ]
     found = {facts(run(list(order))[0]) for order in itertools.permutations(call)}
     assert len(found) == 1
+
+
+# -- putting back what a store forgot (docs/design.md#when-redis-loses-data) --
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(signals, min_size=1, max_size=6), st.lists(signals, min_size=1, max_size=6))
+def test_combining_two_states_of_a_call_is_commutative_and_idempotent(
+    one: list[Signal], other: list[Signal]
+) -> None:
+    a, _ = run(one)
+    b, _ = run(other)
+    assert combine(a, b) == combine(b, a)
+    assert combine(a, a) == a
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(signals, min_size=1, max_size=10), st.data())
+def test_an_earlier_version_of_a_call_adds_nothing_to_a_later_one(
+    batch: list[Signal], data: st.DataObject
+) -> None:
+    later = data.draw(st.integers(1, len(batch)))
+    earlier = data.draw(st.integers(1, later))
+    newer, _ = run(batch[:later])
+    older, _ = run(batch[:earlier])
+    assert combine(newer, older) == newer
+    assert restore(older, newer) == (newer, [])
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "kept"),
+    [
+        (None, "gateway", "gateway"),
+        ("gateway", "widget", "widget"),
+        ("widget", None, "widget"),
+        (None, None, None),
+    ],
+)
+def test_combining_keeps_the_later_logging_path_whichever_version_knew_it(
+    one: str | None, other: str | None, kept: str | None
+) -> None:
+    state, _ = run([sig(Phase.RINGING, 0)])
+    a, b = replace(state, logged_by=one), replace(state, logged_by=other)
+    assert combine(a, b).logged_by == combine(b, a).logged_by == kept
+
+
+def test_an_answered_call_restored_into_a_forgetful_store_ends_completed_once() -> None:
+    remembered, _ = run([sig(Phase.RINGING, 0), sig(Phase.ANSWERED, 10)])
+    restored, events = restore(None, remembered)
+    _, more = advance(restored, sig(Phase.ENDED, 70))
+    assert events == []
+    assert [e.type for e in more] == ["callEnded", "callCompleted"]
+    assert more[0].payload["callEndStatus"] == "COMPLETED"
+
+
+def test_a_call_that_went_on_without_the_answer_is_told_nothing_twice() -> None:
+    # The store re-made the call from an end alone (announced and ended as
+    # missed); a memory of the answer can no longer un-end it, and repeats nothing.
+    remembered, _ = run([sig(Phase.RINGING, 0), sig(Phase.ANSWERED, 10)])
+    stored, _ = run([sig(Phase.ENDED, 70)])
+    restored, events = restore(stored, remembered)
+    assert events == []
+    assert restored.emitted == ("incomingCall", "callAnswered", "callEnded", "callCompleted")

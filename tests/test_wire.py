@@ -82,6 +82,7 @@ def test_a_ringing_call_is_shown_ringing_with_its_numbers() -> None:
         "endedAt": None,
         "endStatus": None,
         "engagementId": None,
+        "loggedBy": None,
     }
 
 

@@ -1,10 +1,7 @@
-"""The guard in front of the password check: throttles first, then a few KDF slots.
+"""The guard in front of the password check: the throttle first, then a few KDF slots.
 
-Per login, against guessing one user's password; per address, with a
-higher allowance (a proxy puts many users behind one address), against
-spraying many logins. A try counts as a failure before the check, which
-awaits: concurrent guesses cannot all slip past the limit; a success takes
-its count back.
+The throttle's rule is in ``gateway.auth.throttle``; which store counts
+(this process, or Redis for every instance) is the broker's choice.
 """
 
 from __future__ import annotations
@@ -12,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from gateway.auth.passwords import verify_password
-from gateway.auth.throttle import FailureThrottle
+from gateway.auth.throttle import LocalLoginThrottle, LoginThrottle
 
 # Spend the same KDF time on unknown logins, so timing does not tell which
 # logins exist.
@@ -22,24 +19,18 @@ _MAX_PASSWORD = 1024
 
 
 class LoginGuard:
-    def __init__(self, per_login: int = 10, per_address: int = 50, kdf_slots: int = 2) -> None:
-        self.per_login = FailureThrottle(limit=per_login)
-        self.per_address = FailureThrottle(limit=per_address)
+    def __init__(self, throttle: LoginThrottle | None = None, kdf_slots: int = 2) -> None:
+        self.throttle = throttle or LocalLoginThrottle()
         # scrypt takes tens of milliseconds and 16 MiB: only a few at a time,
         # so a burst of logins cannot balloon memory.
         self._kdf_slots = asyncio.Semaphore(kdf_slots)
 
-    def retry_after(self, login: str, address: str, now: float) -> float:
-        """Seconds until this login from this address may be tried again (0: now)."""
-        return max(self.per_login.retry_after([login], now), self.per_address.retry_after([address], now))
+    async def admit(self, login: str, address: str) -> float:
+        """0 if this login may be tried from this address now (counted as a failure); else the wait."""
+        return await self.throttle.admit(login, address)
 
-    def attempt(self, login: str, address: str, now: float) -> None:
-        self.per_login.failed([login], now)
-        self.per_address.failed([address], now)
-
-    def succeeded(self, login: str, address: str) -> None:
-        self.per_login.succeeded([login])
-        self.per_address.refund(address)
+    async def succeeded(self, login: str, address: str) -> None:
+        await self.throttle.succeeded(login, address)
 
     async def check_password(self, password: str, encoded: str | None) -> bool:
         """Whether ``password`` matches ``encoded`` (None: unknown login), off the event loop."""

@@ -5,6 +5,13 @@
 - ``stream_queue``: one SSE stream's bounded queue (replay, then live).
 - ``memory``: the embedded broker, one process, no Redis.
 - ``redis``: the shared broker, any number of instances on one Redis.
+- ``shared_logins``: failed logins counted in Redis for every instance
+  (its scripts; ``redis`` runs them).
+- ``coordination`` / ``redis_coordination``: what SIP instances share (who
+  holds which AOR, call ids, PUBLISH records), embedded / on Redis
+  (docs/scaling.md).
+- ``dial_holds``: the ends a SIP click-to-dial holds for its sipfrag's
+  reason, on any instance (embedded here, on Redis in ``redis``).
 
 The state codec and event JSON come from ``gateway.wire``; a broker stores
 and carries them, it decides nothing about calls.

@@ -14,6 +14,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gateway.auth.throttle import LocalLoginThrottle, LoginThrottle
+from gateway.broker.dial_holds import DialHolds, LocalDialHolds
 from gateway.broker.stream_queue import StreamQueue
 from gateway.model import CallState, SdkEvent
 from gateway.wire import Envelope, EventId, format_event_id, parse_event_id
@@ -116,6 +118,10 @@ class Broker(abc.ABC):
         remembered that long, after which it is refused as expired anyway.
         """
 
+    @abc.abstractmethod
+    async def unburn(self, token_id: str) -> None:
+        """Forget that ``token_id`` was used: what its first use was for did not happen."""
+
     # -- dialling (gateway.dial): pending dials, bound calls, request keys ---
     @abc.abstractmethod
     async def expect_dial(self, user_id: str, remote: str, dial_key: str, seconds: float) -> None:
@@ -159,6 +165,10 @@ class Broker(abc.ABC):
     async def acknowledged(self, user_id: str) -> str | None:
         """Where a page that opens resumes the user's stream; None if none is held."""
 
+    @abc.abstractmethod
+    async def history_event(self, user_id: str, event_id: str) -> Envelope | None:
+        """The event ``event_id`` of the user's history, while it is held (which call a claim is for)."""
+
     # -- rate windows (gateway.dial's per-user dial limit) ---------------------
     @abc.abstractmethod
     async def take_slot(self, user_id: str, name: str, limit: int, seconds: float) -> float | None:
@@ -168,6 +178,25 @@ class Broker(abc.ABC):
         seconds until a use leaves the window. Atomic and shared by every
         instance on the same broker.
         """
+
+    # -- failed logins (gateway.auth.throttle) ------------------------------
+    def login_throttle(self) -> LoginThrottle:
+        """Where failed logins are counted: in this process, unless the broker is shared."""
+        return LocalLoginThrottle()
+
+    # -- click-to-dial's held ends (gateway.broker.dial_holds) ---------------
+    def dial_holds(self) -> DialHolds:
+        """Where ends wait for a click-to-dial's reason: in this process, unless the broker is shared."""
+        return LocalDialHolds()
+
+    # -- small values with a lifetime (gateway.recordings: where a call's recording is) --
+    @abc.abstractmethod
+    async def put_value(self, key: str, value: str, seconds: int) -> None:
+        """Keep ``value`` under ``key`` for ``seconds``, shared by every instance; replaces one held."""
+
+    @abc.abstractmethod
+    async def get_value(self, key: str) -> str | None:
+        """The value kept under ``key``, or None once it expired or was never kept."""
 
     # -- streams -----------------------------------------------------------
     async def subscribe(self, user_id: str, last_event_id: str | None) -> StreamQueue:
@@ -219,6 +248,10 @@ class Broker(abc.ABC):
 
     def stream_count(self) -> int:
         return sum(len(subs) for subs in self._local.values())
+
+    def stream_counts(self) -> dict[str, int]:
+        """Open streams in this process, per user (the operator page)."""
+        return {user: len(subs) for user, subs in self._local.items()}
 
     def _deliver(self, user_id: str, envelope: Envelope) -> None:
         for sub in tuple(self._local.get(user_id, ())):

@@ -43,6 +43,8 @@ class MemoryBroker(Broker):
         # Rate windows: per (user, name), the times of the uses still counted.
         self._windows = SlidingWindows()
         self._longest_window = 0.0
+        # Values (put_value): key -> (value, expiry).
+        self._values: dict[str, tuple[str, float]] = {}
 
     async def ping(self) -> bool:
         return True
@@ -92,6 +94,9 @@ class MemoryBroker(Broker):
             return False
         self._burnt[token_id] = now + ttl_seconds
         return True
+
+    async def unburn(self, token_id: str) -> None:
+        self._burnt.pop(token_id, None)
 
     # -- dialling (gateway.dial) -------------------------------------------------
     def _joined(self, user_id: str, call_key: str, join: Join, now: float) -> str | None:
@@ -158,11 +163,24 @@ class MemoryBroker(Broker):
     async def acknowledged(self, user_id: str) -> str | None:
         return _live(self._acked.get(user_id), time.monotonic())
 
+    async def history_event(self, user_id: str, event_id: str) -> Envelope | None:
+        # The history is bounded (history_size): a scan is cheap.
+        return next((e for e in self._history.get(user_id, ()) if e.id == event_id), None)
+
     # -- rate windows (gateway.dial's per-user dial limit) ----------------------
     async def take_slot(self, user_id: str, name: str, limit: int, seconds: float) -> float | None:
         now = time.monotonic()
         self._longest_window = max(self._longest_window, seconds)
         return self._windows.take(f"{user_id}\0{name}", limit, seconds, now)
+
+    # -- small values with a lifetime (gateway.recordings) ------------------------
+    async def put_value(self, key: str, value: str, seconds: int) -> None:
+        now = time.monotonic()
+        self._sweep(now)
+        self._values[key] = (value, now + seconds)
+
+    async def get_value(self, key: str) -> str | None:
+        return _live(self._values.get(key), time.monotonic())
 
     async def _head(self, user_id: str) -> EventId:
         return (self._epoch, self._seq)
@@ -186,6 +204,8 @@ class MemoryBroker(Broker):
         for held in (self._bound, self._pending, self._requests):
             for kept in [k for k, (_, expires) in held.items() if expires < now]:
                 del held[kept]
+        for name in [k for k, (_, expires) in self._values.items() if expires < now]:
+            del self._values[name]
         for claim in [k for k, expires in self._claimed.items() if expires < now]:
             del self._claimed[claim]
         for user in [k for k, (_, expires) in self._acked.items() if expires < now]:

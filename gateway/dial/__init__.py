@@ -7,11 +7,14 @@
 - ``settings.py`` (pure): the ``[dial]`` table of the settings file, validated.
 - ``service.py``: the dial service: policy, idempotency, the call created in
   the model first, then the route; logged and counted.
-- ``watchdog.py``: the deadline of each placed dial: a call no telephony
+- ``watchdog.py``: the deadline of each placed dial (shared by the instances on Redis): a call no telephony
   ended by then, and nobody answered, ends CANCELED.
 - ``sip.py``: the SIP route: the user's phone, asked by REFER, calls the number
   (the SIP work is ``gateway.sources.sip.click_to_dial``).
 - ``demo.py``: the demo route of ``./dev run`` (plays the call, no telephony).
+- ``ami_route.py``, ``esl_route.py``: the PBX routes: Asterisk ``Originate`` and
+  FreeSWITCH ``bgapi originate`` over the tenant's connection (``gateway.sources.ami``, ``esl``);
+  ``pbxroute.py``: what they share (the tenant's connection, the refusals, ending a dial not taken);
 - ``cpaas.py``: what the CPaaS routes share (the user's phone, one provider
   request, its refusals); ``twilio_route.py``, ``telnyx_route.py``,
   ``vonage_route.py``: the routes through each provider's REST API.

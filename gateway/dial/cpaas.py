@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 
-from gateway.dial.routes import DialPlan, DialRefused, Refusal
-from gateway.users.directory import Directory
+from gateway.dial.routes import DialPlan, DialRefused, Refusal, no_phone
+from gateway.users.directory import Directory, User
 
 log = logging.getLogger("gateway.dial")
 
@@ -33,11 +33,26 @@ _DETAIL_CHARS = 160
 Detail = Callable[[Any], str | None]
 
 
+NO_NUMBER = (
+    "you have no phone number of your own for the gateway to ring first; "
+    "ask your administrator to add your mobile number to your user"
+)
+
+
+class RingsUserNumber:
+    """What the CPaaS routes share as ``Dialler``s: they ring the user's number and present the caller id."""
+
+    chooses_caller_id = True
+
+    def refusal_for(self, user: User) -> Refusal | None:
+        return no_phone(NO_NUMBER) if user.own_number is None else None
+
+
 def user_phone(directory: Directory, plan: DialPlan) -> str:
     """The phone called first: the user's first number (their mobile, in E.164)."""
     user = directory.by_id(plan.user_id)
     if user is None or user.own_number is None:
-        raise DialRefused(Refusal(409, "no-caller-id", "you have no phone number to be called on first"))
+        raise DialRefused(no_phone(NO_NUMBER))
     return user.own_number
 
 
@@ -80,6 +95,19 @@ async def send(
     if body is None:
         raise DialRefused.by_route(f"{provider} accepted the call but its answer was not JSON")
     return body
+
+
+async def hang_up(http: httpx.AsyncClient, provider: str, request: httpx.Request, dial_id: str) -> None:
+    """Ask the provider to end a call it placed for a dial that had ended meanwhile; a refusal is logged."""
+    try:
+        response = await http.send(request)
+    except httpx.HTTPError as exc:
+        log.warning("%s: the late call of dial %s not hung up (%s)", provider, dial_id, type(exc).__name__)
+        return
+    if response.status_code >= 300:
+        log.warning("%s: the late call of dial %s not hung up (%s)", provider, dial_id, response.status_code)
+        return
+    log.info("%s: the late call of dial %s hung up", provider, dial_id)
 
 
 def _short(text: str | None) -> str | None:

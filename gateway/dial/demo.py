@@ -2,10 +2,11 @@
 
 It acts like a CPaaS that passes our call id through: its reports are
 signals of its own ("demo:…") that name the dialled call, so they join it
-exactly. Three numbers show the other endings (docs/dialling.md#demo):
+exactly. Four numbers show the other endings (docs/dialling.md#demo):
 
 - ``DEMO_BUSY`` rings and ends BUSY;
 - ``DEMO_NO_ANSWER`` rings until it ends NO_ANSWER;
+- ``DEMO_CANCELED``: the user never picks up their own phone; ends CANCELED;
 - ``DEMO_REFUSED`` is refused by the "exchange": the dial fails (FAILED).
 
 Any other number rings, is answered and ends COMPLETED.
@@ -18,15 +19,17 @@ import logging
 import secrets
 import time
 
-from gateway.dial.routes import DialPlan, DialRefused, Placed
+from gateway.dial.routes import DialPlan, DialRefused, Placed, Refusal
 from gateway.model import Direction, EndStatus, Phase, Signal
 from gateway.tracker import BrokerUnavailable, CallTracker, Conflict
+from gateway.users.directory import User
 
 log = logging.getLogger("gateway.dial.demo")
 
 DEMO_BUSY = "+15555550186"
 DEMO_NO_ANSWER = "+15555550108"
 DEMO_REFUSED = "+15555550113"
+DEMO_CANCELED = "+15555550142"
 # Seconds of ringing, of talk, and of ringing before nobody answered.
 DIAL_TIMING = {"ring": 3.0, "talk": 5.0, "no_answer": 8.0}
 
@@ -34,11 +37,15 @@ DIAL_TIMING = {"ring": 3.0, "talk": 5.0, "no_answer": 8.0}
 class DemoDialler:
     name = "demo"
     match_seconds = 0.0  # every report names the dialled call
+    chooses_caller_id = True
     ring_seconds = max(DIAL_TIMING["ring"], DIAL_TIMING["no_answer"])
 
     def __init__(self, tracker: CallTracker) -> None:
         self.tracker = tracker
         self._playing: set[asyncio.Task[None]] = set()
+
+    def refusal_for(self, user: User) -> Refusal | None:
+        return None  # the demo rings no phone of the user's
 
     async def place(self, plan: DialPlan) -> Placed:
         if plan.target == DEMO_REFUSED:
@@ -73,6 +80,10 @@ class DemoDialler:
             await asyncio.sleep(DIAL_TIMING["ring"])
             if plan.target == DEMO_BUSY:
                 await report(Phase.ENDED, EndStatus.BUSY)
+                return
+            if plan.target == DEMO_CANCELED:
+                # As a CPaaS reports a user leg nobody picked up: the number was never dialled.
+                await report(Phase.ENDED, EndStatus.CANCELED)
                 return
             await report(Phase.ANSWERED)
             await asyncio.sleep(DIAL_TIMING["talk"])

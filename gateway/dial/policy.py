@@ -57,15 +57,69 @@ def _refuse(status: int, reason: str, message: str) -> Refusal:
     return Refusal(status, reason, message)
 
 
-def plan_dial(request: DialRequest, policy: DialPolicy, route: str, call_id: str) -> DialPlan | Refusal:
-    """The plan for ``request`` under ``policy``, or the first rule it breaks."""
-    typed = request.number.strip()
-    target = to_e164(typed, policy.home_region)
-    if not target or not target.startswith("+"):
+def _extension(typed: str, region: str) -> str | None:
+    """The extension written with a number ("ext. 12", "x12", RFC 3966 ";ext=12"), if any."""
+    try:
+        return phonenumbers.parse(typed, region).extension or None
+    except phonenumbers.NumberParseException:
+        return None
+
+
+def _target(typed: str, region: str) -> phonenumbers.PhoneNumber | Refusal:
+    """The number to call, which must have a possible E.164 form: no digits left over, none missing."""
+    extension = _extension(typed, region)
+    if extension is not None:
+        # Only the number could be dialled: the extension would be lost without a word.
+        return _refuse(
+            422,
+            "bad-number",
+            f"{typed!r} has an extension ({extension}), which the gateway cannot dial; "
+            "dial the number without it and ask for the extension",
+        )
+    target = to_e164(typed, region)
+    try:
+        parsed = phonenumbers.parse(target, None) if target and target.startswith("+") else None
+    except phonenumbers.NumberParseException:
+        parsed = None
+    if parsed is None or not phonenumbers.is_possible_number(parsed):
         return _refuse(
             422, "bad-number", f"{typed or 'an empty number'!r} is not a phone number that can be dialled"
         )
-    parsed = phonenumbers.parse(target, None)
+    return parsed
+
+
+def _caller_id(request: DialRequest, region: str, chooses_caller_id: bool) -> str | Refusal:
+    """The user's first number, or the one asked for if it is theirs and the route can present it."""
+    if not request.own_numbers:
+        return _refuse(409, "no-caller-id", "you have no phone number of your own to call from")
+    if request.caller_id is None:
+        return request.own_numbers[0]
+    wanted = to_e164(request.caller_id, region)
+    if wanted is None or wanted not in request.own_numbers:
+        return _refuse(403, "caller-id", f"{request.caller_id!r} is not one of your own numbers")
+    # A route whose PBX decides reports the user's first number: asking for
+    # it changes nothing, asking for another would be reported but not used.
+    if not chooses_caller_id and wanted != request.own_numbers[0]:
+        return _refuse(
+            409,
+            "caller-id-unsupported",
+            f"calls through your PBX show the caller id your PBX gives your phone; "
+            f"the gateway cannot make them show {wanted}",
+        )
+    return wanted
+
+
+def plan_dial(
+    request: DialRequest, policy: DialPolicy, route: str, call_id: str, *, chooses_caller_id: bool = True
+) -> DialPlan | Refusal:
+    """The plan for ``request`` under ``policy``, or the first rule it breaks.
+
+    ``chooses_caller_id``: whether the route presents the caller id it is given.
+    """
+    parsed = _target(request.number.strip(), policy.home_region)
+    if isinstance(parsed, Refusal):
+        return parsed
+    target = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     if phonenumbers.number_type(parsed) in _PREMIUM and not policy.premium:
         return _refuse(403, "premium", f"{target} is a premium-rate number, which your portal may not dial")
     region = phonenumbers.region_code_for_number(parsed)
@@ -82,15 +136,9 @@ def plan_dial(request: DialRequest, policy: DialPolicy, route: str, call_id: str
         )
     if policy.allow and not any(_matches(entry, target) for entry in policy.allow):
         return _refuse(403, "not-allowed", f"{target} is not among the numbers your portal may dial")
-    if request.caller_id is not None:
-        wanted = to_e164(request.caller_id, policy.home_region)
-        if wanted is None or wanted not in request.own_numbers:
-            return _refuse(403, "caller-id", f"{request.caller_id!r} is not one of your own numbers")
-        caller_id = wanted
-    elif request.own_numbers:
-        caller_id = request.own_numbers[0]
-    else:
-        return _refuse(409, "no-caller-id", "you have no phone number of your own to call from")
+    caller_id = _caller_id(request, policy.home_region, chooses_caller_id)
+    if isinstance(caller_id, Refusal):
+        return caller_id
     return DialPlan(
         user_id=request.user_id,
         tenant=request.tenant,

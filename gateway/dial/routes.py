@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.model import Direction, EndStatus, Phase, Signal
+from gateway.users.directory import User
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,11 @@ class Refusal:
     reason: str
     message: str
     retry_after_seconds: int | None = None
+
+
+def no_phone(missing: str) -> Refusal:
+    """The user has no phone the route rings first: the same reason on every route."""
+    return Refusal(409, "no-phone", missing)
 
 
 class DialRefused(Exception):
@@ -106,6 +112,25 @@ class Dialler(Protocol):
 
         The dial's deadline is this plus a margin (``gateway.dial.watchdog``):
         a call still unanswered and not ended then is ended CANCELED.
+        """
+        ...
+
+    @property
+    def chooses_caller_id(self) -> bool:
+        """Whether the telephony presents ``DialPlan.caller_id`` to the number.
+
+        False when the user's phone calls as itself and its PBX decides
+        (the SIP route): a ``callerId`` asked for is then refused rather
+        than reported as used.
+        """
+        ...
+
+    def refusal_for(self, user: User) -> Refusal | None:
+        """Why this route cannot ring ``user`` first, or None if it can.
+
+        Asked before the call is created, so nothing is placed or counted:
+        no phone of the user's (``no_phone``, the same on every route), no
+        PBX for their portal (``route-unavailable``).
         """
         ...
 

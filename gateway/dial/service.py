@@ -12,6 +12,7 @@ not ring forever. Each dial makes one log line and one count in
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -26,9 +27,10 @@ from gateway.dial.policy import DialRequest, plan_dial
 from gateway.dial.ratelimit import retry_after_seconds
 from gateway.dial.routes import Dialler, DialPlan, DialRefused, Placed, Refusal, Routes
 from gateway.dial.settings import DialSettings
-from gateway.dial.watchdog import MARGIN_SECONDS, DialWatchdog
-from gateway.model import EndStatus, Phase
+from gateway.dial.watchdog import MARGIN_SECONDS, POLL_SECONDS, DialWatchdog
+from gateway.model import CallState, EndStatus, Phase
 from gateway.ops.metrics import Metrics
+from gateway.outbox.store import JobStore
 from gateway.tracker import BrokerUnavailable, CallTracker
 from gateway.users.directory import User
 
@@ -55,17 +57,36 @@ class Dialled:
         return json.dumps({"call": self.call_key, "number": self.number, "callerId": self.caller_id})
 
 
-def _from_record(raw: str) -> Dialled | Refusal:
+# What a request key was first used for: (number, caller id), both E.164;
+# None in a refusal kept by an older version, which did not say.
+Asked = tuple[str, str] | None
+
+
+def _from_record(raw: str) -> tuple[Dialled | Refusal | None, Asked]:
+    """A request key's record: the call, the refusal, or None while the first request has no call yet."""
     data = json.loads(raw)
+    pending = data.get("pending")
+    if isinstance(pending, list):
+        return None, (str(pending[0]), str(pending[1]))
     refused = data.get("refused")
     if refused is not None:
-        return Refusal(int(refused["status"]), str(refused["reason"]), str(refused["message"]))
-    return Dialled(str(data["call"]), str(data["number"]), str(data["callerId"]))
+        refusal = Refusal(int(refused["status"]), str(refused["reason"]), str(refused["message"]))
+        asked = data.get("asked")
+        return refusal, (str(asked[0]), str(asked[1])) if isinstance(asked, list) else None
+    dialled = Dialled(str(data["call"]), str(data["number"]), str(data["callerId"]))
+    return dialled, (dialled.number, dialled.caller_id)
 
 
-def _refusal_record(refusal: Refusal) -> str:
+def _pending_record(plan: DialPlan) -> str:
+    return json.dumps({"pending": [plan.target, plan.caller_id]})
+
+
+def _refusal_record(plan: DialPlan, refusal: Refusal) -> str:
     return json.dumps(
-        {"refused": {"status": refusal.status, "reason": refusal.reason, "message": refusal.message}}
+        {
+            "refused": {"status": refusal.status, "reason": refusal.reason, "message": refusal.message},
+            "asked": [plan.target, plan.caller_id],
+        }
     )
 
 
@@ -77,23 +98,37 @@ class DialService:
         settings: DialSettings,
         metrics: Metrics,
         deadline_margin_seconds: float = MARGIN_SECONDS,
+        deadlines: JobStore | None = None,
+        deadline_poll_seconds: float = POLL_SECONDS,
     ) -> None:
         self.tracker = tracker
         self.routes = routes
         self.settings = settings
-        self.watchdog = DialWatchdog(tracker, deadline_margin_seconds)
+        # ``deadlines``: where placed dials' deadlines are shared by every instance
+        # (the gateway on Redis); without it, this process keeps them.
+        self.watchdog = DialWatchdog(
+            tracker, deadline_margin_seconds, deadlines, poll_seconds=deadline_poll_seconds
+        )
         self.dials = Counter(
             "gateway_dials_total",
             "Dial requests, by route and outcome (placed, repeat, or why refused)",
             ["route", "outcome"],
             registry=metrics.registry,
         )
+        self.ends = Counter(
+            "gateway_dial_ends_total",
+            "Dialled calls ended, by how (the end status HubSpot gets)",
+            ["status"],
+            registry=metrics.registry,
+        )
+        tracker.ended_listeners.append(self._ended)
 
     async def start(self) -> None:
-        return None
+        await self.watchdog.start()
 
     async def stop(self) -> None:
-        """Drop the deadlines this process keeps (a dial then ends by its telephony or expires)."""
+        """Stop keeping deadlines here: shared ones are kept by the other instances; without
+        sharing, a dial then ends by its telephony or expires."""
         await self.watchdog.stop()
 
     async def dial(
@@ -123,17 +158,27 @@ class DialService:
                         "is not available on this gateway",
                     )
                 )
+            unready = dialler.refusal_for(user)
+            if unready is not None:
+                raise DialRefused(unready)
             request = DialRequest(user.id, user.tenant, number, user.numbers, caller_id)
-            plan = plan_dial(request, tenant.policy, tenant.route, secrets.token_hex(8))
+            plan = plan_dial(
+                request,
+                tenant.policy,
+                tenant.route,
+                secrets.token_hex(8),
+                chooses_caller_id=dialler.chooses_caller_id,
+            )
             if isinstance(plan, Refusal):
                 raise DialRefused(plan)
-            dialled = Dialled(plan.call_key, plan.target, plan.caller_id)
             if request_key is not None:
+                # Pending until the call exists: a retry meanwhile must not be
+                # answered with a call the rate limit may yet refuse.
                 held = await self.tracker.claim_request(
-                    user.id, request_key, dialled.to_json(), REQUEST_SECONDS
+                    user.id, request_key, _pending_record(plan), REQUEST_SECONDS
                 )
                 if held is not None:
-                    return self._repeat(user, number, route, _from_record(held))
+                    return self._repeat(user, number, route, plan, _from_record(held))
             try:
                 waited = await self.tracker.take_dial_slot(user.id, tenant.rate.dials, tenant.rate.seconds)
             except BrokerUnavailable:
@@ -169,11 +214,18 @@ class DialService:
     ) -> Dialled:
         match_seconds = dialler.match_seconds
         dialled = Dialled(plan.call_key, plan.target, plan.caller_id)
+        created = False
         try:
             await self.tracker.observe(plan.signal(Phase.RINGING, _now_ms()))
+            created = True
             if match_seconds > 0:
                 await self.tracker.expect_dial(user.id, plan.target, plan.call_key, match_seconds)
+            if request_key is not None:
+                await self.tracker.settle_request(user.id, request_key, dialled.to_json(), REQUEST_SECONDS)
         except BrokerUnavailable:
+            if created:
+                # Nothing was placed and no deadline kept: the call must not ring on.
+                await _quietly(self.tracker.observe(plan.signal(Phase.ENDED, _now_ms(), EndStatus.FAILED)))
             if request_key is not None:
                 await _quietly(self.tracker.settle_request(user.id, request_key, None, REQUEST_SECONDS))
             self._count(user, number, plan.route, "broker-down", "the call could not be created")
@@ -184,6 +236,12 @@ class DialService:
                 raise TypeError(f"route {plan.route} returned {type(placed).__name__}, not Placed")
         except DialRefused as exc:
             refusal = exc.refusal
+        except asyncio.CancelledError:
+            # Stopped mid-request (a shutdown, a dropped connection): the route
+            # may have placed the call, so it keeps its deadline, which ends
+            # it if telephony never does.
+            await _quietly(self.watchdog.arm(plan, dialler.ring_seconds, match_seconds))
+            raise
         except Exception as exc:  # a route's bug must not leave a ringing call behind
             log.warning("dial route %s failed: %s: %s", plan.route, type(exc).__name__, exc)
             refusal = Refusal(
@@ -191,7 +249,7 @@ class DialService:
             )
         else:
             # Armed before the binds, which may fail: the call exists and must end.
-            self.watchdog.arm(plan, dialler.ring_seconds, match_seconds)
+            await self.watchdog.arm(plan, dialler.ring_seconds, match_seconds)
             for call_key in placed.joins:
                 await self.tracker.bind_call(user.id, call_key, plan.call_key)
             self._count(user, number, plan.route, "placed", f"{plan.call_key} {placed.reference}".strip())
@@ -210,15 +268,58 @@ class DialService:
         if request_key is not None:
             await _quietly(
                 self.tracker.settle_request(
-                    plan.user_id, request_key, _refusal_record(refusal), REQUEST_SECONDS
+                    plan.user_id, request_key, _refusal_record(plan, refusal), REQUEST_SECONDS
                 )
             )
 
-    def _repeat(self, user: User, number: str, route: str, held: Dialled | Refusal) -> Dialled:
-        if isinstance(held, Refusal):
-            raise DialRefused(held)
-        self._count(user, number, route, "repeat", held.call_key)
-        return held
+    def _repeat(
+        self,
+        user: User,
+        number: str,
+        route: str,
+        plan: DialPlan,
+        held: tuple[Dialled | Refusal | None, Asked],
+    ) -> Dialled:
+        answer, asked = held
+        if asked is not None and asked != (plan.target, plan.caller_id):
+            # A key is one click: the same key for another call is a page's
+            # bug, and answering with the first call would hide it.
+            raise DialRefused(
+                Refusal(
+                    409,
+                    "key-reused",
+                    f"this idempotencyKey was used for a dial to {asked[0]} from {asked[1]}; "
+                    "a new dial needs a new key",
+                )
+            )
+        if answer is None:
+            raise DialRefused(
+                Refusal(409, "in-progress", "this dial is already being placed; wait for its call to show")
+            )
+        if isinstance(answer, Refusal):
+            raise DialRefused(answer)
+        self._count(user, number, route, "repeat", answer.call_key)
+        return answer
+
+    async def _ended(self, state: CallState) -> None:
+        """A dialled call ended: its outcome logged and counted once, by whichever instance saw it first.
+
+        Every end signal comes here (a repeated one too, on any instance):
+        the first claim of the call's end in the broker is the one counted.
+        """
+        if not state.call_key.startswith("dial:"):
+            return
+        status = state.end_status()
+        how = status.value if status is not None else "ENDED"
+        try:
+            # "/" is not allowed in a client's idempotency key: no request key collides.
+            held = await self.tracker.claim_request(state.user_id, f"ended/{state.call_key}", how, 3600)
+        except BrokerUnavailable as exc:
+            log.warning("dial %s ended %s; not counted (%s)", state.call_key, how, exc)
+            return
+        if held is None:
+            self.ends.labels(how).inc()
+            log.info("dial %s of user %s ended: %s", state.call_key, state.user_id, how)
 
     def _count(self, user: User, number: str, route: str, outcome: str, detail: str) -> None:
         self.dials.labels(route, outcome).inc()

@@ -14,15 +14,20 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
-from gateway.dial.routes import DialPlan, DialRefused, Placed, Refusal
+from gateway.dial.routes import DialPlan, DialRefused, Placed, Refusal, no_phone
 from gateway.model import Phase
 from gateway.sources.sip.click_to_dial import REFER_SECONDS, ClickToDial, ClickToDialRefused, DialOrder
 from gateway.sources.sip.click_to_dial_rules import Connected, Outcome
 from gateway.sources.sip.settings import PbxSettings
 from gateway.tracker import BrokerUnavailable, CallTracker
-from gateway.users.directory import Directory
+from gateway.users.directory import Directory, User
 
 log = logging.getLogger("gateway.dial.sip")
+
+NO_AOR = (
+    "you have no phone (SIP address) for the gateway to ring first; "
+    "ask your administrator to add it to your user"
+)
 
 # After the user's phone was answered, how long its call to the number may
 # take to show up in the dialog events and join the dial.
@@ -31,6 +36,11 @@ MATCH_AFTER_RING_SECONDS = 30.0
 
 class SipDialler:
     name = "sip"
+    # The phone calls the number as itself: its PBX decides what the callee
+    # sees. A REFER cannot ask for another caller id in a way PBXes honour
+    # (headers in Refer-To reach the PBX only if the phone copies them, and
+    # a PBX that believed a header from a phone would let anyone choose).
+    chooses_caller_id = False
 
     def __init__(
         self,
@@ -56,17 +66,18 @@ class SipDialler:
         longest = max((pbx.ring_seconds for pbx in self.pbx.values()), default=30.0)
         return longest + REFER_SECONDS
 
+    def refusal_for(self, user: User) -> Refusal | None:
+        if user.tenant not in self.pbx:
+            return _unconfigured(user.tenant)
+        return no_phone(NO_AOR) if not user.aors else None
+
     async def place(self, plan: DialPlan) -> Placed:
         pbx = self.pbx.get(plan.tenant)
         if pbx is None:
-            raise DialRefused(
-                Refusal(409, "route-unavailable", f"no PBX is configured for HubSpot portal {plan.tenant}")
-            )
+            raise DialRefused(_unconfigured(plan.tenant))
         user = self.directory().by_id(plan.user_id)
         if user is None or not user.aors:
-            raise DialRefused(
-                Refusal(409, "route-unavailable", "you have no phone (SIP address) to ring first")
-            )
+            raise DialRefused(no_phone(NO_AOR))
 
         async def report(outcome: Outcome) -> None:
             await self._report(plan, outcome)
@@ -89,6 +100,10 @@ class SipDialler:
         except BrokerUnavailable as exc:
             log.warning("sip dial %s: pending match not withdrawn (%s)", plan.call_key, exc)
         await self.tracker.observe(plan.signal(Phase.ENDED, _now_ms(), outcome.status))
+
+
+def _unconfigured(tenant: int) -> Refusal:
+    return Refusal(409, "route-unavailable", f"no PBX is configured for HubSpot portal {tenant}")
 
 
 def _now_ms() -> int:

@@ -44,7 +44,7 @@ def _detail(body: Any) -> str | None:
     return None
 
 
-class TelnyxDialler:
+class TelnyxDialler(cpaas.RingsUserNumber):
     name = "telnyx"
     match_seconds = 0.0  # every webhook of both legs carries the dial's tag
     ring_seconds = cpaas.RING_SECONDS
@@ -91,8 +91,16 @@ class TelnyxDialler:
         return Placed(reference=reference)
 
     async def connect(self, answered: UserAnswered) -> None:
-        """The user picked up: transfer their leg to the target (the receiver's answer handler)."""
+        """The user picked up: transfer their leg to the target (the receiver's answer handler).
+
+        A dial that had already ended (its create-call request answered too
+        late, say) is not placed after all: the user's phone is hung up.
+        """
         leg = quote(answered.control_id, safe="")
+        if answered.over:
+            log.info("telnyx dial %s had ended when the user answered: hanging up", answered.tag.call_id)
+            await self._hang_up(leg, answered)
+            return
         try:
             await self._post(
                 f"{self._api}/{leg}/actions/transfer",
@@ -107,12 +115,16 @@ class TelnyxDialler:
         except DialRefused as exc:
             log.warning("telnyx transfer of dial %s refused: %s", answered.tag.call_id, exc.refusal.message)
             await self._fail(answered)
-            try:
-                await self._post(
-                    f"{self._api}/{leg}/actions/hangup", {"command_id": f"hangup-{answered.tag.call_id}"}
-                )
-            except DialRefused as again:
-                log.warning("telnyx hangup of dial %s refused: %s", answered.tag.call_id, again)
+            await self._hang_up(leg, answered)
+
+    async def _hang_up(self, leg: str, answered: UserAnswered) -> None:
+        """Hang up the user's leg (``leg``: its call_control_id, quoted for the path)."""
+        try:
+            await self._post(
+                f"{self._api}/{leg}/actions/hangup", {"command_id": f"hangup-{answered.tag.call_id}"}
+            )
+        except DialRefused as again:
+            log.warning("telnyx hangup of dial %s refused: %s", answered.tag.call_id, again)
 
     async def _fail(self, answered: UserAnswered) -> None:
         signal = Signal(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 from xml.sax.saxutils import escape, quoteattr
 
 import httpx
@@ -48,7 +48,7 @@ def twiml(plan: DialPlan, status_url: str) -> str:
     )
 
 
-class TwilioDialler:
+class TwilioDialler(cpaas.RingsUserNumber):
     name = "twilio"
     match_seconds = 0.0  # both legs' callbacks carry the dial's tag
     ring_seconds = cpaas.RING_SECONDS
@@ -98,6 +98,17 @@ class TwilioDialler:
         if not isinstance(sid, str):
             raise DialRefused.by_route("Twilio accepted the call but named no call sid")
         return Placed(reference=sid)
+
+    async def hang_up(self, tag: DialTag, call_sid: str) -> None:
+        """End a call Twilio placed for a dial that is over (``Status=completed`` ends it in any state)."""
+        url = self._calls_url.removesuffix(".json") + f"/{quote(call_sid, safe='')}.json"
+        request = self._http.build_request(
+            "POST",
+            url,
+            content=urlencode({"Status": "completed"}).encode(),
+            headers={"content-type": "application/x-www-form-urlencoded", "authorization": self._basic},
+        )
+        await cpaas.hang_up(self._http, "Twilio", request, tag.call_id)
 
     async def start(self) -> None:
         return None

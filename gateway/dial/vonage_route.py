@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -73,7 +74,7 @@ def _detail(body: Any) -> str | None:
     return None
 
 
-class VonageDialler:
+class VonageDialler(cpaas.RingsUserNumber):
     name = "vonage"
     match_seconds = 0.0  # both legs' events carry the dial's tag
     ring_seconds = cpaas.RING_SECONDS
@@ -131,6 +132,17 @@ class VonageDialler:
         if not isinstance(uuid, str):
             raise DialRefused.by_route("Vonage accepted the call but named no uuid")
         return Placed(reference=uuid)
+
+    async def hang_up(self, tag: DialTag, uuid: str) -> None:
+        """End a call Vonage placed for a dial that is over (``PUT /v1/calls/{uuid}``, ``hangup``)."""
+        token = application_token(self._application_id, self._key, int(time.time()))
+        request = self._http.build_request(
+            "PUT",
+            f"{self._calls_url}/{quote(uuid, safe='')}",
+            json={"action": "hangup"},
+            headers={"authorization": f"Bearer {token}"},
+        )
+        await cpaas.hang_up(self._http, "Vonage", request, tag.call_id)
 
     async def start(self) -> None:
         return None

@@ -9,10 +9,10 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from gateway.config import Settings
-from gateway.http import calls, ingest, ops, sessions, stream, web, webhooks
+from gateway.http import admin, calls, hubspot, ingest, ops, recordings, sessions, stream, web, webhooks
 from gateway.http.errors import ApiError, exception_handlers
 from gateway.http.security import SecurityHeaders
 from gateway.runtime import Gateway
@@ -43,11 +43,15 @@ def create_app(settings: Settings, gw: Gateway) -> Starlette:
         *ingest.routes,
         *calls.routes,
         *ops.routes,
+        *admin.routes,
         *webhooks.routes,
+        *hubspot.routes,
+        *recordings.routes,
         *web.api_routes(settings),
         # Unknown API paths answer JSON like the rest of the API, not the
         # web root's plain 404.
         Route("/api/{rest:path}", _unknown_api, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        *(Mount(path, app) for path, app in gw.mounts.items()),
         # Last: web/ is mounted at the root and would catch everything after it.
         *web.routes(settings),
     ]

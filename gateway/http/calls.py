@@ -33,6 +33,9 @@ async def set_engagement(request: Request) -> JSONResponse:
         raise ApiError(404, f"no call {call_key} for this user", "unknown-call") from None
     except EngagementConflict as exc:
         raise ApiError(409, str(exc), "engagement-conflict") from None
+    if gw.recordings is not None:
+        # A recording that came first is announced now (docs/recordings.md).
+        await gw.recordings.on_engagement(user.tenant, user.id, state.call_key, engagement)
     return JSONResponse(call_snapshot(state))
 
 
@@ -60,8 +63,8 @@ async def dial(request: Request) -> JSONResponse:
     if key is not None and (not isinstance(key, str) or not request_key_valid(key)):
         raise ApiError(422, "idempotencyKey must be 1-128 of A-Z a-z 0-9 . _ : -", "bad-field")
     caller_id = data.get("callerId")
-    if caller_id is not None and not isinstance(caller_id, str):
-        raise ApiError(422, "callerId must be a phone number", "bad-field")
+    if caller_id is not None and (not isinstance(caller_id, str) or len(caller_id) > 64):
+        raise ApiError(422, "callerId must be a phone number of at most 64 characters", "bad-field")
     try:
         dialled = await gw.dialling.dial(user, number, request_key=key, caller_id=caller_id)
     except DialRefused as exc:

@@ -1,8 +1,9 @@
 """Every refusal is a JSON body with one precise sentence, counted by route and reason.
 
 Handlers raise ``ApiError``; a broker that cannot be reached
-(``BrokerUnavailable``) or a call that kept changing (``Conflict``) becomes
-a 503 here, once for every route, so that the sender retries.
+(``BrokerUnavailable``), a call that kept changing (``Conflict``) or an
+outbox whose store cannot be written (``StoreUnavailable``) becomes a 503
+here, once for every route, so that the sender retries.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.broker import BrokerUnavailable, Conflict
 from gateway.ops.metrics import Metrics
+from gateway.outbox.store import StoreUnavailable
 
 log = logging.getLogger("gateway")
 
@@ -45,6 +47,8 @@ def as_api_error(exc: Exception) -> ApiError:
         return ApiError(503, f"event broker unavailable: {exc}", "broker-down")
     if isinstance(exc, Conflict):
         return ApiError(503, str(exc), "conflict")
+    if isinstance(exc, StoreUnavailable):
+        return ApiError(503, f"job store unavailable: {exc}", "outbox-down")
     raise TypeError(f"no API answer for {type(exc).__name__}")
 
 
@@ -58,4 +62,4 @@ def exception_handlers(metrics: Metrics) -> dict[type[Exception], ExceptionHandl
             log.warning("%s %s: %s", request.method, where, error.message)
         return JSONResponse({"error": error.message}, status_code=error.status, headers=error.headers)
 
-    return {ApiError: refuse, BrokerUnavailable: refuse, Conflict: refuse}
+    return {ApiError: refuse, BrokerUnavailable: refuse, Conflict: refuse, StoreUnavailable: refuse}

@@ -138,16 +138,14 @@ async def login(request: Request) -> JSONResponse:
     portal_id = _optional_id(data, "portalId")
     hubspot_user_id = _optional_id(data, "hubspotUserId")
     client = request.client.host if request.client else "unknown"
-    now = time.monotonic()
-    wait = gw.logins.retry_after(name, client, now)
+    wait = await gw.logins.admit(name, client)
     if wait > 0:
         raise ApiError(429, f"too many failed logins; try again in {int(wait) + 1} s", "throttled")
-    gw.logins.attempt(name, client, now)
     user = gw.directory.by_login(name)
     ok = await gw.logins.check_password(password, user.password_hash if user else None)
     if user is None or not ok:
         raise ApiError(401, "wrong login or password", "bad-password")
-    gw.logins.succeeded(name, client)
+    await gw.logins.succeeded(name, client)
     check_hubspot_identity(user, portal_id, hubspot_user_id)
     return _session(request, gw, user)
 

@@ -22,9 +22,17 @@ from gateway.broker.stream_queue import StreamQueue
 from gateway.http.bodies import read_json_object
 from gateway.http.errors import ApiError
 from gateway.http.sessions import current_user, gateway_of, user_from_ticket
+from gateway.model import LOGGED_BY_GATEWAY
 from gateway.runtime import Gateway
 from gateway.users.directory import User
-from gateway.wire import SSE_HEARTBEAT, format_event_id, parse_event_id, sse_events, sse_opening
+from gateway.wire import (
+    SSE_HEARTBEAT,
+    event_call_key,
+    format_event_id,
+    parse_event_id,
+    sse_events,
+    sse_opening,
+)
 
 log = logging.getLogger("gateway.stream")
 
@@ -140,12 +148,25 @@ async def claim(request: Request) -> JSONResponse:
 
     A page asks just before it passes an event on to HubSpot; a page that is
     told false (another tab, or the page before a reload, passed it on) only
-    shows it.
+    shows it. An event of a call the gateway logged itself is never passed
+    on (docs/call-logging.md#the-widget-and-the-gateway): the SDK would make
+    a second engagement.
     """
     gw = gateway_of(request)
     user = current_user(request, gw)
     event_id = _event_id((await read_json_object(request)).get("eventId"), "eventId")
+    if gw.call_logger is not None and await _logged_by_gateway(gw, user.id, event_id):
+        return JSONResponse({"deliver": False, "loggedBy": LOGGED_BY_GATEWAY})
     return JSONResponse({"deliver": await gw.broker.claim_event(user.id, event_id)})
+
+
+async def _logged_by_gateway(gw: Gateway, user_id: str, event_id: str) -> bool:
+    envelope = await gw.broker.history_event(user_id, event_id)
+    call_key = None if envelope is None else event_call_key(envelope.data)
+    if call_key is None:
+        return False
+    state = await gw.tracker.get_call(user_id, call_key)
+    return state is not None and state.logged_by == LOGGED_BY_GATEWAY
 
 
 async def acknowledge(request: Request) -> JSONResponse:

@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from gateway.config import Settings
+from gateway.http import wrapup
 from gateway.http.errors import ApiError
 from gateway.http.security import loopback_twin, page_policy
 from gateway.http.sessions import current_user, gateway_of
@@ -101,9 +102,10 @@ def routes(settings: Settings) -> list[BaseRoute]:
 
 def api_routes(settings: Settings) -> list[BaseRoute]:
     """The page's own API routes (they must come before the root mount)."""
+    own: list[BaseRoute] = [*wrapup.routes]
     if settings.dev:
-        return [Route("/api/dev/demo-call", demo_call, methods=["POST"])]
-    return []
+        own.append(Route("/api/dev/demo-call", demo_call, methods=["POST"]))
+    return own
 
 
 # -- dev mode only: a scripted demo call for the logged-in user ---------------

@@ -16,6 +16,7 @@ from starlette.routing import Route
 from gateway.http.bodies import read_body
 from gateway.http.errors import ApiError
 from gateway.http.sessions import gateway_of
+from gateway.sources.webhooks import telnyx
 from gateway.sources.webhooks.common import WebhookError
 from gateway.sources.webhooks.receiver import Delivery
 
@@ -41,7 +42,16 @@ def endpoint(provider: str) -> Callable[[Request], Awaitable[JSONResponse]]:
         body = await read_body(request, gw.settings.max_body_bytes)
         delivery = Delivery(request_url(request, gw.settings.public_url), request.headers, body)
         try:
+            if provider == "telnyx" and gw.recordings is not None and telnyx.is_recording(body):
+                # Telnyx posts call.recording.saved to the same URL as the call's events.
+                saved = await gw.recordings.receive(provider, delivery)
+                return JSONResponse(
+                    {"ignored": saved.ignored} if saved.ignored else {"recording": saved.external_id}
+                )
             outcome = await gw.webhooks.receive(provider, delivery)
+            if provider == "vonage" and gw.recordings is not None:
+                # Verified: which leg its conversation is, for the recording event to come.
+                await gw.recordings.note_vonage_status(body)
         except WebhookError as exc:
             raise ApiError(exc.status, exc.message, exc.reason) from None
         if outcome.ignored is not None:

@@ -9,6 +9,25 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 
+class CountByLabel:
+    """A counter with one label, each label's child looked up once.
+
+    ``Counter.labels`` takes a lock and builds a key on every call; the hot
+    paths count every signal, event and SIP message. Only for labels from a
+    bounded set (a child is kept per label, like the counter's own).
+    """
+
+    def __init__(self, counter: Counter) -> None:
+        self._counter = counter
+        self._children: dict[str, Counter] = {}
+
+    def inc(self, label: str) -> None:
+        child = self._children.get(label)
+        if child is None:
+            child = self._children[label] = self._counter.labels(label)
+        child.inc()
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -18,6 +37,8 @@ class Metrics:
         self.events = Counter(
             "gateway_events_total", "SDK events emitted, by type", ["type"], registry=self.registry
         )
+        self.count_signal = CountByLabel(self.signals)
+        self.count_event = CountByLabel(self.events)
         self.rejected = Counter(
             "gateway_rejected_total",
             "Requests or messages refused, by where and why",

@@ -37,6 +37,11 @@ _KNOWN = {
     "transferred",
 }
 
+# What each choice accepts, made once rather than per signal.
+_DIRECTIONS = {d.value: d for d in Direction}
+_PHASES = {p.name.lower(): p for p in Phase}
+_END_STATUSES = {s.value: s for s in EndStatus}
+
 
 @dataclass
 class IngestError(ValueError):
@@ -104,9 +109,9 @@ def _signal(item: Any, index: int, directory: Directory, now_ms: int) -> Signal:
     assert call_id is not None
     if not _CALL_ID.match(call_id):
         raise IngestError(422, f"{where}: callId must match {_CALL_ID.pattern}")
-    direction = choice("direction", {d.value: d for d in Direction}, required=True)
-    phase = choice("phase", {p.name.lower(): p for p in Phase}, required=True)
-    end_status = choice("endStatus", {s.value: s for s in EndStatus})
+    direction = choice("direction", _DIRECTIONS, required=True)
+    phase = choice("phase", _PHASES, required=True)
+    end_status = choice("endStatus", _END_STATUSES)
     transferred = item.get("transferred", False)
     if not isinstance(transferred, bool):
         raise IngestError(422, f"{where}: transferred must be true or false")

@@ -24,6 +24,8 @@ _AOR = re.compile(
     r"^\s*<?\s*(sips?):([^@>;\s]+)@(\[[0-9A-Fa-f:.]+\]|[^>;:\s\[\]]+)(?::[0-9]+)?", re.IGNORECASE
 )
 _LOGIN = re.compile(r"^[A-Za-z0-9._@+-]{1,64}\Z")
+# A PBX extension as AMI and the event socket name it (the device part of a channel).
+_EXTENSION = re.compile(r"^[A-Za-z0-9_.+-]{1,32}\Z")
 
 
 class DirectoryError(ValueError):
@@ -58,6 +60,8 @@ class User:
     display_name: str = ""
     aors: tuple[str, ...] = field(default=())
     numbers: tuple[str, ...] = field(default=())
+    # The user's extension on the tenant's PBX (AMI, event socket); "" when none.
+    extension: str = ""
 
     @property
     def own_number(self) -> str | None:
@@ -67,6 +71,13 @@ class User:
         know only the remote party; HubSpot logs both ends either way.
         """
         return self.numbers[0] if self.numbers else None
+
+    @property
+    def pbx_extension(self) -> str | None:
+        """The extension a PBX rings for the user: the one given, else the first numeric AOR user part."""
+        if self.extension:
+            return self.extension
+        return next((ext for ext in map(_extension, self.aors) if ext is not None), None)
 
     def public(self) -> dict[str, Any]:
         """What the user's own browser may see about the user."""
@@ -105,6 +116,11 @@ class User:
                 if number is None:
                     raise DirectoryError(f"user {login}: {raw!r} is not a phone number")
                 numbers.append(number)
+            extension = str(data.get("extension") or "").strip()
+            if extension and not _EXTENSION.match(extension):
+                raise DirectoryError(
+                    f"user {login}: {extension!r} is not an extension (1-32 of A-Z 0-9 _ . + -)"
+                )
             hubspot = data.get("hubspot_user_id")
             return cls(
                 id=str(data.get("id") or login),
@@ -115,6 +131,7 @@ class User:
                 display_name=str(data.get("display_name", "")),
                 aors=tuple(aors),
                 numbers=tuple(numbers),
+                extension=extension,
             )
         except KeyError as exc:
             raise DirectoryError(f"user entry is missing {exc.args[0]!r}") from None
@@ -132,7 +149,10 @@ def _extension(aor: str | None) -> str | None:
 
 
 def _extension_keys(user: User) -> set[tuple[int, str]]:
-    return {(user.tenant, ext) for ext in map(_extension, user.aors) if ext is not None}
+    keys = {(user.tenant, ext) for ext in map(_extension, user.aors) if ext is not None}
+    if user.extension:
+        keys.add((user.tenant, user.extension))
+    return keys
 
 
 class Directory:
@@ -146,6 +166,8 @@ class Directory:
         self._by_number: dict[str, User] = {}
         # (tenant, extension) -> the users whose AOR has that numeric user part.
         self._by_extension: dict[tuple[int, str], list[User]] = {}
+        # (tenant, extension) -> the user given that extension explicitly.
+        self._by_own_extension: dict[tuple[int, str], User] = {}
         for user in users:
             self.add(user)
 
@@ -164,7 +186,15 @@ class Directory:
         for number in user.numbers:
             if number in self._by_number:
                 raise DirectoryError(f"{number} already belongs to {self._by_number[number].login}")
+        own_extension = (user.tenant, user.extension)
+        if user.extension and own_extension in self._by_own_extension:
+            holder = self._by_own_extension[own_extension].login
+            raise DirectoryError(
+                f"extension {user.extension} of portal {user.tenant} already belongs to {holder}"
+            )
         self._by_id[user.id] = user
+        if user.extension:
+            self._by_own_extension[own_extension] = user
         self._by_login[user.login] = user
         self._by_aor.update({aor: user for aor in user.aors})
         self._by_number.update({number: user for number in user.numbers})
@@ -180,6 +210,7 @@ class Directory:
             del self._by_aor[aor]
         for number in user.numbers:
             del self._by_number[number]
+        self._by_own_extension.pop((user.tenant, user.extension), None)
         for key in _extension_keys(user):
             self._by_extension[key].remove(user)
             if not self._by_extension[key]:
@@ -214,6 +245,14 @@ class Directory:
         extension = _extension(normalise_aor(raw))
         if extension is None:
             return None
+        found = self._by_extension.get((tenant, extension), [])
+        return found[0] if len(found) == 1 else None
+
+    def by_extension(self, tenant: int, extension: str) -> User | None:
+        """The user a PBX extension of ``tenant`` rings: the one given it, else the one AOR with it."""
+        user = self._by_own_extension.get((tenant, extension))
+        if user is not None:
+            return user
         found = self._by_extension.get((tenant, extension), [])
         return found[0] if len(found) == 1 else None
 

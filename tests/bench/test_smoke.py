@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from bench.run import Options, run
 from bench.sse import SseParser
 
@@ -37,3 +39,12 @@ def test_sse_parser_reassembles_events_split_across_reads() -> None:
     events = [event for i in range(len(wire)) for event in parser.feed(wire[i : i + 1])]
     assert parser.status == 200 and parser.opened and parser.ended
     assert events == [b'{"a":1}', b'{"b":2}']
+
+
+async def test_bench_summary_is_one_line_of_json_with_cpu_per_event() -> None:
+    report = await run(Options(streams=10, rate=40, seconds=1, quiet=True))
+    line = json.dumps(report.summary())
+    assert "\n" not in line
+    summary = json.loads(line)
+    assert summary["events_sent"] == 40 and summary["lost"] == 0
+    assert summary["server_cpu_ms_per_event"] > 0

@@ -12,6 +12,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from gateway.broker import redis as redis_broker
+from gateway.broker.redis import commands as redis_commands
+from gateway.broker.redis import direct as redis_direct
+from gateway.broker.redis import topology as redis_topology
+from tests.support import logcheck
 from tests.support.harness import Client, make_settings, running_gateway, signal
 from tests.support.servers import RedisServer
 
@@ -118,6 +122,40 @@ async def test_streams_are_multiplexed_over_one_pubsub_connection(
                 await stream.close()
 
 
+async def test_control_messages_it_cannot_read_are_ignored_and_calls_flow_on(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    settings = make_settings(tmp_path, redis_url=redis_server.url)
+    async with running_gateway(settings) as gw:
+        token = await gw.login("alice")
+        async with gw.stream(token) as stream:
+            admin = aioredis.Redis.from_url(redis_server.url)
+            channel = f"{settings.key_prefix}:control"
+            for garbage in (b"recover " + b"9" * 5000, b"recover -1", b"\xff\xfe", b"shutdown now"):
+                assert await admin.publish(channel, garbage) == 1  # heard by the gateway
+            await admin.aclose()
+            assert (await gw.ingest(signal("after-garbage", "ringing"))).status_code == 202
+            event = await stream.next()
+    assert event.json["externalCallId"] == "ingest:after-garbage"
+
+
+async def test_a_recovery_window_another_instance_announces_is_believed_only_so_long(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    settings = make_settings(tmp_path, redis_url=redis_server.url)
+    async with running_gateway(settings) as gw:
+        admin = aioredis.Redis.from_url(redis_server.url)
+        assert await admin.publish(f"{settings.key_prefix}:control", b"recover 999999999") == 1
+        await admin.aclose()
+        broker = gw.gateway.broker
+        assert isinstance(broker, redis_broker.RedisBroker)
+        async with asyncio.timeout(5):
+            while broker._recovering_until == 0.0:  # noqa: ASYNC110  (heard on the pub/sub task)
+                await asyncio.sleep(0.01)
+        left = broker._recovering_until - asyncio.get_running_loop().time()
+    assert 0 < left <= 30
+
+
 async def test_redis_outage_is_reported_and_recovered_from(tmp_path: Path, redis_server: RedisServer) -> None:
     async with running_gateway(make_settings(tmp_path, redis_url=redis_server.url)) as gw:
         token = await gw.login("alice")
@@ -176,6 +214,21 @@ async def test_a_stream_that_drops_before_its_first_event_loses_nothing(
     assert second.json["type"] == "callAnswered"
 
 
+async def ingest_past_trimming(gw: Client, prefix: str) -> None:
+    """400 calls: MAXLEN ~ trims whole nodes (100 entries by default), so well past a history of 10."""
+    for batch in range(4):
+        calls = [signal(f"{prefix}{batch}-{n}", "ringing") for n in range(100)]
+        assert (await gw.ingest({"signals": calls})).status_code == 202
+
+
+async def resumed_after(gw: Client, token: str, last_event_id: str) -> tuple[str, str]:
+    """What a stream resumed after ``last_event_id`` sends first, and next: the events' kinds."""
+    async with gw.stream(token, last_event_id=last_event_id) as resumed:
+        gap = await resumed.next()
+        first = await resumed.next()
+    return gap.event, first.event
+
+
 async def test_a_resume_after_redis_trimmed_the_history_says_there_is_a_gap(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
@@ -185,15 +238,8 @@ async def test_a_resume_after_redis_trimmed_the_history_says_there_is_a_gap(
         async with gw.stream(token) as stream:
             await gw.ingest(signal("g0", "ringing"))
             seen = await stream.next()
-        # MAXLEN ~ trims whole nodes (100 entries by default): go well past.
-        for batch in range(4):
-            calls = [signal(f"g{batch}-{n}", "ringing") for n in range(100)]
-            assert (await gw.ingest({"signals": calls})).status_code == 202
-        async with gw.stream(token, last_event_id=seen.id) as resumed:
-            gap = await resumed.next()
-            first = await resumed.next()
-    assert gap.event == "gap"
-    assert first.event == "sdk"
+        await ingest_past_trimming(gw, "g")
+        assert await resumed_after(gw, token, seen.id) == ("gap", "sdk")
 
 
 async def test_a_resume_from_an_empty_historys_hello_after_trimming_says_there_is_a_gap(
@@ -205,14 +251,8 @@ async def test_a_resume_from_an_empty_historys_hello_after_trimming_says_there_i
         async with gw.stream(token) as empty_history:
             pass
         assert empty_history.head_id == "0-0"
-        for batch in range(4):
-            calls = [signal(f"e{batch}-{n}", "ringing") for n in range(100)]
-            assert (await gw.ingest({"signals": calls})).status_code == 202
-        async with gw.stream(token, last_event_id=empty_history.head_id) as resumed:
-            gap = await resumed.next()
-            first = await resumed.next()
-    assert gap.event == "gap"
-    assert first.event == "sdk"
+        await ingest_past_trimming(gw, "e")
+        assert await resumed_after(gw, token, empty_history.head_id) == ("gap", "sdk")
 
 
 async def test_a_resume_from_an_empty_historys_hello_gets_all_of_an_untrimmed_history_without_a_gap(
@@ -269,16 +309,24 @@ async def test_an_engagement_for_a_call_seen_only_by_another_instance_is_kept(
     assert response.json()["engagementId"] == 77
 
 
-async def test_a_call_gone_from_redis_starts_over_though_the_instance_remembers_it(
+async def test_a_call_that_expired_in_redis_starts_over_though_the_instance_remembers_it(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
-    async with running_gateway(make_settings(tmp_path, redis_url=redis_server.url)) as gw:
+    settings = make_settings(tmp_path, redis_url=redis_server.url, call_ttl_seconds=1)
+    admin = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    await admin.config_set("notify-keyspace-events", "Ex")
+    expired = admin.pubsub()
+    await expired.subscribe("__keyevent@0__:expired")
+    async with running_gateway(settings) as gw:
         first = await gw.ingest(signal("x1", "ringing"))
-        admin = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
         try:
-            # As when the call's state expires (call_ttl_seconds).
-            assert await admin.delete(*await admin.keys("*:call:ingest:x1")) == 1
+            # Redis tells when the call's state expired (call_ttl_seconds).
+            async with asyncio.timeout(5):
+                async for message in expired.listen():
+                    if str(message["data"]).endswith(":call:ingest:x1"):
+                        break
         finally:
+            await expired.aclose()  # type: ignore[no-untyped-call]
             await admin.aclose()
         # Unchanged by the remembered state, yet not by the stored one.
         again = await gw.ingest(signal("x1", "ringing"))
@@ -286,10 +334,32 @@ async def test_a_call_gone_from_redis_starts_over_though_the_instance_remembers_
     assert len(again.json()["events"]) == 1
 
 
+async def test_a_call_redis_forgot_before_its_ttl_keeps_what_the_instance_remembers(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with running_gateway(make_settings(tmp_path, redis_url=redis_server.url)) as gw:
+        token = await gw.login("alice")
+        async with gw.stream(token) as stream:
+            await gw.ingest(signal("x1", "ringing"))
+            await gw.ingest(signal("x1", "answered"))
+            admin = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+            try:
+                # As a failover to a replica that never got the call would.
+                assert await admin.delete(*await admin.keys("*:call:ingest:x1")) == 1
+            finally:
+                await admin.aclose()
+            again = await gw.ingest(signal("x1", "ringing"))
+            await gw.ingest(signal("x1", "ended"))
+            events = await stream.take(4)
+    assert again.json()["events"] == []
+    assert [e.json["type"] for e in events] == ["incomingCall", "callAnswered", "callEnded", "callCompleted"]
+    assert events[2].json["payload"]["callEndStatus"] == "COMPLETED"
+
+
 async def test_a_redis_that_stops_answering_gets_503_within_the_command_deadline(
     tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(redis_broker, "_COMMAND_SECONDS", 0.5)
+    monkeypatch.setattr(redis_commands, "COMMAND_SECONDS", 0.5)
     async with running_gateway(make_settings(tmp_path, redis_url=redis_server.url)) as gw:
         assert (await gw.ingest(signal("p1", "ringing"))).status_code == 202
         assert redis_server.proc is not None
@@ -307,6 +377,129 @@ async def test_more_commands_at_once_than_pooled_connections_all_succeed(
     async with running_gateway(make_settings(tmp_path, redis_url=redis_server.url)) as gw:
         broker = gw.gateway.broker
         assert isinstance(broker, redis_broker.RedisBroker)
-        calls = [broker.get_call("alice", f"ingest:n{i}") for i in range(3 * redis_broker._CONNECTIONS)]
+        calls = [broker.get_call("alice", f"ingest:n{i}") for i in range(3 * redis_topology.CONNECTIONS)]
         found = await asyncio.gather(*calls)
     assert found == [None] * len(calls)
+
+
+async def test_one_request_for_several_users_keeps_each_users_signals_in_order(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    # Users' signals are advanced together (one pipelined round trip); a
+    # user's own still one after the other, in the order sent.
+    async with running_gateway(make_settings(tmp_path, redis_url=redis_server.url)) as gw:
+        alice, bob = await gw.login("alice"), await gw.login("bob")
+        async with gw.stream(alice) as to_alice, gw.stream(bob) as to_bob:
+            body = {
+                "signals": [
+                    signal("a1", "ringing"),
+                    signal("b1", "ringing", user="bob"),
+                    signal("a1", "answered"),
+                    signal("b1", "answered", user="bob"),
+                    signal("a1", "ended"),
+                    signal("a2", "ringing"),
+                ]
+            }
+            response = await gw.ingest(body)
+            alices, bobs = await to_alice.take(5), await to_bob.take(2)
+    assert response.status_code == 202
+    assert [(e.json["externalCallId"], e.json["type"]) for e in alices] == [
+        ("ingest:a1", "incomingCall"),
+        ("ingest:a1", "callAnswered"),
+        ("ingest:a1", "callEnded"),
+        ("ingest:a1", "callCompleted"),
+        ("ingest:a2", "incomingCall"),
+    ]
+    assert [e.json["type"] for e in bobs] == ["incomingCall", "callAnswered"]
+    # The answer lists the events in the order of the signals that emitted
+    # them (ids are per user's history: alice's and bob's may be equal).
+    a, b = [e.id for e in alices], [e.id for e in bobs]
+    assert response.json()["events"] == [a[0], b[0], a[1], b[1], a[2], a[3], a[4]]
+
+
+async def test_a_script_redis_forgot_is_loaded_again_and_the_signal_still_lands(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with running_gateway(make_settings(tmp_path, redis_url=redis_server.url)) as gw:
+        token = await gw.login("alice")
+        async with gw.stream(token) as stream:
+            assert (await gw.ingest(signal("f1", "ringing"))).status_code == 202
+            await stream.next()
+            admin = aioredis.Redis.from_url(redis_server.url)
+            await admin.script_flush()
+            await admin.aclose()
+            assert (await gw.ingest(signal("f2", "ringing"))).status_code == 202
+            assert (await stream.next()).json["externalCallId"] == "ingest:f2"
+
+
+async def test_several_users_signals_that_met_a_forgotten_script_all_land_with_one_load(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    # After a Redis restart every script of the first pipelines meets
+    # NOSCRIPT: loaded once for them all, then run again together.
+    async with running_gateway(make_settings(tmp_path, redis_url=redis_server.url)) as gw:
+        alice, bob = await gw.login("alice"), await gw.login("bob")
+        async with gw.stream(alice) as to_alice, gw.stream(bob) as to_bob:
+            admin = aioredis.Redis.from_url(redis_server.url)
+            try:
+                await admin.script_flush()
+                await admin.config_resetstat()
+                body = {"signals": [signal("a1", "ringing"), signal("b1", "ringing", user="bob")]}
+                assert (await gw.ingest(body)).status_code == 202
+                loads = (await admin.info("commandstats")).get("cmdstat_script|load", {"calls": 0})
+            finally:
+                await admin.aclose()
+            assert [(await to_alice.next()).json["externalCallId"]] == ["ingest:a1"]
+            assert [(await to_bob.next()).json["externalCallId"]] == ["ingest:b1"]
+    assert loads["calls"] == 1
+
+
+async def test_a_pubsub_connection_that_falls_silent_is_dropped_and_its_streams_closed(
+    tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Silent as long as two idle periods (the second after a PING): taken
+    # for lost, as a closed connection is.
+    monkeypatch.setattr(redis_direct, "IDLE_SECONDS", 0.2)
+    monkeypatch.setattr(redis_commands, "COMMAND_SECONDS", 0.5)
+    async with running_gateway(make_settings(tmp_path, redis_url=redis_server.url)) as gw:
+        token = await gw.login("alice")
+        async with gw.stream(token) as stream:
+            assert redis_server.proc is not None
+            redis_server.proc.send_signal(signal_module.SIGSTOP)  # alive, connected, silent
+            try:
+                await asyncio.wait_for(stream.ended.wait(), 5)
+                assert (await gw.http.get("/readyz")).status_code == 503
+            finally:
+                redis_server.proc.send_signal(signal_module.SIGCONT)
+        await gw.until_ready()
+        async with gw.stream(token) as stream:
+            assert (await gw.ingest(signal("s1", "ringing"))).status_code == 202
+            assert (await stream.next()).json["externalCallId"] == "ingest:s1"
+
+
+async def test_a_pubsub_listener_failing_on_a_bug_closes_its_streams_and_listens_again(
+    tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not Redis trouble, so no loss check would explain it: the listener must
+    # still not die with the gateway reporting ready and delivering nothing.
+    failing = asyncio.Event()
+    read = redis_direct.Subscriber.read
+
+    async def read_or_fail(self: redis_direct.Subscriber) -> list[list[object]]:
+        if failing.is_set():
+            failing.clear()
+            raise RuntimeError("a bug in the listener")
+        return await read(self)
+
+    monkeypatch.setattr(redis_direct.Subscriber, "read", read_or_fail)
+    async with running_gateway(make_settings(tmp_path, redis_url=redis_server.url)) as gw:
+        token = await gw.login("alice")
+        with logcheck.expect_log("gateway.broker.redis", "pub/sub listener failed"):
+            async with gw.stream(token) as stream:
+                failing.set()
+                assert (await gw.ingest(signal("b1", "ringing"))).status_code == 202
+                await asyncio.wait_for(stream.ended.wait(), 5)
+        await gw.until_ready()
+        async with gw.stream(token) as stream:
+            assert (await gw.ingest(signal("b2", "ringing"))).status_code == 202
+            assert (await stream.next()).json["externalCallId"] == "ingest:b2"

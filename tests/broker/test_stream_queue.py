@@ -57,7 +57,11 @@ async def test_a_client_that_stops_reading_is_cut_off_and_others_keep_up(tmp_pat
                             break
                     else:
                         raise AssertionError("the stuck stream was never cut off")
+                    # Its subscription goes when its response ends, a moment later
+                    # on a loaded machine; the healthy one stays.
+                    async with asyncio.timeout(10):
+                        while gw.gateway.broker.stream_count() != 1:  # noqa: ASYNC110
+                            await asyncio.sleep(0.01)
                 assert "gateway_stream_overflows_total 1.0" in (await gw.http.get("/metrics")).text
-                assert gw.gateway.broker.stream_count() == 0
         finally:
             stuck.close()

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from playwright.async_api import Browser, Route
 
-from tests.support.browser import Message, Simulator, open_simulator
+from tests.support.browser import Message, Simulator, open_simulator, shown
 from tests.support.harness import Client, signal
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
@@ -75,7 +75,7 @@ async def test_inbound_call_reaches_hubspot_in_sdk_order_with_its_engagement(sim
 
     await feed(sim, signal("in-1", "answered", at=1_700_000_002_000))
     await sim.from_app("CALL_ANSWERED")
-    await sim.widget.locator("#call-state", has_text="In call").wait_for()
+    await sim.widget.locator(".call-state", has_text="In call").wait_for()
     shot = await sim.screenshot("browser-inbound-call.png")
     assert shot.stat().st_size > 10_000
 
@@ -123,7 +123,7 @@ async def test_outbound_call_reaches_hubspot_in_sdk_order_with_its_engagement(si
     assert started["toNumber"] == "+15555550177"
     assert started["createEngagement"] is True
     engagement = await engagement_handed_out(sim, call)
-    await sim.widget.get_by_text("+15555550177").wait_for()
+    await sim.widget.get_by_text(shown("+15555550177")).wait_for()
 
     await feed(
         sim, signal("out-1", "answered", **out), signal("out-1", "ended", endStatus="COMPLETED", **out)

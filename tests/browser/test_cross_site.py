@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Route
 
-from tests.support.browser import Message, Simulator, open_simulator
+from tests.support.browser import Message, Simulator, open_simulator, shown
 from tests.support.harness import Client, signal
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
@@ -49,7 +49,7 @@ async def answered_call(sim: Simulator, call_id: str) -> int:
     replies = await sim.to_app("CREATE_ENGAGEMENT_SUCCEEDED")
     await feed(sim, signal(call_id, "answered"))
     await sim.from_app("CALL_ANSWERED")
-    await sim.widget.locator("#call-state", has_text="In call").wait_for()
+    await sim.widget.locator(".call-state", has_text="In call").wait_for()
     engagement: int = replies[0]["data"]["engagementId"]
     return engagement
 
@@ -89,7 +89,7 @@ async def check_reload_mid_call(sim: Simulator, storage: str) -> None:
     completed = (await sim.from_app("CALL_COMPLETED"))[0]["data"]
     assert ended == {"externalCallId": call, "callEndStatus": "COMPLETED", "engagementId": engagement}
     assert completed["engagementId"] == engagement
-    await sim.widget.locator("#call-state", has_text="Ended").wait_for()
+    await sim.widget.locator(".call-state", has_text="Ended").wait_for()
     assert not await sim.widget.locator("#login").is_visible()
     # Something later, so that anything sent twice would be in by now.
     await feed(sim, signal("after-1", "ringing"))
@@ -124,11 +124,11 @@ async def test_a_second_tab_signs_in_by_itself_and_sends_nothing_twice(sim: Simu
     await feed(sim, signal("tabs-1", "ended", endStatus="COMPLETED"))
     await sim.from_app("CALL_COMPLETED")
     await feed(sim, signal("tabs-2", "ringing", **{"from": "+15555550177"}))
-    await tab.widget.get_by_text("+15555550177").wait_for()
-    await sim.widget.get_by_text("+15555550177").wait_for()
+    await tab.widget.get_by_text(shown("+15555550177")).wait_for()
+    await sim.widget.get_by_text(shown("+15555550177")).wait_for()
     await feed(sim, signal("tabs-2", "ended", endStatus="CANCELED"))
-    await tab.widget.locator("#call-state", has_text="Ended").wait_for()
-    await sim.widget.locator("#call-state", has_text="Ended").wait_for()
+    await tab.widget.locator(".call-state", has_text="Ended").wait_for()
+    await sim.widget.locator(".call-state", has_text="Ended").wait_for()
     await sim.screenshot("browser-cross-site-first-tab.png")
     await tab.screenshot("browser-cross-site-second-tab.png")
 

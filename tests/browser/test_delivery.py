@@ -8,7 +8,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser
 
-from tests.support.browser import Message, Simulator, open_simulator
+from tests.support.browser import Message, Simulator, open_simulator, shown
 from tests.support.harness import Client, signal
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
@@ -135,7 +135,7 @@ async def test_failed_engagement_notice_names_the_call_shows_hubspots_text_and_c
     notice = sim.widget.locator("#notices li")
     await notice.wait_for()
     text = await notice.inner_text()
-    assert "HubSpot could not log the inbound call from +15555550199" in text
+    assert f"HubSpot could not log the inbound call from {shown('+15555550199')}" in text
     assert "The simulator refused to log this call" in text
     assert "[object Object]" not in text
     await sim.screenshot("browser-engagement-failed-notice.png")

@@ -63,11 +63,14 @@ async def test_a_dial_is_one_call_from_the_click_to_its_completion(dev_simulator
     assert completed["engagementId"] == engagement
     assert completed["engagementProperties"]["hs_call_status"] == "COMPLETED"
     assert completed["engagementProperties"]["hs_call_direction"] == "OUTBOUND"
-    await sim.widget.locator("#call-state", has_text="Ended").wait_for()
+    await sim.widget.locator(".call-state", has_text="Ended").wait_for()
 
 
-@pytest.mark.parametrize(("number", "status"), [(demo.DEMO_BUSY, "BUSY"), (demo.DEMO_NO_ANSWER, "NO_ANSWER")])
-async def test_the_demo_numbers_end_busy_and_unanswered(
+@pytest.mark.parametrize(
+    ("number", "status"),
+    [(demo.DEMO_BUSY, "BUSY"), (demo.DEMO_NO_ANSWER, "NO_ANSWER"), (demo.DEMO_CANCELED, "CANCELED")],
+)
+async def test_the_demo_numbers_end_busy_unanswered_and_canceled(
     dev_simulator: Simulator, number: str, status: str
 ) -> None:
     sim = dev_simulator
@@ -77,6 +80,16 @@ async def test_the_demo_numbers_end_busy_and_unanswered(
     await sim.from_app("CALL_COMPLETED")
     types = [m["type"] for m in await sim.call_messages(ended["externalCallId"]) if m["dir"] == "in"]
     assert types == ["OUTGOING_CALL_STARTED", "CALL_ENDED", "CALL_COMPLETED"]
+
+
+async def test_the_simulator_offers_a_number_for_every_ending_of_the_demo_route(
+    dev_simulator: Simulator,
+) -> None:
+    offered = await dev_simulator.page.locator("#dial-examples option").evaluate_all(
+        "options => options.map(o => o.value)"
+    )
+    endings = [demo.DEMO_BUSY, demo.DEMO_NO_ANSWER, demo.DEMO_CANCELED, demo.DEMO_REFUSED]
+    assert [number for number in endings if number not in offered] == []
 
 
 async def test_a_number_the_policy_refuses_shows_the_sentence_and_tells_hubspot(

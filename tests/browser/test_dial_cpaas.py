@@ -59,7 +59,7 @@ async def test_a_twilio_dial_is_one_call_from_the_click_to_its_completion(
     assert {m["data"]["externalCallId"] for m in after_click[1:]} == {call}
     assert completed["engagementId"] == after_click[2]["data"]["engagementId"]
     assert completed["engagementProperties"]["hs_call_status"] == "COMPLETED"
-    await sim.widget.locator("#call-state", has_text="Ended").wait_for()
+    await sim.widget.locator(".call-state", has_text="Ended").wait_for()
     await loop.api.idle()
     assert [d.status for d in loop.api.delivered] == [200] * len(loop.api.delivered)
 

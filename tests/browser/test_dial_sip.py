@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser
 
-from tests.support.browser import Message, Simulator, open_simulator
+from tests.support.browser import Message, Simulator, calls_only, open_simulator
 from tests.support.click_to_dial_rig import kamailio_gateway, phones
 from tests.support.kamailio import Kamailio
 
@@ -55,7 +55,7 @@ async def dial_and_complete(rig: SipSimulator, callee: str) -> tuple[dict[str, A
         async with phones(rig.tmp_path, rig.kamailio, PHONE, callee):
             await sim.dial(TARGET)
             completed: dict[str, Any] = (await sim.from_app("CALL_COMPLETED"))[0]["data"]
-        messages = [m for m in await sim.messages() if m["type"] != "RESIZE_WIDGET"]
+        messages = calls_only(await sim.messages())
         return completed, messages[next(i for i, m in enumerate(messages) if m["type"] == "DIAL_NUMBER") :]
 
     try:
@@ -82,7 +82,7 @@ async def test_a_sip_dial_the_number_answers_is_one_call_from_the_click_to_its_c
     assert after_click[4]["data"]["callEndStatus"] == "COMPLETED"
     assert completed["engagementId"] == after_click[2]["data"]["engagementId"]
     assert completed["engagementProperties"]["hs_call_status"] == "COMPLETED"
-    await sip_simulator.sim.widget.locator("#call-state", has_text="Ended").wait_for()
+    await sip_simulator.sim.widget.locator(".call-state", has_text="Ended").wait_for()
 
 
 async def test_a_sip_dial_to_a_busy_number_ends_busy(sip_simulator: SipSimulator) -> None:

@@ -101,7 +101,7 @@ async def test_dev_mode_demo_button_plays_a_full_call_through_the_widget(
         assert call.startswith("demo:")
         types = [m["type"] for m in await sim.call_messages(call) if m["dir"] == "in"]
         assert types == ["INCOMING_CALL", "CALL_ANSWERED", "CALL_ENDED", "CALL_COMPLETED"]
-        await sim.widget.locator("#call-state", has_text="Ended").wait_for()
+        await sim.widget.locator(".call-state", has_text="Ended").wait_for()
 
 
 async def test_widget_fits_a_narrow_iframe_during_a_call(simulator: Simulator) -> None:
@@ -109,7 +109,7 @@ async def test_widget_fits_a_narrow_iframe_during_a_call(simulator: Simulator) -
     await sim.log_in("alice")
     await sim.logged_in()
     await sim.gateway.ingest(signal("narrow-1", "ringing", remoteName="A Caller With A Rather Long Name"))
-    await sim.widget.locator("#call-state", has_text="Ringing").wait_for()
+    await sim.widget.locator(".call-state", has_text="Ringing").wait_for()
     await sim.page.evaluate("document.querySelector('#calling-widget iframe').setAttribute('width', '300px')")
     frame = sim.widget_frame()
     await frame.wait_for_function("() => window.innerWidth === 300")

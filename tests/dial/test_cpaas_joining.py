@@ -18,7 +18,8 @@ import pytest
 from gateway.sources.webhooks import dialled
 from gateway.sources.webhooks.common import DialTag
 from tests.support.cpaas import BOB, TWILIO_TOKEN, TWILIO_URL, twilio_params, twilio_sign
-from tests.support.dial_loop import TARGET, dial_and_watch, dial_loop, summary
+from tests.support.dial_loop import TARGET, dial_and_watch, dial_loop
+from tests.support.sse import summary
 from tests.support.standin import Script, StandIn
 from tests.support.telnyx_api import TelnyxApi
 

@@ -3,10 +3,10 @@
 The whole loop runs: POST /api/dial → the route's create-call request
 (checked by the stand-in for its documented shape and credentials) → the
 user's phone rings → the user answers → the number rings → it answers, is
-busy or is not answered → the signed status webhooks reach the gateway and
-join the dialled call exactly. On the user's stream: one call, one
-``externalCallId``, no second ``outgoingCall``, the end status from what
-happened.
+busy, is not answered, fails, or rings until the user hangs up → the
+signed status webhooks reach the gateway and join the dialled call
+exactly. On the user's stream: one call, one ``externalCallId``, no second
+``outgoingCall``, the end status from what happened.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.dial_loop import ALICE_PHONE, TARGET, dial_and_watch, dial_loop, summary
+from tests.support.dial_loop import ALICE_PHONE, TARGET, dial_and_watch, dial_loop
+from tests.support.sse import summary
 from tests.support.standin import Script
+from tests.webhooks.test_end_to_end import post, ringing
 
 
 async def test_the_user_answers_then_the_number_and_it_is_one_call_to_its_completion(
@@ -34,9 +36,33 @@ async def test_the_user_answers_then_the_number_and_it_is_one_call_to_its_comple
     assert (properties["hs_call_to_number"], properties["hs_call_status"]) == (TARGET, "COMPLETED")
 
 
+@pytest.mark.parametrize(
+    ("user", "seen"),
+    [
+        ("answer", ["outgoingCall", "callAnswered", "callEnded:COMPLETED", "callCompleted"]),
+        ("no-answer", ["outgoingCall", "callEnded:CANCELED", "callCompleted"]),
+    ],
+    ids=["user-answers", "user-never-picks-up"],
+)
+async def test_webhooks_reaching_the_gateway_before_the_providers_answer_join_the_dialled_call(
+    tmp_path: Path, provider: str, user: str, seen: list[str]
+) -> None:
+    async with dial_loop(tmp_path, provider) as loop:
+        loop.api.report_first = True
+        loop.api.scripts[TARGET] = Script(user=user)
+        response, events = await dial_and_watch(loop, len(seen))
+    assert response.status_code == 202
+    assert summary(events) == seen
+    assert {e.json["externalCallId"] for e in events} == {response.json()["externalCallId"]}
+
+
 @pytest.mark.parametrize("user_end_first", [False, True], ids=["target-ends-first", "user-ends-first"])
-@pytest.mark.parametrize(("target", "status"), [("busy", "BUSY"), ("no-answer", "NO_ANSWER")])
-async def test_the_number_busy_or_unanswered_ends_the_call_so_whichever_leg_reports_first(
+@pytest.mark.parametrize(
+    ("target", "status"),
+    [("busy", "BUSY"), ("no-answer", "NO_ANSWER"), ("canceled", "CANCELED"), ("failed", "FAILED")],
+    ids=["number-busy", "number-not-answering", "user-hangs-up-while-it-rings", "number-failing"],
+)
+async def test_the_number_not_answering_ends_the_call_as_it_happened_whichever_leg_reports_first(
     tmp_path: Path, provider: str, target: str, status: str, user_end_first: bool
 ) -> None:
     async with dial_loop(tmp_path, provider) as loop:
@@ -83,3 +109,51 @@ async def test_a_refused_or_unanswered_create_call_fails_the_dial(
     assert response.status_code == status
     assert said in response.json()["error"]
     assert summary(events) == ["outgoingCall", "callEnded:FAILED", "callCompleted"]
+
+
+async def test_a_call_the_provider_places_after_the_dial_timed_out_is_hung_up_before_the_number_is_called(
+    tmp_path: Path, provider: str
+) -> None:
+    async with dial_loop(tmp_path, provider) as loop:
+        # The provider answers the create-call request after the gateway gave up,
+        # and rings the user all the same (Telnyx: the user even answers).
+        loop.api.scripts[TARGET] = Script(api="slow")
+        response, events = await dial_and_watch(loop, 3)
+        hung_up, delivered = loop.api.hung_up, loop.api.delivered
+    assert response.status_code == 504
+    assert summary(events) == ["outgoingCall", "callEnded:FAILED", "callCompleted"]
+    assert len(hung_up) == 1
+    assert [d.url for d in delivered if "leg=target" in d.url] == []
+
+
+async def test_a_dial_while_another_call_rings_the_user_is_a_call_of_its_own(
+    tmp_path: Path, provider: str
+) -> None:
+    async with dial_loop(tmp_path, provider) as loop, loop.gw.stream(loop.token) as stream:
+        ring = await post(loop.gw, provider, ringing(provider, "other-1"))
+        first = await stream.next()
+        response = await loop.gw.http.post("/api/dial", json={"number": TARGET}, headers=loop.auth)
+        dialled = await stream.take(4)
+        await loop.api.idle()
+        assert stream.drain() == []
+    assert ring.status_code == 200
+    assert (first.json["type"], first.json["externalCallId"]) == ("incomingCall", f"{provider}:other-1")
+    assert summary(dialled) == ["outgoingCall", "callAnswered", "callEnded:COMPLETED", "callCompleted"]
+    assert {e.json["externalCallId"] for e in dialled} == {response.json()["externalCallId"]}
+
+
+async def test_a_retried_dial_request_asks_the_provider_once_and_is_one_call(
+    tmp_path: Path, provider: str
+) -> None:
+    body = {"number": TARGET, "idempotencyKey": "click-1"}
+    async with dial_loop(tmp_path, provider) as loop, loop.gw.stream(loop.token) as stream:
+        first = await loop.gw.http.post("/api/dial", json=body, headers=loop.auth)
+        events = await stream.take(4)
+        again = await loop.gw.http.post("/api/dial", json=body, headers=loop.auth)
+        await loop.api.idle()
+        assert stream.drain() == []
+        requests = len(loop.api.requests)
+    assert first.status_code == again.status_code == 202
+    assert again.json() == first.json()
+    assert requests == 1
+    assert summary(events) == ["outgoingCall", "callAnswered", "callEnded:COMPLETED", "callCompleted"]

@@ -150,3 +150,46 @@ def test_a_number_no_region_claims_is_domestic_by_its_country_code() -> None:
     result = plan("+1 555 555 0199")
     assert isinstance(result, DialPlan) and result.target == "+15555550199"
     assert refusal("+1 555 555 0199", DialPolicy(home_region="GB")).reason == "international"
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["+999 123 456", "+0 212 555 0100", "+1", "+1 212 555 0100 12345", "+1 212 555", "tel:+999123456"],
+)
+def test_a_plus_and_digits_that_are_no_possible_number_are_refused_with_422(typed: str) -> None:
+    # Digits beyond a number would reach the telephony (and pass an allow-list prefix).
+    result = refusal(typed, DialPolicy(allow=("+1212",)))
+    assert (result.status, result.reason) == (422, "bad-number")
+    assert result.message == f"{typed!r} is not a phone number that can be dialled"
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["tel:+1-212-555-0100;ext=12", "+1 212 555 0100 ext. 12", "212.555.0100 x12", "+1 212 555 0100;ext=12"],
+)
+def test_a_number_with_an_extension_is_refused_naming_it_rather_than_dialled_without_it(typed: str) -> None:
+    result = refusal(typed)
+    assert (result.status, result.reason) == (422, "bad-number")
+    assert result.message == (
+        f"{typed!r} has an extension (12), which the gateway cannot dial; "
+        "dial the number without it and ask for the extension"
+    )
+
+
+def test_a_route_that_cannot_present_a_caller_id_refuses_another_than_the_users_first_number() -> None:
+    def on_pbx(caller_id: str | None) -> DialPlan | Refusal:
+        request = DialRequest("u1", 100, "+1 212 555 0100", OWN, caller_id)
+        return plan_dial(request, DialPolicy(), "sip", "abc123", chooses_caller_id=False)
+
+    refused = on_pbx("+1 555 555 0109")
+    assert isinstance(refused, Refusal)
+    assert (refused.status, refused.reason) == (409, "caller-id-unsupported")
+    assert refused.message == (
+        "calls through your PBX show the caller id your PBX gives your phone; "
+        "the gateway cannot make them show +15555550109"
+    )
+    for reported_anyway in (None, "(555) 555-0101"):
+        placed = on_pbx(reported_anyway)
+        assert isinstance(placed, DialPlan) and placed.caller_id == "+15555550101"
+    foreign = on_pbx("+1 555 555 0177")
+    assert isinstance(foreign, Refusal) and foreign.reason == "caller-id"

@@ -19,17 +19,21 @@ from pathlib import Path
 
 import pytest
 
+from gateway.assemble import dial_deadlines
 from gateway.broker.base import Broker
 from gateway.broker.memory import MemoryBroker
 from gateway.broker.redis import RedisBroker
 from gateway.broker.stream_queue import StreamQueue
+from gateway.config import Settings
+from gateway.dial.cpaas import RingsUserNumber
 from gateway.dial.policy import DialPolicy
+from gateway.dial.ratelimit import RateLimit
 from gateway.dial.routes import DialPlan, DialRefused, Placed, Routes
 from gateway.dial.service import DialService
 from gateway.dial.settings import DialSettings, TenantDial
 from gateway.model import CallState, Direction, EndStatus, Phase, Signal
 from gateway.ops.metrics import Metrics
-from gateway.tracker import CallTracker
+from gateway.tracker import BrokerUnavailable, CallTracker
 from gateway.users.directory import User
 from tests.support.harness import make_settings
 from tests.support.servers import RedisServer
@@ -39,7 +43,7 @@ TARGET = "+12125550100"
 
 
 @dataclass
-class Route:
+class Route(RingsUserNumber):
     """A route as the CPaaS and SIP builders will write them, with telephony played by the test."""
 
     match_seconds: float = 30.0
@@ -96,14 +100,27 @@ class Instance:
         return await self.tracker.get_call(ALICE.id, key)
 
 
-def _instance(broker: Broker, route: Route, policy: DialPolicy | None = None) -> Instance:
+async def _instance(
+    broker: Broker, route: Route, policy: DialPolicy | None = None, on_redis: Settings | None = None
+) -> Instance:
     metrics = Metrics()
     tracker = CallTracker(broker, metrics)
     routes = Routes()
     routes.register(route)
     settings = DialSettings({100: TenantDial(route.name, policy or DialPolicy())})
+    # On Redis the deadlines are shared, as assemble.py builds them.
+    store = dial_deadlines(on_redis) if on_redis is not None else None
     # No margin beyond the route's ring time: the tests' routes set it short.
-    service = DialService(tracker, routes, settings, metrics, deadline_margin_seconds=0.0)
+    service = DialService(
+        tracker,
+        routes,
+        settings,
+        metrics,
+        deadline_margin_seconds=0.0,
+        deadlines=store,
+        deadline_poll_seconds=0.02,
+    )
+    await service.start()
     return Instance(broker, tracker, service, metrics)
 
 
@@ -114,7 +131,7 @@ async def instances(
     if kind == "memory":
         assert count == 1
         broker: Broker = MemoryBroker(make_settings(tmp_path))
-        made = [_instance(broker, route)]
+        made = [await _instance(broker, route)]
         try:
             yield made
         finally:
@@ -127,11 +144,12 @@ async def instances(
         await broker.start()
     for broker in brokers:
         await until_healthy(broker)
-    made = [_instance(broker, route) for broker in brokers]
+    made = [await _instance(broker, route, on_redis=settings) for broker in brokers]
     try:
         yield made
     finally:
         for instance in made:
+            # Stopped before (as a test's instance that dies) is stopped again harmlessly.
             await instance.service.stop()
             await instance.broker.close()
 
@@ -296,6 +314,98 @@ async def test_a_retried_request_returns_the_same_call_and_places_it_once(
     assert 'gateway_dials_total{outcome="placed",route="test"} 2.0' in metrics
 
 
+@pytest.mark.parametrize("refuse", [None, "the exchange said no"], ids=["placed", "refused"])
+async def test_a_key_used_again_for_another_number_or_caller_id_is_refused_and_places_nothing(
+    kind: str, tmp_path: Path, redis: RedisServer | None, refuse: str | None
+) -> None:
+    alice = User("alice", "alice", 100, "x", numbers=("+15555550101", "+15555550109"))
+    route = Route(refuse=refuse)
+    async with instances(kind, tmp_path, redis, route) as (gw,):
+        with contextlib.suppress(DialRefused):
+            await gw.service.dial(alice, TARGET, request_key="click-1")
+        refusals = []
+        for number, caller_id in (("+12125550199", None), (TARGET, "+15555550109")):
+            with pytest.raises(DialRefused) as refused:
+                await gw.service.dial(alice, number, request_key="click-1", caller_id=caller_id)
+            refusals.append(refused.value.refusal)
+    assert [(r.status, r.reason) for r in refusals] == [(409, "key-reused")] * 2
+    assert refusals[0].message == (
+        "this idempotencyKey was used for a dial to +12125550100 from +15555550101; "
+        "a new dial needs a new key"
+    )
+    assert len(route.placed) == 1
+
+
+def service_on(broker: Broker, route: Route, rate: RateLimit | None = None) -> DialService:
+    """The service on a broker the test shapes, its deadlines kept in this process."""
+    metrics = Metrics()
+    routes = Routes()
+    routes.register(route)
+    settings = DialSettings({100: TenantDial(route.name, rate=rate or RateLimit())})
+    return DialService(CallTracker(broker, metrics), routes, settings, metrics)
+
+
+class SlowRateBroker(MemoryBroker):
+    """A broker slow to count a dial (a loaded Redis), held at ``hold`` until ``go``."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.hold = False
+        self.counting = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def take_slot(self, user_id: str, name: str, limit: int, seconds: float) -> float | None:
+        if self.hold:
+            self.counting.set()
+            await self.go.wait()
+        return await super().take_slot(user_id, name, limit, seconds)
+
+
+async def test_a_retry_before_the_first_request_made_its_call_is_told_so_not_given_a_call(
+    tmp_path: Path,
+) -> None:
+    broker = SlowRateBroker(make_settings(tmp_path))
+    route = Route()
+    service = service_on(broker, route, RateLimit(dials=1))
+    await service.dial(ALICE, TARGET, request_key="click-0")
+    broker.hold = True
+    first = asyncio.create_task(service.dial(ALICE, TARGET, request_key="click-1"))
+    async with asyncio.timeout(10):
+        await broker.counting.wait()
+    with pytest.raises(DialRefused) as retry:
+        await service.dial(ALICE, TARGET, request_key="click-1")
+    broker.go.set()
+    with pytest.raises(DialRefused) as limited:
+        await first
+    await service.stop()
+    # The first request was refused by the rate: no call of it exists, and the
+    # retry, which answered first, must not have named one.
+    assert (limited.value.refusal.status, limited.value.refusal.reason) == (429, "rate")
+    assert (retry.value.refusal.status, retry.value.refusal.reason) == (409, "in-progress")
+    assert len(route.placed) == 1
+
+
+class LostAfterTheCall(MemoryBroker):
+    """A broker that goes away right after the call was created (Redis failing over)."""
+
+    async def expect_dial(self, user_id: str, remote: str, dial_key: str, seconds: float) -> None:
+        raise BrokerUnavailable("the broker went away")
+
+
+async def test_a_call_created_before_the_broker_went_away_is_ended_failed_not_left_ringing(
+    tmp_path: Path,
+) -> None:
+    broker = LostAfterTheCall(make_settings(tmp_path))
+    route = Route()
+    service = service_on(broker, route)
+    stream = await broker.subscribe(ALICE.id, None)
+    with pytest.raises(BrokerUnavailable):
+        await service.dial(ALICE, TARGET, request_key="click-1")
+    events = await events_until_completed(stream)
+    assert [e["type"] for e in events] == ["outgoingCall", "callEnded", "callCompleted"]
+    assert route.placed == []
+
+
 async def test_a_refusal_by_the_route_ends_the_call_failed_and_leaves_nothing_open(
     kind: str, tmp_path: Path, redis: RedisServer | None
 ) -> None:
@@ -364,6 +474,41 @@ async def test_every_dial_is_one_log_line_with_who_what_and_the_outcome(
     ]
 
 
+def ends_counted(*gws: Instance) -> dict[str, float]:
+    """gateway_dial_ends_total by status, summed over the instances' /metrics."""
+    counted: dict[str, float] = {}
+    for gw in gws:
+        for metric in gw.metrics.registry.collect():
+            for sample in metric.samples:
+                if sample.name == "gateway_dial_ends_total":
+                    status = sample.labels["status"]
+                    counted[status] = counted.get(status, 0.0) + sample.value
+    return {status: n for status, n in counted.items() if n}
+
+
+async def test_how_a_dialled_call_ended_is_logged_and_counted_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "gateway.dial")
+    async with instances("memory", tmp_path, None, Route()) as (gw,):
+        dialled = await gw.service.dial(ALICE, TARGET)
+        await gw.report("pbx-e", Phase.RINGING)
+        await gw.report("pbx-e", Phase.ENDED, end=EndStatus.BUSY)
+        # The telephony says it again (a repeated webhook, a late sipfrag).
+        await gw.report("pbx-e", Phase.ENDED, end=EndStatus.NO_ANSWER)
+        counted = ends_counted(gw)
+    lines = [r.getMessage() for r in caplog.records if "ended" in r.getMessage()]
+    assert lines == [f"dial {dialled.call_key} of user alice ended: BUSY"]
+    assert counted == {"BUSY": 1.0}
+
+
+async def test_a_refused_dial_is_counted_as_ended_failed(tmp_path: Path) -> None:
+    async with instances("memory", tmp_path, None, Route(refuse="the exchange said no")) as (gw,):
+        with pytest.raises(DialRefused):
+            await gw.service.dial(ALICE, TARGET)
+        assert ends_counted(gw) == {"FAILED": 1.0}
+
+
 async def test_a_tenant_without_a_route_or_with_an_unknown_one_is_refused(tmp_path: Path) -> None:
     async with instances("memory", tmp_path, None, Route()) as (gw,):
         elsewhere = User("eve", "eve", 200, "x", numbers=("+15555550177",))
@@ -390,8 +535,15 @@ async def events_until_completed(stream: StreamQueue) -> list[dict[str, object]]
     return seen
 
 
-async def past_deadlines(gw: Instance) -> None:
-    await asyncio.gather(*gw.service.watchdog.running())
+async def past_deadline(key: str, *gws: Instance) -> None:
+    """Until one of the instances handled the dial's deadline (on Redis any of them may)."""
+    waits = [asyncio.ensure_future(gw.service.watchdog.passed(key)) for gw in gws]
+    try:
+        async with asyncio.timeout(10):
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 async def test_a_dial_no_telephony_ever_reports_ends_canceled_at_its_deadline(
@@ -406,12 +558,37 @@ async def test_a_dial_no_telephony_ever_reports_ends_canceled_at_its_deadline(
     assert events[1]["payload"] == {"externalCallId": dialled.call_key, "callEndStatus": "CANCELED"}
 
 
+async def test_a_dial_request_cancelled_while_the_route_places_it_still_ends_at_its_deadline(
+    kind: str, tmp_path: Path, redis: RedisServer | None
+) -> None:
+    placing = asyncio.Event()
+
+    async def hang(plan: DialPlan) -> None:
+        placing.set()
+        await asyncio.Event().wait()  # the route never returns: the request is cancelled meanwhile
+
+    async with instances(kind, tmp_path, redis, Route(ring_seconds=0.05, during=hang)) as (gw,):
+        stream = await gw.broker.subscribe(ALICE.id, None)
+        request = asyncio.create_task(gw.service.dial(ALICE, TARGET))
+        async with asyncio.timeout(10):
+            await placing.wait()
+        request.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await request
+        events = await events_until_completed(stream)
+    assert [e["type"] for e in events] == ["outgoingCall", "callEnded", "callCompleted"]
+    assert events[1]["payload"] == {
+        "externalCallId": events[0]["externalCallId"],
+        "callEndStatus": "CANCELED",
+    }
+
+
 async def test_the_deadline_withdraws_the_pending_match(
     kind: str, tmp_path: Path, redis: RedisServer | None
 ) -> None:
     async with instances(kind, tmp_path, redis, Route(ring_seconds=0.05, match_seconds=60)) as (gw,):
-        await gw.service.dial(ALICE, TARGET)
-        await past_deadlines(gw)
+        dialled = await gw.service.dial(ALICE, TARGET)
+        await past_deadline(dialled.call_key, gw)
         await gw.report("too-late", Phase.RINGING)
         assert await gw.call("sip:too-late") is not None
 
@@ -425,7 +602,7 @@ async def test_an_answered_dial_keeps_talking_past_its_deadline(
 
     async with instances(kind, tmp_path, redis, Route(ring_seconds=0.05, during=answer)) as (gw,):
         dialled = await gw.service.dial(ALICE, TARGET)
-        await past_deadlines(gw)
+        await past_deadline(dialled.call_key, gw)
         state = await gw.call(dialled.call_key)
     assert state is not None and state.emitted == ("outgoingCall", "callAnswered")
     assert state.end is None
@@ -438,7 +615,7 @@ async def test_a_dial_its_telephony_ended_keeps_that_end_past_its_deadline(
         dialled = await gw.service.dial(ALICE, TARGET)
         await gw.report("pbx-b", Phase.RINGING)
         await gw.report("pbx-b", Phase.ENDED, end=EndStatus.BUSY)
-        await past_deadlines(gw)
+        await past_deadline(dialled.call_key, gw)
         state = await gw.call(dialled.call_key)
     assert state is not None and state.end_status() is EndStatus.BUSY
     assert state.emitted == ("outgoingCall", "callEnded", "callCompleted")
@@ -464,20 +641,43 @@ async def test_stopping_the_service_drops_its_deadlines(tmp_path: Path) -> None:
 # -- two instances on one redis-server -----------------------------------------
 
 
-async def test_only_the_placing_instance_keeps_the_deadline_and_an_answer_elsewhere_wins(
+async def test_an_answer_stored_by_another_instance_before_the_deadline_wins(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
     route = Route(ring_seconds=0.2)
     async with instances("redis", tmp_path, redis_server, route, count=2) as (one, two):
         dialled = await one.service.dial(ALICE, TARGET)
-        assert two.service.watchdog.running() == ()
         # Instance one last saw the call ringing; the answer lands on two.
         await two.report("pbx-c", Phase.RINGING)
         await two.report("pbx-c", Phase.ANSWERED)
-        await past_deadlines(one)
+        await past_deadline(dialled.call_key, one, two)
         state = await two.call(dialled.call_key)
     assert state is not None and state.emitted == ("outgoingCall", "callAnswered")
     assert state.end is None
+
+
+async def test_a_dial_whose_placing_instance_stopped_is_ended_at_its_deadline_by_another(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with instances("redis", tmp_path, redis_server, Route(ring_seconds=0.3), count=2) as (one, two):
+        stream = await two.broker.subscribe(ALICE.id, None)
+        dialled = await one.service.dial(ALICE, TARGET)
+        # The placing instance goes away before the deadline (its tasks and its store link with it).
+        await one.service.stop()
+        events = await events_until_completed(stream)
+        await past_deadline(dialled.call_key, two)
+    assert [e["type"] for e in events] == ["outgoingCall", "callEnded", "callCompleted"]
+    assert events[1]["payload"] == {"externalCallId": dialled.call_key, "callEndStatus": "CANCELED"}
+
+
+async def test_a_shared_deadline_is_run_by_one_instance(tmp_path: Path, redis_server: RedisServer) -> None:
+    async with instances("redis", tmp_path, redis_server, Route(ring_seconds=0.05), count=2) as (one, two):
+        dialled = await one.service.dial(ALICE, TARGET)
+        await past_deadline(dialled.call_key, one, two)
+        ran = [gw for gw in (one, two) if gw.service.watchdog.handled(dialled.call_key)]
+        state = await two.call(dialled.call_key)
+    assert len(ran) == 1
+    assert state is not None and state.end_status() is EndStatus.CANCELED
 
 
 async def test_an_end_reported_after_the_deadline_on_another_instance_changes_nothing(
@@ -495,6 +695,18 @@ async def test_an_end_reported_after_the_deadline_on_another_instance_changes_no
 
 
 # -- two instances on one redis-server -----------------------------------------
+
+
+async def test_an_end_reported_on_two_instances_is_counted_once(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with instances("redis", tmp_path, redis_server, Route(), count=2) as (one, two):
+        await one.service.dial(ALICE, TARGET)
+        await one.report("pbx-f", Phase.RINGING)
+        await one.report("pbx-f", Phase.ENDED, end=EndStatus.NO_ANSWER)
+        await two.report("pbx-f", Phase.ENDED, end=EndStatus.NO_ANSWER)
+        counted = ends_counted(one, two)
+    assert counted == {"NO_ANSWER": 1.0}
 
 
 async def test_telephony_on_another_instance_joins_the_dial(

@@ -71,9 +71,15 @@ async def test_a_retried_request_gets_the_same_call(tmp_path: Path) -> None:
             "+4930123456 is outside US, and your portal may not dial other countries",
         ),
         ({"number": "555-0100"}, 422, "'555-0100' is not a phone number that can be dialled"),
+        ({"number": "+999 123 456"}, 422, "'+999 123 456' is not a phone number that can be dialled"),
         ({"number": ""}, 422, "number is required"),
         ({"number": 5551234}, 422, "number is required"),
         ({"number": "1" * 65}, 422, "number must be at most 64 characters"),
+        (
+            {"number": "+12125550100", "callerId": "1" * 65},
+            422,
+            "callerId must be a phone number of at most 64 characters",
+        ),
         ({"number": "+12125550100", "idempotencyKey": "a b"}, 422, "idempotencyKey must be 1-128 of"),
         (
             {"number": "+12125550100", "callerId": "+15555550177"},

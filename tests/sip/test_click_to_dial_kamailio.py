@@ -6,7 +6,11 @@ INVITEs her phone (extension 1001) through Kamailio, which challenges it
 once, takes the REFER, calls the number itself through Kamailio and tells
 the gateway how that went; Kamailio PUBLISHes every dialog (the gateway's
 leg to the phone too) to the gateway. Alice's stream must show exactly one
-call, the dialled one, with the end status of what really happened.
+call, the dialled one, with the end status of what really happened. With
+two gateways on one Redis, the one that dials (and gets the phone's
+NOTIFYs) is not the one Kamailio PUBLISHes to: the end of the phone's call
+to the number, which the PUBLISH reports first and without a reason, must
+wait for the other's sipfrag all the same.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from typing import Any
 
 import pytest
 
-from tests.support.click_to_dial_rig import PASSWORD, kamailio_gateway, phones
+from tests.support import harness
+from tests.support.click_to_dial_rig import PASSWORD, kamailio_gateway, kamailio_gateways, phones
 from tests.support.harness import Client, signal
 from tests.support.kamailio import Kamailio
+from tests.support.servers import RedisServer, write_users
 from tests.support.sse import SseEvent, SseStream
 
 pytestmark = pytest.mark.kamailio
@@ -42,9 +48,18 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def rig(tmp_path: Path, *, password: str = PASSWORD) -> AsyncIterator[Rig]:
-    """The Kamailio rig (tests/support/click_to_dial_rig.py) with alice's stream open."""
-    async with kamailio_gateway(tmp_path, password=password) as (gw, kamailio):
+async def rig(
+    tmp_path: Path, *, password: str = PASSWORD, redis: RedisServer | None = None
+) -> AsyncIterator[Rig]:
+    """The Kamailio rig (tests/support/click_to_dial_rig.py) with alice's stream open.
+
+    With ``redis``, two gateways: ``gw`` dials, Kamailio PUBLISHes to the other.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        if redis is None:
+            gw, kamailio = await stack.enter_async_context(kamailio_gateway(tmp_path, password=password))
+        else:
+            gw, _, kamailio = await stack.enter_async_context(kamailio_gateways(tmp_path, redis.url))
         token = await gw.login("alice")
         async with gw.stream(token) as stream:
             yield Rig(gw, kamailio, {"authorization": f"Bearer {token}"}, stream)
@@ -80,6 +95,22 @@ async def dial_through(
                 return response.status_code, response.json(), events
             except (AssertionError, TimeoutError) as exc:
                 raise AssertionError(f"{exc!r}\nkamailio log:\n{r.kamailio.log()[-4000:]}") from exc
+
+    return await asyncio.wait_for(play(), TEST_SECONDS)
+
+
+async def refused_before_any_call(tmp_path: Path, alice: dict[str, Any], request: dict[str, str]) -> Any:
+    """POST /api/dial as ``alice``, no phone listening: the answer, once her stream shows no call came."""
+    write_users(tmp_path / "users.json", [alice, *harness.test_users()[1:]])
+
+    async def play() -> Any:
+        async with rig(tmp_path) as r:
+            response = await r.gw.http.post("/api/dial", json={"number": TARGET, **request}, headers=r.auth)
+            marked = await r.gw.ingest(signal("marker", "ringing", **{"from": MARKER_FROM}))
+            assert marked.status_code < 300, marked.text
+            first = (await r.stream.next(timeout=30)).json
+            assert first["type"] == "incomingCall" and first["payload"]["fromNumber"] == MARKER_FROM, first
+            return response.status_code, response.json()
 
     return await asyncio.wait_for(play(), TEST_SECONDS)
 
@@ -133,3 +164,41 @@ async def test_credentials_the_pbx_refuses_fail_the_dial_with_a_sentence(tmp_pat
     assert "credentials" in body["error"]
     assert [e.json["type"] for e in events] == ["outgoingCall", "callEnded", "callCompleted"]
     assert events[1].json["payload"]["callEndStatus"] == "FAILED"
+
+
+@pytest.mark.parametrize(
+    ("callee", "status"),
+    [("callee_busy.xml", "BUSY"), ("callee_rings.xml", "NO_ANSWER"), ("callee_answers.xml", "COMPLETED")],
+    ids=["busy", "unanswered", "answered"],
+)
+async def test_with_two_instances_the_call_ends_as_the_sipfrag_says_though_the_other_got_its_end_first(
+    tmp_path: Path, redis_server: RedisServer, callee: str, status: str
+) -> None:
+    answer, body, events = await dial_through(tmp_path, "phone_follows_refer.xml", callee, redis=redis_server)
+    assert answer == 202
+    answered = ["callAnswered"] if status == "COMPLETED" else []
+    assert [e.json["type"] for e in events] == ["outgoingCall", *answered, "callEnded", "callCompleted"]
+    assert one_call(body, events)["callEndStatus"] == status
+
+
+async def test_a_caller_id_the_phone_cannot_present_is_refused_and_the_phone_not_rung(tmp_path: Path) -> None:
+    # The phone calls as itself: its PBX, not the dial, decides what the callee sees.
+    alice = {**harness.test_users()[0], "numbers": [ALICE_NUMBER, "+15555550109"]}
+    status, body = await refused_before_any_call(tmp_path, alice, {"callerId": "+15555550109"})
+    assert status == 409
+    assert body["error"] == (
+        "calls through your PBX show the caller id your PBX gives your phone; "
+        "the gateway cannot make them show +15555550109"
+    )
+
+
+async def test_a_user_without_a_phone_to_ring_is_refused_no_phone_and_nothing_is_dialled(
+    tmp_path: Path,
+) -> None:
+    alice = {**harness.test_users()[0], "aors": []}
+    status, body = await refused_before_any_call(tmp_path, alice, {})
+    assert status == 409
+    assert body["error"] == (
+        "you have no phone (SIP address) for the gateway to ring first; "
+        "ask your administrator to add it to your user"
+    )

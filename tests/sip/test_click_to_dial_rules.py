@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 
 from gateway.config import ConfigError
-from gateway.model import EndStatus
+from gateway.model import Direction, EndStatus, Phase
 from gateway.sources.sip.click_to_dial_rules import (
     Connected,
     Ended,
     Hop,
+    awaits_reason,
+    held_signal,
+    held_text,
     invite_refused,
     is_own_leg,
     leg_call_id,
@@ -20,6 +23,7 @@ from gateway.sources.sip.click_to_dial_rules import (
     tag_of,
 )
 from gateway.sources.sip.settings import sip_settings
+from tests.support.click_to_dial_rig import reasonless_end
 
 SECRET = b"secret-for-tests"
 
@@ -108,3 +112,43 @@ def test_a_ring_time_out_of_range_stops_the_start(ring: object) -> None:
     table = {"listen": ["udp:127.0.0.1:0"], "pbx": {"100": {"address": "pbx.test", "ring_seconds": ring}}}
     with pytest.raises(ConfigError, match="ring_seconds"):
         sip_settings({"sip": table})
+
+
+def test_a_reasonless_end_of_an_outbound_call_awaits_the_sipfrag_of_its_number() -> None:
+    assert awaits_reason(reasonless_end()) == "+12125550100"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"end_status": EndStatus.BUSY},
+        {"sip_code": 486},
+        {"direction": Direction.INBOUND},
+        {"phase": Phase.ANSWERED},
+        {"to_number": None},
+    ],
+    ids=["with a status", "with a code", "inbound", "not an end", "no number"],
+)
+def test_an_end_with_a_reason_or_any_other_signal_goes_on_at_once(changes: dict[str, object]) -> None:
+    assert awaits_reason(reasonless_end(**changes)) is None
+
+
+def test_a_held_end_travels_as_text_and_comes_back_the_same() -> None:
+    end = reasonless_end(remote_name="Bob", duration_ms=1200, transferred=True)
+    assert held_signal(held_text(end)) == end
+    assert held_signal(held_text(reasonless_end(from_number=None))) == reasonless_end(from_number=None)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "not json",
+        "[]",
+        '{"source": "sip"}',
+        '{"source": "sip", "call_id": "c", "user_id": "alice", "at_ms": "1", "transferred": false}',
+        '{"source": "sip", "call_id": "c", "user_id": "alice", "at_ms": 1, "transferred": 0}',
+    ],
+)
+def test_text_that_is_not_a_held_end_is_refused(text: str) -> None:
+    assert held_signal(text) is None

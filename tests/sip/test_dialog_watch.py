@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gateway.model import CallState, Direction, EndStatus, Phase, Signal, advance
-from gateway.sources.sip.dialog_watch import EntityWatch, WatchResult
+from gateway.sources.sip.dialog_watch import EntityWatch, WatchResult, call_key_of
 from gateway.sources.sip.dialoginfo import Dialog, DialogInfo, parse_dialog_info
 
 DOCS = Path(__file__).parent / "documents"
@@ -659,3 +659,121 @@ def test_call_id_with_odd_characters_is_replaced_by_a_stable_digest() -> None:
     again = EntityWatch("alice").apply(info(1, dlg("early", call_id=odd)), 5000).signals[0]
     assert first.call_id == again.call_id
     assert first.call_id.startswith("h.") and len(first.call_id) == 34
+
+
+# -- call ids settled with other instances (dialog_delivery, docs/scaling.md) --------------
+
+
+def test_only_dialogs_about_to_open_without_a_call_id_are_unnamed() -> None:
+    watch = EntityWatch("alice")
+    watch.apply(info(1, dlg("early", "open")), 1_000)
+    listed = watch.unnamed(
+        info(
+            2,
+            dlg("early", "open"),
+            dlg("early", "new"),
+            dlg("early", "k", call_id="c1"),
+            dlg("terminated", "t"),
+        ),
+        2_000,
+    )
+    assert [u.dialog_id for u in listed] == ["new"]
+
+
+def test_a_dialog_opens_under_the_call_id_settled_for_it_and_gives_its_claim_back_when_it_ends() -> None:
+    watch = EntityWatch("alice")
+    (unnamed,) = watch.unnamed(info(1, dlg("early", "1001")), 1_000)
+    watch.name_calls({"1001": (unnamed.key, "agreed")})
+    ringing = watch.apply(info(1, dlg("early", "1001")), 1_000)
+    assert [s.call_id for s in ringing.signals] == ["agreed"]
+    assert watch.ended_claims() == []
+    watch.apply(info(2, dlg("terminated", "1001")), 2_000)
+    assert watch.ended_claims() == [(unnamed.key, "agreed")]
+    assert watch.ended_claims() == []  # given back once
+
+
+def test_a_name_settled_for_one_document_is_not_used_by_a_later_one() -> None:
+    watch = EntityWatch("alice")
+    watch.name_calls({"1001": ("key", "agreed")})
+    watch.apply(info(1), 1_000)
+    signals = watch.apply(info(2, dlg("early", "1001")), 2_000).signals
+    assert signals[0].call_id != "agreed"
+
+
+def test_the_key_of_a_pbx_call_is_fixed_so_that_two_releases_agree_during_an_upgrade() -> None:
+    assert call_key_of(dlg("early", "1001")) == "de98152fd0c007c7df7a871c"
+    assert call_key_of(dlg("early", "1001", local_tag="a", remote_tag="b")) == "e92538418b5d4eba1ec36781"
+    assert call_key_of(dlg("early", "1001", local_tag="", remote_tag="")) == "de98152fd0c007c7df7a871c"
+
+
+def test_the_key_of_a_pbx_call_depends_on_its_dialog_id_and_tags_only() -> None:
+    assert call_key_of(dlg("early", "1001")) == call_key_of(dlg("confirmed", "1001", direction="recipient"))
+    assert call_key_of(dlg("early", "1001")) != call_key_of(dlg("early", "1002"))
+    assert call_key_of(dlg("early", "1001")) != call_key_of(dlg("early", "1001", local_tag="a"))
+
+
+def test_a_first_full_document_ends_the_claimed_calls_it_no_longer_shows_and_only_those() -> None:
+    watch = EntityWatch("alice")
+    shown = dlg("confirmed", "1001")
+    # Keys as claims hold them; "~gone" sorts after every hex key, so the shown one comes first.
+    claimed = {call_key_of(shown): "still-up", "~gone": "ended-meanwhile"}
+    signals = watch.vanished(info(1, shown), claimed, 5_000)
+    assert [(s.call_id, s.phase) for s in signals] == [("ended-meanwhile", Phase.ENDED)]
+    assert watch.ended_claims() == [("~gone", "ended-meanwhile")]
+    assert watch.vanished(info(2, shown, state="partial"), claimed, 5_000) == []
+
+
+def test_a_removed_publication_ends_the_recorded_calls_not_open_here_by_their_ids() -> None:
+    watch = EntityWatch("alice", mode="publication")
+    watch.apply(info(1, dlg("early", "here", call_id="c-here")), 1_000)
+    signals = watch.withdraw_recorded(
+        2_000, {"here": ("c-here", Direction.INBOUND), "elsewhere": ("c-else", Direction.OUTBOUND)}
+    )
+    assert sorted((s.call_id, s.direction, s.phase) for s in signals) == [
+        ("c-else", Direction.OUTBOUND, Phase.ENDED),
+        ("c-here", Direction.INBOUND, Phase.ENDED),
+    ]
+
+
+def test_a_call_known_here_is_not_ended_by_a_first_full_document_that_still_shows_it() -> None:
+    watch = EntityWatch("alice")
+    (unnamed,) = watch.unnamed(info(1, dlg("early", "1001")), 1_000)
+    watch.name_calls({"1001": (unnamed.key, "known")})
+    watch.apply(info(1, dlg("early", "1001")), 1_000)
+    watch.resubscribed()
+    assert watch.vanished(info(1), {unnamed.key: "known", "~other": "gone"}, 2_000)[0].call_id == "gone"
+
+
+def test_stale_dialogs_of_a_publication_are_not_unnamed_and_the_fresh_ones_after_them_are() -> None:
+    watch = EntityWatch("alice", mode="publication")
+    watch.apply(info(5, dlg("early", "old")), 1_000)
+    watch.apply(info(6, dlg("terminated", "old")), 1_500)
+    listed = watch.unnamed(info(4, dlg("early", "old"), dlg("early", "new")), 2_000)
+    assert [u.dialog_id for u in listed] == ["new"]
+    assert [u.dialog_id for u in watch.unnamed(info(6, dlg("early", "old")), 2_000)] == ["old"]
+
+
+def test_an_unnamed_dialog_cannot_be_changed_once_listed() -> None:
+    (unnamed,) = EntityWatch("alice").unnamed(info(1, dlg("early", "1001")), 1_000)
+    with pytest.raises(FrozenInstanceError):
+        unnamed.key = "other"  # type: ignore[misc]
+
+
+def test_the_call_of_an_open_dialog_is_known_and_of_any_other_dialog_not() -> None:
+    watch = EntityWatch("alice")
+    watch.apply(info(1, dlg("early", "d1", call_id="c1", direction="initiator")), 1_000)
+    assert watch.call_of("d1") == ("c1", Direction.OUTBOUND)
+    assert watch.call_of("d2") is None
+
+
+def test_forks_of_one_recorded_call_not_open_here_end_it_once() -> None:
+    watch = EntityWatch("alice", mode="publication")
+    signals = watch.withdraw_recorded(
+        2_000, {"fork1": ("c1", Direction.INBOUND), "fork2": ("c1", Direction.INBOUND)}
+    )
+    assert [(s.call_id, s.phase) for s in signals] == [("c1", Phase.ENDED)]
+
+
+def test_a_new_dialog_of_a_publication_at_version_0_is_unnamed() -> None:
+    listed = EntityWatch("alice", mode="publication").unnamed(info(0, dlg("early", "first")), 1_000)
+    assert [u.dialog_id for u in listed] == ["first"]

@@ -71,6 +71,7 @@ def _torture(port: int) -> dict[str, tuple[bytes, int]]:
         "thousands of headers": (request(port=port, extra=[f"X-H{i}: v" for i in range(2500)]), 400),
         "oversized message": (request(port=port, body=b"x" * 40000), 413),
         "bare LF line ends are tolerated": (ok.replace(b"\r\n", b"\n"), 200),
+        "a bare CR inside a header": (request(port=port, extra=["X-Note: a\rX-Other: b"]), 400),
         "compact header forms are understood": (
             ok.replace(b"Call-ID:", b"i:").replace(b"From:", b"f:").replace(b"To:", b"t:"),
             200,

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from gateway.sources.sip.adapter import Request, parse_message
-from gateway.sources.sip.message_transport import Inbound
+from gateway.sources.sip.message_rules import Limits
+from gateway.sources.sip.message_transport import Inbound, ListenAddress, SipTransport
 from tests.support.harness import Client
+from tests.support.servers import free_port
 from tests.support.sipkit import sip_address, sip_gateway, sip_service, sip_table
 from tests.support.sipwire import UdpPeer, header, request, status_of, tcp_exchange, udp_peer
 
@@ -189,3 +191,50 @@ async def test_an_answer_to_an_out_of_range_port_is_refused_and_the_listener_sta
     assert not endpoint.answer(b"SIP/2.0 200 OK\r\n\r\n", ("127.0.0.1", 10**30), ("127.0.0.1", 5070))
     peer.send(request(port=peer.port), sip_address(gw, "udp"))
     assert status_of(await peer.next()) == 200
+
+
+async def test_tcp_with_more_header_lines_than_the_cap_is_answered_400_and_closed(gw: Client) -> None:
+    # The framer cannot trust a Content-Length past the lines it reads: a body
+    # it took for empty would be read as the next message (here an OPTIONS).
+    smuggled = request(transport="TCP")
+    lines = [f"X{n}: 1" for n in range(270)]
+    data = request(transport="TCP", extra=lines, body=smuggled)
+    answer, closed = await tcp_exchange(sip_address(gw, "tcp"), data, check_closed=True)
+    assert status_of(answer) == 400
+    assert closed
+
+
+async def test_tcp_with_as_many_header_lines_as_the_cap_is_served(gw: Client) -> None:
+    # The fixture's cap is 64 line ends in the header section: 65 lines, 57 of them extra.
+    data = request(transport="TCP", extra=[f"X{n}: 1" for n in range(57)])
+    answer, _ = await tcp_exchange(sip_address(gw, "tcp"), data)
+    assert status_of(answer) == 200
+
+
+async def test_listeners_opened_before_one_that_cannot_bind_are_closed_again() -> None:
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    try:
+        first = free_port(socket.SOCK_DGRAM)
+        addresses = [
+            ListenAddress("udp", "127.0.0.1", first),
+            ListenAddress("udp", "127.0.0.1", taken.getsockname()[1]),
+        ]
+        transport = SipTransport(addresses, Limits(), lambda _: None)
+        with pytest.raises(OSError):
+            await transport.start()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as again:
+            again.bind(("127.0.0.1", first))  # free: nothing of ours holds it
+    finally:
+        taken.close()
+
+
+async def test_tcp_with_a_bare_cr_in_its_headers_is_answered_400_and_closed(gw: Client) -> None:
+    # To the parser a bare CR ends a line, to the framer it does not: here
+    # only the parser would see the Content-Length, and the framer would
+    # serve the body (an OPTIONS) as the next message.
+    smuggled = request(transport="TCP")
+    data = request(transport="TCP", extra=[f"X-Note: a\rContent-Length: {len(smuggled)}"])
+    answer, closed = await tcp_exchange(sip_address(gw, "tcp"), data + smuggled, check_closed=True)
+    assert status_of(answer) == 400
+    assert closed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -151,12 +152,11 @@ async def test_publish_from_accepts_a_cidr_holding_the_source(tmp_path: Path) ->
         assert answer.status == 200
 
 
-def _expire_all(gw: Client) -> PublishServer:
-    publisher = sip_service(gw).publisher
+async def _sweep_after_every_lifetime(gw: Client) -> None:
+    publisher: PublishServer | None = sip_service(gw).publisher
     assert publisher is not None
-    for publication in publisher._publications.values():
-        publication.expires_at = 0.0  # as if its lifetime had passed without a refresh
-    return publisher
+    # As if every lifetime granted had passed without a refresh.
+    await publisher.sweep(now_ms=int(time.time() * 1000) + 100_000_000)
 
 
 async def test_an_expired_publication_ends_its_calls_on_a_single_instance(tmp_path: Path) -> None:
@@ -165,12 +165,12 @@ async def test_an_expired_publication_ends_its_calls_on_a_single_instance(tmp_pa
         token = await gw.login("alice")
         async with gw.stream(token) as stream:
             await publisher.publish(ALICE, dialog_info(ALICE, 1, [ringing("x1")]))
-            await _expire_all(gw).sweep()
+            await _sweep_after_every_lifetime(gw)
             types = [e.json["type"] for e in await stream.take(2)]
         assert types == ["incomingCall", "callEnded"]
 
 
-async def test_an_expired_publication_ends_nothing_when_instances_share_redis(
+async def test_an_expired_publication_ends_its_calls_when_instances_share_redis(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
     async with (
@@ -181,10 +181,16 @@ async def test_an_expired_publication_ends_nothing_when_instances_share_redis(
         token = await gw.login("alice")
         async with gw.stream(token) as stream:
             await publisher.publish(ALICE, dialog_info(ALICE, 1, [ringing("x2")]))
-            await _expire_all(gw).sweep()
+            await _sweep_after_every_lifetime(gw)
             await publisher.publish(ALICE, dialog_info(ALICE, 1, [ringing("x3")]))
-            types = [e.json["type"] for e in await stream.take(2)]
-        assert types == ["incomingCall", "incomingCall"]  # no callEnded for x2 in between
+            events = [(e.json["externalCallId"], e.json["type"]) for e in await stream.take(4)]
+        # The expiry is shared: whichever instance sweeps ends x2, once.
+        assert events == [
+            ("sip:x2", "incomingCall"),
+            ("sip:x2", "callEnded"),
+            ("sip:x2", "callCompleted"),
+            ("sip:x3", "incomingCall"),
+        ]
 
 
 async def test_a_terminated_publish_with_a_short_interval_ends_the_call(tmp_path: Path) -> None:
@@ -229,7 +235,39 @@ async def test_the_expiry_of_a_short_lived_terminated_publication_adds_no_event(
             await publisher.publish(
                 ALICE, dialog_info(ALICE, 2, [ended("k5")]), etag=first.get("sip-etag"), expires=11
             )
-            await _expire_all(gw).sweep()
+            await _sweep_after_every_lifetime(gw)
             await publisher.publish(ALICE, dialog_info(ALICE, 1, [ringing("k6")]))
             types = [e.json["type"] for e in await stream.take(5)]
         assert types == ["incomingCall", "callAnswered", "callEnded", "callCompleted", "incomingCall"]
+
+
+async def test_a_publication_accepted_by_one_instance_is_refreshed_and_removed_through_another(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    table = sip_table(publish_from=LOCAL)
+    async with (
+        FakePbx("udp") as pbx,
+        sip_gateway(tmp_path, table, redis_url=redis_server.url) as one,
+        sip_gateway(tmp_path, table, redis_url=redis_server.url) as two,
+    ):
+        via_one, via_two = Publisher(pbx, sip_address(one, "udp")), Publisher(pbx, sip_address(two, "udp"))
+        token = await one.login("alice")
+        async with two.stream(token) as stream:
+            accepted = await via_one.publish(ALICE, dialog_info(ALICE, 1, [confirmed("s1")]))
+            assert accepted.status == 200
+            refreshed = await via_two.publish(ALICE, etag=accepted.get("sip-etag"), expires=600)
+            assert (refreshed.status, refreshed.get("expires")) == (200, "600")
+            # The tag the refresh replaced is retired on every instance (RFC 3903 §6).
+            assert (await via_one.publish(ALICE, etag=accepted.get("sip-etag"))).status == 412
+            removed = await via_two.publish(ALICE, etag=refreshed.get("sip-etag"), expires=0)
+            assert removed.status == 200
+            events = [(e.json["externalCallId"], e.json["type"]) for e in await stream.take(4)]
+            # Removed: gone for every instance.
+            assert (await via_one.publish(ALICE, etag=refreshed.get("sip-etag"))).status == 412
+    # Instance two never saw the body, yet its removal ends the call instance one recorded.
+    assert events == [
+        ("sip:s1", "incomingCall"),
+        ("sip:s1", "callAnswered"),
+        ("sip:s1", "callEnded"),
+        ("sip:s1", "callCompleted"),
+    ]

@@ -114,3 +114,18 @@ def test_a_listen_port_in_non_ascii_digits_is_reported(listen: str) -> None:
     with pytest.raises(ConfigError) as raised:
         sip_settings({"sip": {"listen": [listen]}})
     assert listen in "\n".join(raised.value.problems)
+
+
+def test_the_ownership_timings_default_to_a_heartbeat_a_second_and_five_seconds_to_take_over() -> None:
+    settings = sip_settings({"sip": {"listen": ["udp:127.0.0.1:5060"]}})
+    assert settings is not None
+    assert (settings.owner_heartbeat_seconds, settings.owner_ttl_seconds) == (1.0, 5.0)
+
+
+def test_an_ownership_ttl_shorter_than_three_heartbeats_is_refused() -> None:
+    table = {"listen": ["udp:127.0.0.1:5060"], "owner_heartbeat_seconds": 1, "owner_ttl_seconds": 2.9}
+    with pytest.raises(ConfigError) as raised:
+        sip_settings({"sip": table})
+    assert raised.value.problems == [
+        "[sip] owner_ttl_seconds must be at least 3 times owner_heartbeat_seconds"
+    ]

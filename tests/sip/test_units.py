@@ -116,6 +116,19 @@ def test_received_and_rport_values_written_by_the_sender_are_replaced() -> None:
     assert response_target(message, ("192.0.2.1", 40000)) == ("192.0.2.1", 40000)
 
 
+def test_params_whose_names_only_begin_with_rport_or_received_are_kept_as_they_are() -> None:
+    # The branch before them is what the sender matches its answer by (RFC 3261 §17.1.3).
+    raw = request(host="10.0.0.9", port=5070, rport=False, branch="z9hG4bKabc").replace(
+        b"branch=z9hG4bKabc", b"branch=z9hG4bKabc;rport-x=1;received-by=2", 1
+    )
+    message = decode(raw, Limits())
+    assert isinstance(message, Request)
+    stamp_via(message, "192.0.2.1", 40000)
+    via = message.headers.get_first("via") or ""
+    assert via.endswith(";branch=z9hG4bKabc;rport-x=1;received-by=2;received=192.0.2.1")
+    assert response_target(message, ("192.0.2.1", 40000)) == ("192.0.2.1", 5070)
+
+
 def test_without_rport_the_answer_goes_to_the_source_host_and_via_port() -> None:
     message = _stamped_from_192_0_2_1(b"received=203.0.113.5;")
     assert (message.headers.get_first("via") or "").endswith(";received=192.0.2.1")
@@ -253,3 +266,15 @@ def test_a_usable_document_starts_the_steps_over() -> None:
     assert pacer.ask(1000.0, rng=lambda: 1.0) == 0.0
     pacer.sent()
     assert pacer.ask(1000.0, rng=lambda: 1.0) == 1.0
+
+
+def test_a_header_hiding_a_bare_cr_is_not_salvaged_into_an_answer() -> None:
+    # Written back as it came, the CR would start a line of the sender's choosing
+    # in our answer for any peer that ends lines at a bare CR (this parser does).
+    raw = request(port=5070, content_length="banana").replace(
+        b";branch=", b";x=1\rX-Injected: evil;branch=", 1
+    )
+    with pytest.raises(Rejected) as raised:
+        decode(raw, Limits())
+    assert raised.value.status == 0
+    assert all("\r" not in value for _, value in raised.value.headers)

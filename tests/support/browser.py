@@ -10,6 +10,8 @@ the simulator page itself: it records every postMessage that crossed in
 from __future__ import annotations
 
 import contextlib
+import json
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +19,10 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, Frame, FrameLocator, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Frame, FrameLocator, Locator, Page, async_playwright
 
+from gateway.broker.memory import MemoryBroker
+from gateway.wire import Envelope
 from tests.support.harness import PASSWORDS, Client, make_settings, running_gateway
 
 CHROMIUM = "/usr/bin/chromium"
@@ -111,7 +115,7 @@ class Simulator:
 
     async def dial(self, number: str) -> None:
         """What HubSpot's Call button does: DIAL_NUMBER with the number."""
-        await self.page.get_by_label("Number").fill(number)
+        await self.page.get_by_label("Number", exact=True).fill(number)
         await self.page.get_by_role("button", name="DIAL_NUMBER").click()
 
     async def from_app(self, kind: str, count: int = 1) -> list[Message]:
@@ -142,11 +146,18 @@ class Simulator:
         await self.page.goto(url, timeout=TIMEOUT_MS)
         await self.from_app("SYNC_ACK")
 
-    async def another_tab(self) -> Simulator:
-        """The same simulator in a second tab of the same browser (same cookies)."""
+    async def another_tab(self, url: str | None = None) -> Simulator:
+        """The simulator in a second tab of the same browser (same cookies):
+        the same URL unless ``url`` names another."""
         tab = Simulator(await self.context.new_page(), self.context, self.gateway)
-        await tab.open(self.page.url)
+        await tab.open(url or self.page.url)
         return tab
+
+    async def card(self, text: str) -> Locator:
+        """The widget's card of the open call that shows ``text``, once it shows."""
+        card = self.widget.locator("#call-list > li", has_text=text)
+        await card.wait_for()
+        return card
 
     async def storage_granted(self) -> bool:
         """Whether the widget may use sessionStorage, as the browser decides."""
@@ -170,15 +181,18 @@ async def open_simulator(
     user_id: int | None = ALICE_HUBSPOT_ID,
     init_script: str | None = None,
     cross_site: bool = False,
+    query: str = "",
+    **context_options: Any,
 ) -> AsyncIterator[Simulator]:
     """The simulator page for one test, once the SYNC handshake is done.
 
     ``init_script`` runs in every frame before the page's own scripts;
     ``cross_site`` serves the widget from the gateway's other loopback name,
-    another site, as HubSpot embeds it.
+    another site, as HubSpot embeds it; ``query`` is added to the simulator's
+    URL; ``context_options`` (locale, color_scheme) go to the browser context.
     """
     # A fresh context per test: its own sessionStorage, so no session leaks.
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    context = await browser.new_context(viewport={"width": 1280, "height": 900}, **context_options)
     context.set_default_timeout(TIMEOUT_MS)
     if init_script:
         await context.add_init_script(init_script)
@@ -186,11 +200,11 @@ async def open_simulator(
         page = await context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
-        query = f"portalId={portal_id}" + (f"&userId={user_id}" if user_id is not None else "")
+        ids = f"portalId={portal_id}" + (f"&userId={user_id}" if user_id is not None else "")
         if cross_site:
-            query += "&crossSite=1"
+            ids += "&crossSite=1"
         sim = Simulator(page, context, gateway)
-        await sim.open(f"{gateway.base_url}/simulator?{query}")
+        await sim.open(f"{gateway.base_url}/simulator?{ids}{query}")
         yield sim
         assert not errors, f"uncaught errors in the page: {errors}"
     finally:
@@ -203,6 +217,32 @@ async def simulator(browser: Browser, web_gateway: Client) -> AsyncIterator[Simu
         yield sim
 
 
+async def push_raw_event(gateway: Client, login: str, data: dict[str, Any]) -> str:
+    """Puts ``data`` on the user's stream as the next event, bypassing the
+    call model, as a broker that lost its state or a newer gateway would send
+    it (the embedded broker only); returns its id."""
+    broker = gateway.gateway.broker
+    user = gateway.gateway.directory.by_login(login)
+    assert isinstance(broker, MemoryBroker) and user is not None
+    broker._seq += 1
+    envelope = Envelope(f"{broker._epoch}-{broker._seq}", json.dumps(data))
+    broker._history.setdefault(user.id, deque(maxlen=broker.history_size)).append(envelope)
+    broker._deliver(user.id, envelope)
+    return envelope.id
+
+
+def shown(number: str) -> str:
+    """A NANP number as the page shows it: grouped, with no-break spaces."""
+    digits = number.removeprefix("+1")
+    return "\u00a0".join(["+1", digits[:3], digits[3:6], digits[6:]])
+
+
+# The widget's resizing, and HubSpot's answer to callCompleted (it comes
+# after CALL_COMPLETED, whenever the simulator sends it: tests of the wrap-up
+# await it by name).
+_NOT_ABOUT_THE_CALL = {"RESIZE_WIDGET", "UPDATE_ENGAGEMENT_SUCCEEDED", "UPDATE_ENGAGEMENT_FAILED"}
+
+
 def calls_only(messages: list[Message]) -> list[Message]:
-    """What crossed about calls: the widget's resizing left out."""
-    return [m for m in messages if m["type"] != "RESIZE_WIDGET"]
+    """What crossed about a call, from the click or the ring to CALL_COMPLETED."""
+    return [m for m in messages if m["type"] not in _NOT_ABOUT_THE_CALL]

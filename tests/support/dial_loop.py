@@ -93,14 +93,6 @@ async def dial_loop(tmp_path: Path, provider: str, *, wrong_credentials: bool = 
             await api.idle()
 
 
-def summary(events: list[SseEvent]) -> list[str]:
-    out = []
-    for event in events:
-        status = event.json["payload"].get("callEndStatus")
-        out.append(f"{event.json['type']}:{status}" if status else event.json["type"])
-    return out
-
-
 async def dial_and_watch(loop: Loop, count: int, number: str = TARGET) -> tuple[Any, list[SseEvent]]:
     """Dial, take ``count`` events, let the provider finish the call; nothing more may come."""
     async with loop.gw.stream(loop.token) as stream:

@@ -119,6 +119,17 @@ def digest_response(
     return h(f"{ha1}:{params['nonce']}:{ha2}")
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """One SUBSCRIBE the PBX accepted: when (monotonic), for whom, which dialog, its Expires, from where."""
+
+    at: float
+    user: str
+    call_id: str
+    expires: int
+    contact: tuple[str, int]
+
+
 @dataclass
 class FakeSubscription:
     """What the PBX knows of one gateway subscription."""
@@ -168,6 +179,7 @@ class FakePbx:
         self.challenges_sent = 0
         self.refuse: dict[str, int] = {}  # user -> status to answer the next SUBSCRIBE with
         self.auth_ok: list[Message] = []
+        self.accepted: list[Accepted] = []  # every SUBSCRIBE answered 200, in order
         self.silent = False  # ignore every request, as a PBX that is down
         self._seen: asyncio.Queue[Message] = asyncio.Queue()
         self._nonces: set[str] = set()
@@ -178,6 +190,10 @@ class FakePbx:
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._cseq = itertools.count(1)
+        # The final answer to each SUBSCRIBE transaction, by branch: a
+        # retransmission gets it again and is not a new subscription, as a
+        # real UAS's transaction layer does (RFC 3261 17.2.3).
+        self._answered: dict[str, tuple[bytes, tuple[str, int]]] = {}
 
     # --- life ---
 
@@ -249,6 +265,12 @@ class FakePbx:
             if f":{user}@" in message.first:
                 return message
 
+    def forget_seen(self) -> None:
+        """Drop what waits in ``subscribed`` and ``unsubscribed``: the next one awaited is a new one."""
+        for queue in self._events.values():
+            while not queue.empty():
+                queue.get_nowait()
+
     async def unsubscribed(self, user: str, timeout: float = 10) -> FakeSubscription:
         return await asyncio.wait_for(self._queue("unsubscribed", user).get(), timeout)
 
@@ -290,6 +312,10 @@ class FakePbx:
         self.request_times.append(time.monotonic())
         self._seen.put_nowait(message)
         if message.method == "SUBSCRIBE" and not self.silent:
+            answered = self._answered.get(message.branch) if message.branch else None
+            if answered is not None:
+                self.send(answered[0], answered[1], writer)
+                return
             self._on_subscribe(message, source, writer)
 
     def _reply(
@@ -319,6 +345,8 @@ class FakePbx:
         data = "\r\n".join(lines).encode()
         if self.mangle_response is not None:
             data = self.mangle_response(data)
+        if request.method == "SUBSCRIBE" and request.branch and status >= 200:
+            self._answered[request.branch] = (data, target)
         self.send(data, target, writer)
 
     def _authorised(self, request: Message) -> bool:
@@ -387,6 +415,7 @@ class FakePbx:
             sub.expires = expires
         sub.subscribes.append(request)
         sub.accepted_at.append(time.monotonic())
+        self.accepted.append(Accepted(time.monotonic(), sub.user, request.call_id, expires, contact_addr))
         self._reply(
             request,
             200,

@@ -19,6 +19,7 @@ from gateway.auth.ingest_signature import sign
 from gateway.auth.passwords import hash_password
 from gateway.config import Settings
 from gateway.http.server import server_config
+from gateway.hubspot.crm import CallRecords
 from gateway.runtime import Gateway
 from tests.support.logcheck import LogWatch
 from tests.support.servers import serve, write_users
@@ -65,6 +66,9 @@ def make_settings(tmp: Path, **overrides: Any) -> Settings:
         secret=TOKEN_SECRET,
         ingest_secret=INGEST_SECRET,
         heartbeat_seconds=1.0,
+        # The page logs a call this long after it ended when nobody wraps it
+        # up; tests that wait for CALL_COMPLETED should not wait two minutes.
+        wrap_up_seconds=1,
     )
     return replace(base, **overrides)
 
@@ -139,13 +143,17 @@ class Client:
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(settings: Settings) -> AsyncIterator[Client]:
+async def running_gateway(
+    settings: Settings, call_records: CallRecords | None = None
+) -> AsyncIterator[Client]:
     """The gateway served as `gateway serve` serves it, on a free loopback port.
+
+    ``call_records`` is HubSpot's CRM for the call logger (with a ``[hubspot]`` table).
 
     When it stops, the test fails if it logged a traceback or an ERROR
     that the test did not declare (``tests.support.logcheck.expect_log``).
     """
-    gw = build_gateway(settings)
+    gw = build_gateway(settings, call_records=call_records)
     app = build_app(settings, gw)
     config = server_config(app, settings, host="127.0.0.1", port=0, log_level="warning", graceful_seconds=1)
     watch = LogWatch()

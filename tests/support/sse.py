@@ -23,6 +23,15 @@ class SseEvent:
         return value
 
 
+def summary(events: list[SseEvent]) -> list[str]:
+    """Each event as its type, an end with its status: ``["outgoingCall", "callEnded:BUSY", ...]``."""
+    out = []
+    for event in events:
+        status = event.json["payload"].get("callEndStatus")
+        out.append(f"{event.json['type']}:{status}" if status else event.json["type"])
+    return out
+
+
 class SseStream:
     def __init__(self, client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> None:
         self._client = client

@@ -27,7 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.support.cpaas import telnyx_body, telnyx_headers
-from tests.support.standin import Script, StandIn, json_body, json_response
+from tests.support.standin import Script, StandIn, json_body, json_response, media_response
 
 API_KEY = "KEY0123456789ABCDEF_telnyx-test-key"
 CONNECTION_ID = "1493045678901234567"
@@ -37,6 +37,7 @@ HANGUP_CAUSES = {
     "busy": ("user_busy", "486"),
     "no-answer": ("timeout", "480"),
     "failed": ("unspecified", "500"),
+    "canceled": ("originator_cancel", "487"),
 }
 
 
@@ -66,12 +67,43 @@ class TelnyxApi(StandIn):
         super().__init__()
         self.commands: list[tuple[str, dict[str, Any]]] = []  # (action, body) of every command
         self.legs: dict[str, dict[str, Any]] = {}  # call_control_id -> the leg, in the order created
+        self.recordings: dict[str, str] = {}  # recording id -> its media path
 
     def routes(self) -> list[Route]:
         return [
             Route("/v2/calls", self.dial, methods=["POST"]),
+            Route("/recordings/{name}", self.recording, methods=["GET"]),
+            Route("/v2/recordings/{recording_id}", self.retrieve_recording, methods=["GET"]),
             Route("/v2/calls/{ccid}/actions/{action}", self.command, methods=["POST"]),
         ]
+
+    # Recording URLs in call.recording.saved are presigned (an S3 URL whose
+    # query carries X-Amz-Signature): no API key, the URL is the credential.
+    presigned = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=600&X-Amz-Signature=standin0123"
+
+    async def recording(self, request: Request) -> Response:
+        self.media_requests.append(dict(request.headers))
+        if request.url.query != self.presigned:
+            return Response(b"<Error><Code>AccessDenied</Code></Error>", 403, media_type="application/xml")
+        data = self.media.get(request.url.path)
+        if data is None:
+            return Response(b"<Error><Code>NoSuchKey</Code></Error>", 404, media_type="application/xml")
+        return media_response(request, data, "audio/wav", self.honour_ranges)
+
+    async def retrieve_recording(self, request: Request) -> Response:
+        """ "Retrieve a call recording": ``data.download_urls`` freshly presigned (API key required).
+
+        ``self.recordings`` maps a recording id to its media path."""
+        if not self._authorised(request):
+            return json_response({"errors": [{"code": "10009", "title": "Authentication failed"}]}, 401)
+        path = self.recordings.get(request.path_params["recording_id"])
+        if path is None:
+            return json_response({"errors": [{"code": "10005", "title": "Resource not found"}]}, 404)
+        base = f"{request.url.scheme}://{request.url.netloc}"
+        url = f"{base}{path}?{self.presigned}"
+        return json_response(
+            {"data": {"record_type": "recording", "status": "completed", "download_urls": {"wav": url}}}
+        )
 
     def _authorised(self, request: Request) -> bool:
         return request.headers.get("authorization") == f"Bearer {self.api_key}"
@@ -97,7 +129,7 @@ class TelnyxApi(StandIn):
             return refused
         self.requests.append(("/v2/calls", body))
         leg = self._leg(body["from"], body["to"], body["client_state"], body["webhook_url"])
-        self.play(lambda: self._play_user_leg(script, leg))
+        await self.place(lambda: self._play_user_leg(script, leg))
         return json_response(
             {
                 "data": {
@@ -152,6 +184,7 @@ class TelnyxApi(StandIn):
             return refusal(422)
         self.commands.append((action, body))
         if action == "hangup":
+            self.hung_up.append(leg["ccid"])
             self.play(lambda: self.event(leg, "call.hangup", hangup_cause="normal_clearing"))
             return json_response({"data": {"result": "ok"}})
         if not (str(body.get("to", "")).startswith("+") and _base64(body.get("client_state"))):

@@ -10,7 +10,9 @@ code 20429), of TwiML ``<Dial callerId>`` with ``<Number statusCallback
 statusCallbackEvent statusCallbackMethod>``, and of status callbacks
 (``CallSid``, ``CallStatus``, ``Direction`` ``outbound-api`` for the
 created call and ``outbound-dial`` for the dialled one, ``ParentCallSid``,
-``CallDuration``, ``Timestamp``), signed with ``X-Twilio-Signature`` over
+``CallDuration``, ``Timestamp``), of updating a call (``POST
+.../Calls/{CallSid}.json``, ``Status=completed`` hangs it up; a call still
+ringing ends ``canceled``), signed with ``X-Twilio-Signature`` over
 the callback URL as given (query included) and the sorted parameters.
 """
 
@@ -27,7 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.support.cpaas import TWILIO_TOKEN, twilio_params, twilio_sign
-from tests.support.standin import Script, StandIn, json_response
+from tests.support.standin import Script, StandIn, json_response, media_response
 
 ACCOUNT_SID = "AC" + "5" * 32
 EVENTS = {"initiated", "ringing", "answered", "completed"}
@@ -95,7 +97,22 @@ class TwilioApi(StandIn):
     invalid_status = 400
 
     def routes(self) -> list[Route]:
-        return [Route("/2010-04-01/Accounts/{sid}/Calls.json", self.create_call, methods=["POST"])]
+        return [
+            Route("/2010-04-01/Accounts/{sid}/Calls.json", self.create_call, methods=["POST"]),
+            Route("/2010-04-01/Accounts/{sid}/Calls/{call}.json", self.update_call, methods=["POST"]),
+            Route("/2010-04-01/Accounts/{sid}/Recordings/{name}", self.recording, methods=["GET"]),
+        ]
+
+    async def recording(self, request: Request) -> Response:
+        """A Recording's media (Twilio's Recordings docs): ``<RecordingUrl>.wav`` is the WAV,
+        behind HTTP basic auth when "Enforce HTTP Auth on Media URLs" is on (it is, here)."""
+        self.media_requests.append(dict(request.headers))
+        if not self._authorised(request):
+            return refusal(401)
+        data = self.media.get(request.url.path)
+        if data is None:
+            return refusal(404)
+        return media_response(request, data, "audio/x-wav", self.honour_ranges)
 
     def _authorised(self, request: Request) -> bool:
         scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
@@ -144,7 +161,7 @@ class TwilioApi(StandIn):
             return refused
         self.requests.append((request.url.path, form))
         sid = _sid()
-        self.play(lambda: self._play(script, sid, form, dial))
+        await self.place(lambda: self._play(script, sid, form, dial))
         return json_response(
             {
                 "sid": sid,
@@ -155,6 +172,17 @@ class TwilioApi(StandIn):
             },
             201,
         )
+
+    async def update_call(self, request: Request) -> Response:
+        """Update a call: ``Status`` ``completed`` (or ``canceled``) hangs it up."""
+        if not self._authorised(request):
+            return refusal(401)
+        form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+        if form.get("Status") not in ("completed", "canceled"):
+            return _error(400, 21218, "Invalid Status")
+        call = request.path_params["call"]
+        self.hung_up.append(call)
+        return json_response({"sid": call, "status": form["Status"]})
 
     async def _callback(
         self, url: str, sid: str, status: str, direction: str, src: str, dst: str, **extra: str
@@ -176,8 +204,11 @@ class TwilioApi(StandIn):
         async def user_leg(status: str, **extra: str) -> None:
             await self._callback(user_url, user_sid, status, "outbound-api", caller, phone, **extra)
 
-        await user_leg("initiated")
-        await user_leg("ringing")
+        for status in ("initiated", "ringing"):
+            await user_leg(status)
+            if user_sid in self.hung_up:
+                await user_leg("canceled")
+                return
         if script.user != "answer":
             await user_leg(script.user)
             return

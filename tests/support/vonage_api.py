@@ -9,7 +9,9 @@ claims), a JSON body with ``to`` (a list of endpoints, ``{"type":
 ``eventUrl`` (a list) and ``eventMethod``), ``event_url`` (a list) and
 ``event_method``; 201 with ``uuid``, ``status``, ``direction``,
 ``conversation_uuid``; errors as ``{"type", "title", "detail"}`` with 401,
-400 for invalid parameters, 429, 5xx. Events (``started``, ``ringing``,
+400 for invalid parameters, 429, 5xx; ``PUT /v1/calls/{uuid}`` with
+``{"action": "hangup"}`` ends a call (204; one still ringing ends
+``cancelled``). Events (``started``, ``ringing``,
 ``answered``, ``completed`` with ``duration``, ``busy``, ``timeout``) go to
 the call's ``event_url`` and, for the leg the NCCO connects, to the
 action's ``eventUrl``; signed callbacks carry an HS256 JWT with the body's
@@ -33,7 +35,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.support.cpaas import vonage_body, vonage_headers
-from tests.support.standin import Script, StandIn, json_body, json_response
+from tests.support.standin import Script, StandIn, json_body, json_response, media_response
 
 APPLICATION_ID = "aaaaaaaa-bbbb-cccc-dddd-0123456789ab"
 _uuids = itertools.count(1)
@@ -80,7 +82,23 @@ class VonageApi(StandIn):
         self.claims: list[dict[str, Any]] = []
 
     def routes(self) -> list[Route]:
-        return [Route("/v1/calls", self.create_call, methods=["POST"])]
+        return [
+            Route("/v1/calls", self.create_call, methods=["POST"]),
+            Route("/v1/calls/{uuid}", self.modify_call, methods=["PUT"]),
+            Route("/v1/files/{file_id}", self.recording, methods=["GET"]),
+        ]
+
+    async def recording(self, request: Request) -> Response:
+        """A record action's file (Vonage's Recording guide): ``GET recording_url`` with the
+        application's JWT; the file is MP3 unless the action asked for ``wav``."""
+        self.media_requests.append(dict(request.headers))
+        problem = self._token_problem(request)
+        if problem is not None:
+            return refusal(401, problem)
+        data = self.media.get(request.url.path)
+        if data is None:
+            return refusal(404, "no such file")
+        return media_response(request, data, "audio/wav", self.honour_ranges)
 
     def _token_problem(self, request: Request) -> str | None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -140,7 +158,7 @@ class VonageApi(StandIn):
             return refused
         self.requests.append(("/v1/calls", body))
         uuid = f"{next(_uuids):08x}-0000-4000-8000-000000000000"
-        self.play(lambda: self._play(script, uuid, body, connect))
+        await self.place(lambda: self._play(script, uuid, body, connect))
         return json_response(
             {"uuid": uuid, "status": "started", "direction": "outbound", "conversation_uuid": "CON-" + uuid},
             201,
@@ -150,14 +168,28 @@ class VonageApi(StandIn):
         body = vonage_body(uuid, status, direction="outbound", **{"from": src, "to": dst, **extra})
         await self.deliver(url, body, vonage_headers(body))
 
+    async def modify_call(self, request: Request) -> Response:
+        """Modify a call in progress: ``{"action": "hangup"}`` ends it (204)."""
+        problem = self._token_problem(request)
+        if problem is not None:
+            return refusal(401, problem)
+        body = await json_body(request)
+        if not isinstance(body, dict) or body.get("action") != "hangup":
+            return refusal(400, "invalid action")
+        self.hung_up.append(request.path_params["uuid"])
+        return Response(status_code=204)
+
     async def _play(self, script: Script, uuid: str, body: dict[str, Any], connect: dict[str, Any]) -> None:
         user_url, src, phone = body["event_url"][0], body["from"]["number"], body["to"][0]["number"]
 
         async def user_leg(status: str, **extra: Any) -> None:
             await self._event(user_url, uuid, status, src, phone, **extra)
 
-        await user_leg("started")
-        await user_leg("ringing")
+        for status in ("started", "ringing"):
+            await user_leg(status)
+            if uuid in self.hung_up:
+                await user_leg("cancelled")
+                return
         if script.user != "answer":
             await user_leg({"busy": "busy", "no-answer": "timeout"}[script.user])
             return
@@ -175,7 +207,9 @@ class VonageApi(StandIn):
             await target_leg("completed", duration="4")
             await user_leg("completed", duration="5")
             return
-        status = {"busy": "busy", "no-answer": "timeout", "failed": "failed"}[script.target]
+        status = {"busy": "busy", "no-answer": "timeout", "failed": "failed", "canceled": "cancelled"}[
+            script.target
+        ]
         if script.user_end_first:
             await user_leg("completed", duration="1")
             await target_leg(status)

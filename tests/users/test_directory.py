@@ -176,3 +176,42 @@ async def test_the_running_gateway_picks_up_file_changes_by_itself(tmp_path: Pat
             await asyncio.sleep(0.05)
         assert gw.gateway.directory.by_login("bob") is None
         assert gw.gateway.directory.by_login("alice") is not None
+
+
+def test_a_pbx_extension_finds_its_user_within_the_tenant_only() -> None:
+    directory = Directory([user("ann", extension="201"), user("cid", tenant=2, extension="201")])
+    assert [directory.by_extension(t, "201").login for t in (1, 2)] == ["ann", "cid"]  # type: ignore[union-attr]
+    assert directory.by_extension(3, "201") is None
+
+
+def test_an_aors_numeric_user_part_is_an_extension_too() -> None:
+    directory = Directory([user("ann", aors=["sip:1001@pbx.test"])])
+    assert directory.by_extension(1, "1001") == directory.by_login("ann")
+
+
+def test_a_given_extension_wins_over_an_aors() -> None:
+    directory = Directory([user("ann", aors=["sip:1001@pbx.test"]), user("bea", extension="1001")])
+    assert directory.by_extension(1, "1001") == directory.by_login("bea")
+
+
+def test_one_extension_given_to_two_users_of_a_tenant_is_refused() -> None:
+    with pytest.raises(DirectoryError, match="extension 201 of portal 1 already belongs to ann"):
+        Directory([user("ann", extension="201"), user("bea", extension="201")])
+
+
+def test_an_extension_with_spaces_or_line_breaks_is_refused() -> None:
+    with pytest.raises(DirectoryError, match="is not an extension"):
+        user("ann", extension="20 1\n")
+
+
+def test_a_removed_users_extension_is_free_again() -> None:
+    directory = Directory([user("ann", extension="201")])
+    directory.remove("ann")
+    directory.add(user("bea", extension="201"))
+    assert directory.by_extension(1, "201") == directory.by_login("bea")
+
+
+def test_the_extension_is_kept_in_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "users.json"
+    Directory([user("ann", extension="201")]).save(path)
+    assert Directory.load(path).by_extension(1, "201") is not None

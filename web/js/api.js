@@ -181,6 +181,16 @@ export class Session {
     });
   }
 
+  // The wrap-up's timeout and the portal's call outcomes.
+  wrapUpSettings() {
+    return this.authed("GET", "api/wrap-up");
+  }
+
+  // A wrap-up saved after the call was completed: the gateway updates the engagement.
+  saveWrapUp(externalCallId, { notes = "", outcome = "" }) {
+    return this.authed("POST", `api/calls/${encodeURIComponent(externalCallId)}/wrap-up`, { notes, outcome });
+  }
+
   dial(number, idempotencyKey) {
     return this.authed("POST", "api/dial", { number, idempotencyKey });
   }

@@ -3,21 +3,43 @@
 
 import CallingExtensions from "./sdk.js";
 import { Session } from "./api.js";
-import { CallBook, isStart } from "./calls.js";
+import { callerFromMatch } from "./callerid.js";
+import { CallBook, SDK_METHODS, loggedByGateway } from "./calls.js";
+import { Surfaces } from "./coordination.js";
+import { t } from "./i18n.js";
+import { SdkLedger } from "./ledger.js";
 import { storage } from "./storage.js";
-import { GatewayStream, SeenIds } from "./stream.js";
+import { GatewayStream, SeenIds, compareIds } from "./stream.js";
 import { View } from "./view.js";
+import { completionArgs, wrapUpDeadline } from "./wrapup.js";
 
 const AVAILABLE_KEY = "gateway.available";
-const WIDGET_WIDTH = 400;
+const AUTO_OPEN_KEY = "gateway.autoOpen";
 
 const view = new View(document);
 const book = new CallBook();
-// A page that does not own a call (another tab passed on its start, or it
-// was passed on before a reload) waits this long before claiming one of its
-// events, so that the owner, if it is still there, passes it on.
-const CLAIM_GRACE_MS = 1_000;
+const ledger = new SdkLedger();
 const seen = new SeenIds((last) => acknowledge(last));
+// Only the leading surface (one tab, or HubSpot's calling window) talks to
+// the SDK for calls; the others keep what they received here until the
+// leader says it handled it, and pass it on themselves if they come to lead.
+const surfaces = new Surfaces({
+  onLead: (leads) => leadChanged(leads),
+  onMessage: (m) => fromSurface(m),
+  onJoin: () => tellHeld(),
+});
+const waitingForLeader = []; // [{id, event}] in stream order
+// Wrap-ups the leader holds for calls this surface has not seen yet (it
+// just opened): externalCallId -> deadline.
+const heldElsewhere = new Map();
+// The late wrap-up on show: its call's completion went out without the
+// user's wrap-up (the deadline passed) and stays unacknowledged, so that a
+// reload or the surface that leads next is handed it again and offers the
+// wrap-up again: externalCallId -> {id, until, timer}.
+const lateHeld = new Map();
+// Late wrap-ups the leader keeps, on the other surfaces: externalCallId -> until.
+const lateElsewhere = new Map();
+let wrapUp = { timeoutSeconds: 120, dispositions: [] };
 let hubspot = {}; // what onReady said: portalId, userId, iframeLocation, …
 let isReady = false; // the SYNC handshake is done
 let lastHeight = 0;
@@ -30,7 +52,7 @@ let generation = 0;
 
 const session = new Session({
   onExpired: () => {
-    showError("Your session ended; please sign in again.");
+    showError(t("sessionEnded"));
     signedOut();
   },
 });
@@ -42,12 +64,16 @@ const cti = new CallingExtensions({
     onDialNumber: (data) => dialRequested(data || {}),
     onCreateEngagementSucceeded: (data) => engagementCreated(data || {}),
     onCreateEngagementFailed: (data) => engagementFailed(data || {}),
-    onEndCall: () =>
-      showNotice("Hang up on your phone: the gateway watches the call and cannot end it from here."),
+    onEndCall: () => showNotice(t("hangUpOnPhone")),
     onVisibilityChanged: (data) => view.setVisibility(data || {}),
+    onCallerIdMatchSucceeded: (data) => callerMatched(data || {}, callerFromMatch(data || {})),
+    onCallerIdMatchFailed: (data) => callerMatched(data || {}, callerFromMatch(null)),
+    onNavigateToRecordFailed: (data) => navigateFailed(data || {}),
+    onUpdateEngagementFailed: (data) => updateFailed(data || {}),
+    // The SDK calls this for every *_FAILED message, besides its own handler.
     onFailed: (data, event) => failed(data || {}, event),
-    // Everything else HubSpot may send (caller-id matches, engagement
-    // updates, newer message types) needs no action here.
+    // Everything else HubSpot may send (engagement updates, newer message
+    // types) needs no action here.
     defaultEventHandler: (data, event) => console.debug("HubSpot message", event && event.type, data),
   },
 });
@@ -55,12 +81,12 @@ const cti = new CallingExtensions({
 // HubSpot's error text: a string, or {message} (CREATE_ENGAGEMENT_FAILED
 // carries it under error); never an object printed as "[object Object]".
 function describe(data) {
-  if (!data) return "no details";
+  if (!data) return t("noDetails");
   for (const candidate of [data.error, data.message, data]) {
     if (typeof candidate === "string" && candidate) return candidate;
     if (candidate && typeof candidate.message === "string" && candidate.message) return candidate.message;
   }
-  return "no details";
+  return t("noDetails");
 }
 
 function showError(message) {
@@ -73,9 +99,19 @@ function showNotice(message, key) {
   view.showNotice(message, key);
 }
 
+// Failures with a handler of their own say it better there; a failed
+// caller-id match is no failure to the user (the number shows).
+const OWN_NOTICE = new Set([
+  "CREATE_ENGAGEMENT_FAILED",
+  "CALLER_ID_MATCH_FAILED",
+  "NAVIGATE_TO_RECORD_FAILED",
+  "UPDATE_ENGAGEMENT_FAILED",
+]);
 function failed(data, event) {
-  const about = data.externalCallId ? ` about ${book.label(data.externalCallId)}` : "";
-  showNotice(`HubSpot reported ${(event && event.type) || "a failure"}${about}: ${describe(data)}`, data.externalCallId);
+  if (event && OWN_NOTICE.has(event.type)) return;
+  const about = data.externalCallId ? t("about", { call: book.label(data.externalCallId) }) : "";
+  const what = (event && event.type) || t("aFailure");
+  showNotice(t("hubspotReported", { what, about, details: describe(data) }), data.externalCallId);
 }
 
 function ready(data) {
@@ -113,26 +149,38 @@ function signedIn() {
   const available = storage.getItem(AVAILABLE_KEY) !== "no";
   view.setAvailable(available);
   setAvailable(available);
+  view.setAutoOpen(storage.getItem(AUTO_OPEN_KEY) === "yes");
   const mine = generation;
+  // HubSpot's remote, while its calling window is in use, never logs calls.
+  const remote = Boolean(hubspot.usesCallingWindow) && hubspot.iframeLocation === "remote";
+  surfaces.start(String(session.user.id || session.user.login), { mayLead: !remote });
+  // Known before the stream starts: a completion it replays is held until
+  // the deadline these settings give, and offers their outcomes.
+  const settingsRead = session
+    .wrapUpSettings()
+    .then((settings) => {
+      if (mine !== generation) return;
+      wrapUp = settings;
+      view.setDispositions(settings.dispositions || []);
+    })
+    .catch(() => {}); // the defaults stay: a wrap-up without outcomes
   stream = new GatewayStream({
     session,
     seen,
     onEvent: (id, event) => enqueue(id, event),
-    onGap: () => showNotice("Some call events were missed while disconnected; their calls may lack details."),
+    onGap: () => showNotice(t("gap")),
     onStatus: (status) => view.setConnection(status),
     onAuthLost: () => {
       session.clear();
-      showError("Your session ended; please sign in again.");
+      showError(t("sessionEnded"));
       signedOut();
     },
   });
   // Resume where the pages before this one (a reload, another tab, the
   // last session) left off; a fresh stream only when nothing was ever held.
   const started = stream;
-  session
-    .acknowledged()
-    .catch(() => null)
-    .then((lastEventId) => {
+  Promise.all([session.acknowledged().catch(() => null), settingsRead])
+    .then(([lastEventId]) => {
       if (mine !== generation || stream !== started) return;
       if (lastEventId && !seen.last) seen.last = lastEventId;
       stream.start();
@@ -144,6 +192,8 @@ function signedIn() {
 let acking = null;
 let ackWanted = null;
 function acknowledge(last) {
+  // Surfaces that only watch learn that everything up to here is handled.
+  if (surfaces.leads && last) surfaces.share({ kind: "position", last });
   ackWanted = last;
   if (acking || !last) return;
   const position = last;
@@ -166,6 +216,18 @@ function signedOut(tell = true) {
   seen.forget();
   ackWanted = null;
   queues.clear();
+  surfaces.stop();
+  waitingForLeader.length = 0;
+  // A wrap-up left open is replayed by the next sign-in, and wrapped up then.
+  for (const entry of book.calls.values()) {
+    if (entry.held) clearTimeout(entry.held.timer);
+    entry.held = null;
+    entry.elsewhere = null;
+  }
+  heldElsewhere.clear();
+  for (const late of lateHeld.values()) clearTimeout(late.timer);
+  lateHeld.clear();
+  lateElsewhere.clear();
   generation += 1;
   if (tell) cti.userLoggedOut();
   view.showLogin(hubspot);
@@ -181,6 +243,15 @@ function setAvailable(available) {
   storage.setItem(AVAILABLE_KEY, available ? "yes" : "no");
   if (available) cti.userAvailable();
   else cti.userUnavailable();
+}
+
+function setAutoOpen(on) {
+  storage.setItem(AUTO_OPEN_KEY, on ? "yes" : "no");
+}
+
+function render() {
+  releaseLate();
+  view.showCalls(book.open, book.history, { leads: surfaces.leads || !surfaces.settled });
 }
 
 function enqueue(id, event) {
@@ -201,6 +272,46 @@ function enqueue(id, event) {
 }
 
 async function deliver(id, event, mine) {
+  const callId = event && typeof event === "object" ? event.externalCallId : null;
+  if (callId && book.isFinished(callId)) {
+    if (event.type === "callCompleted" && surfaces.leads && lateElsewhere.has(callId)) {
+      // The last leader kept it for the late wrap-up: this surface does now.
+      holdLate(id, callId, lateElsewhere.get(callId));
+      lateElsewhere.delete(callId);
+      render();
+      return;
+    }
+    handled(id, callId, null); // a resent event of a call already completed
+    return;
+  }
+  book.learn(event);
+  if (callId && heldElsewhere.has(callId)) {
+    book.entry(callId).elsewhere = { deadline: heldElsewhere.get(callId) };
+    heldElsewhere.delete(callId);
+  }
+  if (callId && loggedByGateway(event) && !ledger.started(callId)) {
+    // The gateway's own HubSpot connection logs this call: no SDK call (a
+    // call this page already started in HubSpot is still ended by it).
+    handled(id, callId, null);
+    if (event.type === "callCompleted") book.finish(callId);
+    render();
+    return;
+  }
+  if (callId && (!surfaces.settled || !surfaces.leads)) {
+    waitingForLeader.push({ id, event });
+    if (event.type === "callCompleted" && lateElsewhere.has(callId)) lateShownHere(callId);
+    render();
+    return;
+  }
+  if (callId && SDK_METHODS.has(event.type) && !ledger.allows(callId, event.type)) {
+    handled(id, callId, null); // made already (the stream resent it under a new id)
+    render();
+    return;
+  }
+  if (callId && event.type === "callCompleted" && heldCall(callId)) {
+    handled(id, callId, null); // a second copy of the completion being wrapped up
+    return;
+  }
   const result = await book.sdkCall(event);
   if (mine !== generation) return; // the session ended meanwhile
   if (result.error) {
@@ -208,8 +319,6 @@ async function deliver(id, event, mine) {
     showError(`Event ${id} was not passed to HubSpot: ${result.error}`);
     return;
   }
-  const callId = event.externalCallId;
-  if (!isStart(event.type) && !book.owns(callId)) await sleep(CLAIM_GRACE_MS);
   if (result.method === "callEnded" && !result.args.engagementId) {
     const engagementId = await engagementFromGateway(callId);
     if (mine !== generation) return;
@@ -218,21 +327,233 @@ async function deliver(id, event, mine) {
     } else {
       // The SDK's OnCallEnded requires the engagement: HubSpot has no log of
       // this call to end. callCompleted (engagement optional) still closes it.
-      seen.add(id);
-      view.showCalls(book.current, book.history);
+      ledger.record(callId, "callEnded");
+      handled(id, callId, "callEnded");
+      render();
       return;
     }
+  }
+  if (result.method === "callCompleted") {
+    hold(id, callId, result.args, mine);
+    return;
   }
   // Claimed just before its SDK call: a reload after the claim does not
   // send it again (nor does any other page), one before it does.
   const first = await claim(id, mine);
   if (mine !== generation) return;
-  seen.add(id);
-  if (first) {
+  if (first && ledger.allows(callId, result.method)) {
     book.passedOn(event);
+    ledger.record(callId, result.method);
     cti[result.method](result.args);
   }
-  view.showCalls(book.current, book.history);
+  handled(id, callId, result.method);
+  render();
+}
+
+// The event is dealt with here; the other surfaces hear it too.
+function handled(id, callId, method) {
+  seen.add(id);
+  if (callId && surfaces.leads) surfaces.share({ kind: "handled", id, callId, method });
+}
+
+function heldCall(callId) {
+  const entry = book.calls.get(callId);
+  return entry ? entry.held : null;
+}
+
+// A surface that just opened learns which wrap-ups the leader holds: the
+// completions come to it too, but only the leader waits for them.
+function tellHeld() {
+  if (!surfaces.leads) return;
+  for (const [callId, entry] of book.calls) {
+    if (entry.held) surfaces.share({ kind: "held", callId, deadline: entry.held.deadline });
+  }
+  for (const [callId, late] of lateHeld) surfaces.share({ kind: "late", callId, until: late.until });
+}
+
+// The call's callCompleted waits for the wrap-up: the user's save, or the
+// deadline. Its event stays unacknowledged meanwhile, so a reload (or the
+// surface that leads next) replays it and wraps up again, never losing it.
+function hold(id, callId, args, mine) {
+  const entry = book.entry(callId);
+  const seconds = wrapUp.timeoutSeconds || 120;
+  const deadline = wrapUpDeadline(entry.snapshot, seconds);
+  const timer = setTimeout(
+    () => complete(callId, view.drafts.get(callId) || {}, { byDeadline: true }),
+    Math.max(0, deadline - Date.now()),
+  );
+  // After the deadline the wrap-up is still taken, as an update, and kept
+  // across reloads for as long again; a completion replayed later than
+  // that has nothing left to offer.
+  const lateUntil = deadline + seconds * 1000;
+  const offersLate = Date.now() < lateUntil;
+  entry.held = { id, args, deadline, lateUntil, offersLate, timer, mine, saving: false };
+  // The other surfaces offer the same wrap-up and send what is typed there.
+  surfaces.share({ kind: "held", callId, deadline });
+  render();
+}
+
+async function complete(callId, wrap, { byDeadline = false } = {}) {
+  const held = heldCall(callId);
+  const entry = book.calls.get(callId);
+  if (!held && !entry && book.late.has(callId)) {
+    await saveLate(callId, wrap);
+    return;
+  }
+  if (!held && entry && entry.elsewhere) {
+    surfaces.share({ kind: "wrapUp", callId, wrap }); // the leader sends it
+    return;
+  }
+  if (!held || held.saving) return;
+  held.saving = true;
+  clearTimeout(held.timer);
+  const first = await claim(held.id, held.mine);
+  if (held.mine !== generation) return;
+  if (first && ledger.allows(callId, "callCompleted")) {
+    ledger.record(callId, "callCompleted");
+    cti.callCompleted(completionArgs(held.args, wrap));
+  }
+  book.finish(callId);
+  if (byDeadline && held.offersLate) book.late.add(callId);
+  if (book.late.has(callId) && book.lastShown === callId && Date.now() < held.lateUntil) {
+    // Sent (here, or by the page before a reload) without the user's wrap-up.
+    holdLate(held.id, callId, held.lateUntil);
+  } else {
+    handled(held.id, callId, "callCompleted");
+  }
+  render();
+}
+
+// Its completion unacknowledged, the late wrap-up is replayed to the next
+// page until it is saved, while its call is the one on show.
+function holdLate(id, callId, until) {
+  const timer = setTimeout(() => render(), Math.max(0, until - Date.now()));
+  lateHeld.set(callId, { id, until, timer });
+  book.late.add(callId);
+  // The others offer it too, and keep its event for whoever leads next.
+  surfaces.share({ kind: "late", callId, until });
+}
+
+// On a surface that does not lead: the call is completed, its late wrap-up
+// offered here and saved from here.
+function lateShownHere(callId) {
+  ledger.record(callId, "callCompleted");
+  heldElsewhere.delete(callId);
+  // Not before its completion is here: a completion that came to a call
+  // already finished would be taken as handled, and acknowledged.
+  const here = waitingForLeader.some(({ event }) => event.externalCallId === callId && event.type === "callCompleted");
+  if (!here) return; // shown when it arrives
+  book.finish(callId);
+  book.late.add(callId);
+}
+
+// A late wrap-up stops being kept once saved, once its time is up, or once
+// another call takes its place on show: its completion is handled then.
+function releaseLate() {
+  for (const [callId, late] of lateHeld) {
+    const kept = book.late.has(callId) && book.lastShown === callId && Date.now() < late.until;
+    if (kept) continue;
+    clearTimeout(late.timer);
+    lateHeld.delete(callId);
+    handled(late.id, callId, "callCompleted");
+  }
+}
+
+// A wrap-up saved after the deadline completed the call: no SDK message
+// sets engagement properties, so the gateway updates the engagement.
+async function saveLate(callId, wrap) {
+  const call = book.label(callId);
+  try {
+    await session.saveWrapUp(callId, wrap);
+  } catch (err) {
+    showNotice(t("wrapUpNotSaved", { call, details: err.message }), callId);
+    render();
+    view.enableWrapUp(callId);
+    return;
+  }
+  book.late.delete(callId);
+  surfaces.share({ kind: "lateSaved", callId });
+  showNotice(t("wrapUpSaved", { call }), callId);
+  render();
+}
+
+// HubSpot matched an inbound caller (or found none): shown on every
+// surface; the record opens by itself when the user asked for that.
+function callerMatched(data, caller) {
+  const callId = book.callerMatched(data.externalCallId, caller);
+  if (!callId) return;
+  surfaces.share({ kind: "caller", callId, caller });
+  render();
+  if (storage.getItem(AUTO_OPEN_KEY) === "yes" && caller.coordinates) openRecord(callId, "NEW_TAB");
+}
+
+// navigateToRecord (the SDK's OnNavigateToRecord: objectCoordinates, the
+// call's engagement, openIn CURRENT_TAB or NEW_TAB). The button opens it
+// where the user is; opening it by itself takes a new tab, so nothing the
+// user was doing is replaced.
+function openRecord(callId, openIn = "CURRENT_TAB") {
+  const entry = book.calls.get(callId);
+  if (!entry || !entry.caller || !entry.caller.coordinates || !surfaces.leads) return;
+  const request = { objectCoordinates: entry.caller.coordinates, openIn };
+  if (entry.engagementId) request.engagementId = entry.engagementId;
+  cti.navigateToRecord(request);
+}
+
+function navigateFailed(data) {
+  const callId = data.externalCallId || "";
+  const which = callId ? book.label(callId) : t("aCall");
+  showNotice(t("couldNotOpen", { call: which, details: describe(data) }), callId || "navigate");
+}
+
+// What the leading surface tells the others.
+function fromSurface(message) {
+  if (!message || typeof message !== "object") return;
+  if (message.kind === "caller" && message.callId) {
+    book.callerMatched(message.callId, message.caller);
+  } else if (message.kind === "handled" && message.id) {
+    if (message.method) ledger.record(message.callId, message.method);
+    dropWaiting((item) => item.id === message.id);
+    if (message.method === "callCompleted") {
+      book.finish(message.callId);
+      heldElsewhere.delete(message.callId);
+      lateElsewhere.delete(message.callId);
+    }
+  } else if (message.kind === "position" && message.last) {
+    dropWaiting((item) => compareIds(item.id, message.last) <= 0);
+  } else if (message.kind === "held" && message.callId) {
+    if (book.calls.has(message.callId)) book.calls.get(message.callId).elsewhere = { deadline: message.deadline };
+    else heldElsewhere.set(message.callId, message.deadline);
+  } else if (message.kind === "late" && message.callId) {
+    lateElsewhere.set(message.callId, message.until);
+    lateShownHere(message.callId);
+  } else if (message.kind === "lateSaved" && message.callId) {
+    book.late.delete(message.callId); // saved on another surface: kept no longer
+  } else if (message.kind === "wrapUp" && surfaces.leads) {
+    complete(message.callId, message.wrap || {});
+  }
+  render();
+}
+
+function dropWaiting(done) {
+  for (let i = waitingForLeader.length - 1; i >= 0; i -= 1) {
+    if (!done(waitingForLeader[i])) continue;
+    seen.add(waitingForLeader[i].id);
+    waitingForLeader.splice(i, 1);
+  }
+}
+
+// This surface now leads: what it kept waiting goes through it (the
+// gateway's claim skips whatever the last leader already sent).
+function leadChanged(leads) {
+  if (leads) {
+    // The wrap-ups the last leader held are this surface's to hold now.
+    for (const entry of book.calls.values()) entry.elsewhere = null;
+    heldElsewhere.clear();
+  }
+  render();
+  if (!leads) return;
+  const waiting = waitingForLeader.splice(0);
+  for (const { id, event } of waiting) enqueue(id, event);
 }
 
 function sleep(ms) {
@@ -282,8 +603,18 @@ async function engagementCreated(data) {
 // engagement id, rather than waiting for one that will not come.
 function engagementFailed(data) {
   const callId = book.engagementFailed(data) || data.externalCallId;
-  const which = callId ? book.label(callId) : "a call";
-  showNotice(`HubSpot could not log ${which}: ${describe(data)}`, callId);
+  const which = callId ? book.label(callId) : t("aCall");
+  showNotice(t("couldNotLog", { call: which, details: describe(data) }), callId);
+}
+
+// HubSpot could not save callCompleted's properties on the engagement (its
+// answer to callCompleted): the wrap-up may be saved again, through the gateway.
+function updateFailed(data) {
+  const callId = data.externalCallId || book.lastShown;
+  const which = callId ? book.label(callId) : t("aCall");
+  if (callId && book.isFinished(callId)) book.late.add(callId);
+  showNotice(t("updateFailed", { call: which, details: describe(data) }), callId);
+  render();
 }
 
 // Click-to-dial: the gateway places the call and creates it first, so its
@@ -291,7 +622,7 @@ function engagementFailed(data) {
 // call's; the page never sends one of its own for a dial.
 async function dialRequested(data) {
   const number = data.phoneNumber || data.toPhoneNumber || "";
-  view.showDial(number, "Asking the gateway to dial…");
+  view.showDial(number, t("askingToDial"));
   if (!number) {
     showError("HubSpot asked to dial but sent no number.");
     return;
@@ -311,7 +642,7 @@ async function dialRequested(data) {
     }
   }
   view.clearError();
-  view.showDial(placed.number, `Dialling from ${placed.callerId}…`);
+  view.showDial(placed.number, t("dialling", { callerId: placed.callerId }));
 }
 
 function newDialKey() {
@@ -329,10 +660,13 @@ function fit() {
     const height = Math.min(720, Math.max(320, Math.ceil(document.body.scrollHeight / 40) * 40));
     if (height !== lastHeight) {
       lastHeight = height;
-      // The width is the one the README asks to register; only the height
-      // follows the content. (Echoing the current width back would shrink
-      // the frame by its border on every resize.)
-      cti.resizeWidget({ width: WIDGET_WIDTH, height });
+      // Only the height follows the content. The SDK's host side sets the
+      // width only when one is sent (IFrameManager.updateIFrameSize), so
+      // leaving it out keeps whatever width HubSpot or its layout gave the
+      // frame; a fixed width would widen a narrowed frame again, and the
+      // width seen from inside (without the frame's border) would shrink it
+      // a border's width on every resize.
+      cti.resizeWidget({ height });
     }
   });
 }
@@ -340,6 +674,24 @@ function fit() {
 view.onLogin = logIn;
 view.onLogout = logOut;
 view.onAvailability = setAvailable;
+view.onAutoOpen = setAutoOpen;
+// Notes typed in a wrap-up survive a reload where the browser grants the
+// frame storage; where it does not, only what was saved reaches HubSpot.
+view.draftStore = {
+  load: (callId) => {
+    try {
+      return JSON.parse(storage.getItem(`gateway.wrapUp.${callId}`) || "null");
+    } catch {
+      return null;
+    }
+  },
+  save: (callId, draft) => {
+    if (draft) storage.setItem(`gateway.wrapUp.${callId}`, JSON.stringify(draft));
+    else storage.removeItem(`gateway.wrapUp.${callId}`);
+  },
+};
+view.onOpenRecord = (callId) => openRecord(callId);
+view.onWrapUp = (callId, wrap) => complete(callId, wrap);
 view.onChange = fit;
 view.start();
 // HubSpot syncs within a second; a page opened on its own never hears from it.

@@ -1,6 +1,10 @@
 // What the page knows about calls: the SDK call each gateway event becomes,
-// the engagement HubSpot created for each call, and what the UI shows.
+// the engagement HubSpot created for each call, who is calling, and what
+// the UI shows (every call still open, then the last ones).
 // No DOM and no SDK here, so the rules stay in one readable place.
+
+import { t } from "./i18n.js";
+import { readableNumber } from "./format.js";
 
 // The gateway names the SDK method; only these may be called from the stream.
 // The page keeps its own list on purpose: it decides what it lets a stream
@@ -22,34 +26,60 @@ export const ENGAGEMENT_WAIT_MS = 5_000;
 
 const RECENT_LIMIT = 5;
 
+// The gateway's own HubSpot connection logs some calls itself (another
+// part of the gateway marks them); the page then makes no SDK call for them,
+// or HubSpot would get a second log of the same call.
+export function loggedByGateway(event) {
+  const call = event && event.call;
+  return Boolean((call && call.loggedBy === "gateway") || (event && event.loggedBy === "gateway"));
+}
+
 export class CallBook {
   constructor() {
-    this.calls = new Map(); // externalCallId -> {snapshot, engagementId, startedHere, owner, …}
+    this.calls = new Map(); // externalCallId -> entry, open calls only
     this.waiters = new Map(); // externalCallId -> [resolve]
     this.recent = [];
-    this.currentId = null;
-    this.lastEnded = null;
+    // Calls completed by the wrap-up's deadline: their wrap-up may still be
+    // saved, as an update of the engagement.
+    this.late = new Set();
+    this.order = 0;
+    // The call finished last stays on show, as ended, until another starts.
+    this.lastShown = null;
+    this.done = new Set(); // finished calls: nothing reopens them
   }
 
   entry(externalCallId) {
     let entry = this.calls.get(externalCallId);
     if (!entry) {
       // startedHere: this page passed on the call's start (HubSpot answers
-      // it with the engagement); owner: it passes on the call's events.
-      entry = { snapshot: null, engagementId: null, startedHere: false, owner: false, engagementFailed: false };
+      // it with the engagement and the caller-id match). held: the call's
+      // callCompleted, kept back for the wrap-up; elsewhere: the leading
+      // surface holds it.
+      entry = {
+        snapshot: null,
+        engagementId: null,
+        startedHere: false,
+        engagementFailed: false,
+        caller: null,
+        held: null,
+        elsewhere: null,
+        order: (this.order += 1),
+      };
       this.calls.set(externalCallId, entry);
+      this.lastShown = null;
     }
     return entry;
   }
 
-  // HubSpot's onCreateEngagementSucceeded may or may not name the call; an
-  // unnamed one belongs to the newest started call that has no engagement.
+  // The newest call this page started that matches, for HubSpot answers
+  // that may not name their call.
+  newestStarted(test) {
+    const found = [...this.calls.entries()].filter(([, e]) => e.startedHere && test(e));
+    return found.length ? found[found.length - 1][0] : null;
+  }
+
   engagementCreated({ externalCallId, engagementId }) {
-    let target = externalCallId;
-    if (!target) {
-      const waiting = [...this.calls.entries()].filter(([, e]) => e.startedHere && !e.engagementId);
-      target = waiting.length ? waiting[waiting.length - 1][0] : null;
-    }
+    const target = externalCallId || this.newestStarted((e) => !e.engagementId);
     if (!target || !engagementId) return null;
     const entry = this.entry(target);
     entry.engagementId = engagementId;
@@ -58,23 +88,27 @@ export class CallBook {
     return target;
   }
 
-  // HubSpot's onCreateEngagementFailed: nothing will come for that call (or,
-  // unnamed, the newest started call still waiting), so its waiters go on
-  // without an engagement id now.
+  // HubSpot's onCreateEngagementFailed: nothing will come for that call, so
+  // its waiters go on without an engagement id now.
   engagementFailed({ externalCallId }) {
-    let target = externalCallId;
-    if (!target) {
-      const waiting = [...this.calls.entries()].filter(
-        ([, e]) => e.startedHere && !e.engagementId && !e.engagementFailed,
-      );
-      target = waiting.length ? waiting[waiting.length - 1][0] : null;
-    }
+    const target = externalCallId || this.newestStarted((e) => !e.engagementId && !e.engagementFailed);
     if (!target) return null;
     const entry = this.entry(target);
     if (entry.engagementId) return target;
     entry.engagementFailed = true;
     for (const resolve of this.waiters.get(target) || []) resolve(null);
     this.waiters.delete(target);
+    return target;
+  }
+
+  // HubSpot's caller-id match (see callerid.js) for the call it names, else
+  // the newest inbound call this page started that has none yet.
+  callerMatched(externalCallId, caller) {
+    const target =
+      externalCallId ||
+      this.newestStarted((e) => !e.caller && e.snapshot && e.snapshot.direction === "inbound");
+    if (!target || !this.calls.has(target)) return null;
+    this.calls.get(target).caller = caller;
     return target;
   }
 
@@ -91,6 +125,18 @@ export class CallBook {
     });
   }
 
+  // Takes in what an event says about its call (shown whoever sends it).
+  learn(event) {
+    if (!event || typeof event !== "object" || !event.externalCallId || !event.call) return;
+    if (this.isFinished(event.externalCallId)) return;
+    const entry = this.entry(event.externalCallId);
+    entry.snapshot = { ...event.call, timerFrom: timerStart(event.call, entry.snapshot) };
+  }
+
+  isFinished(externalCallId) {
+    return this.done.has(externalCallId);
+  }
+
   // The SDK method and its argument for one gateway event, or an error
   // string. Fills in the engagement id HubSpot gave this page when the
   // gateway's event was made before the page reported it.
@@ -101,34 +147,23 @@ export class CallBook {
     if (!externalCallId || !payload || payload.externalCallId !== externalCallId) {
       return { error: `event ${type} does not name its call` };
     }
+    this.learn(event);
     const entry = this.entry(externalCallId);
-    if (event.call) entry.snapshot = { ...event.call, timerFrom: timerStart(event.call, entry.snapshot) };
     const args = { ...payload };
-    // A page that opened mid-call learns of the call from a later event.
-    if (isStart(type) || !this.calls.has(this.currentId)) this.currentId = externalCallId;
     if ((type === "callEnded" || type === "callCompleted") && !args.engagementId) {
       const engagementId = await this.waitForEngagement(externalCallId, waitMs);
       if (engagementId) args.engagementId = engagementId;
     }
     if (args.engagementId && !entry.engagementId) entry.engagementId = args.engagementId;
-    if (type === "callCompleted") this.finish(externalCallId);
     return { method: type, args };
   }
 
-  // This page passed the event on: it owns the call from here, and a start
-  // it passed on makes HubSpot create the engagement (unless told not to).
+  // This page passed the event on; a start it passed on makes HubSpot
+  // create the engagement (unless told not to) and match the caller.
   passedOn(event) {
-    if (event.type === "callCompleted") return; // finished: nothing refers to it again
+    if (event.type === "callCompleted") return;
     const entry = this.entry(event.externalCallId);
-    entry.owner = true;
     if (isStart(event.type)) entry.startedHere = event.payload.createEngagement !== false;
-  }
-
-  // Whether this page passes the call's events on without first giving the
-  // page that owns it (another tab, or none after a reload) its turn.
-  owns(externalCallId) {
-    const entry = this.calls.get(externalCallId);
-    return Boolean(entry && entry.owner);
   }
 
   engagementFailedFor(externalCallId) {
@@ -136,37 +171,56 @@ export class CallBook {
     return Boolean(entry && entry.engagementFailed);
   }
 
-  // "the call from +15555550199" for notices; the id when nothing else is known.
+  // "the inbound call from Carol Caller" for notices; the id when nothing else is known.
   label(externalCallId) {
     const entry = this.calls.get(externalCallId);
     const snapshot = (entry && entry.snapshot) || this.recent.find((c) => c.externalCallId === externalCallId);
-    const about = describeCall(snapshot);
+    const about = describeCall(snapshot, entry && entry.caller);
     if (!about) return `call ${externalCallId}`;
-    return `the ${about.direction.toLowerCase()} call ${about.direction === "Inbound" ? "from" : "to"} ${about.number}`;
+    return t("callLabel", {
+      direction: about.direction.toLowerCase(),
+      preposition: about.inbound ? t("from") : t("to"),
+      number: about.name || about.number,
+    });
   }
 
+  // The call was completed in HubSpot (or is for the gateway to log): it
+  // leaves the open calls for the last ones.
   finish(externalCallId) {
     const entry = this.calls.get(externalCallId);
     if (entry && entry.snapshot) {
-      this.recent = [entry.snapshot, ...this.recent.filter((c) => c.externalCallId !== externalCallId)];
+      const done = { ...entry.snapshot, caller: entry.caller };
+      this.recent = [done, ...this.recent.filter((c) => c.externalCallId !== externalCallId)];
       this.recent.length = Math.min(this.recent.length, RECENT_LIMIT);
     }
-    // The finished call stays on show (as ended) until the next one starts.
-    if (this.currentId === externalCallId) this.lastEnded = entry ? entry.snapshot : null;
-    // Nothing will refer to the call again; keep the map small.
     this.calls.delete(externalCallId);
+    this.done.add(externalCallId);
+    if (this.done.size > 1000) this.done.delete(this.done.values().next().value);
+    if (!this.calls.size && entry) this.lastShown = externalCallId;
   }
 
-  get current() {
-    const entry = this.currentId ? this.calls.get(this.currentId) : null;
-    if (entry) return entry.snapshot;
-    return this.lastEnded && this.lastEnded.externalCallId === this.currentId ? this.lastEnded : null;
+  // Every open call, the current one first: the calls being talked on,
+  // then those ringing (call waiting), then ended calls waiting for their
+  // wrap-up; newest first within each.
+  get open() {
+    const rank = { answered: 0, ringing: 1, ended: 2 };
+    const shown = [];
+    for (const [id, entry] of this.calls) {
+      if (!entry.snapshot) continue;
+      // held: its completion waits for the wrap-up, here or on the leader.
+      const held = entry.held || entry.elsewhere || null;
+      shown.push({ ...entry.snapshot, externalCallId: id, caller: entry.caller, held, order: entry.order });
+    }
+    const open = shown.sort((a, b) => (rank[a.state] ?? 1) - (rank[b.state] ?? 1) || b.order - a.order);
+    if (open.length || !this.lastShown) return open;
+    return this.recent
+      .filter((c) => c.externalCallId === this.lastShown)
+      .map((c) => ({ ...c, late: this.late.has(c.externalCallId) }));
   }
 
   // Finished calls other than the one on show.
   get history() {
-    const shown = this.current;
-    return this.recent.filter((call) => !shown || call.externalCallId !== shown.externalCallId);
+    return this.recent.filter((c) => c.externalCallId !== this.lastShown);
   }
 }
 
@@ -186,24 +240,20 @@ export function timerStart(call, previous, now = Date.now()) {
   return sameState ? previous.timerFrom : now;
 }
 
-// "+15555550123" -> "+1 555 555 0123" is beyond a page this thin; E.164 is
-// what HubSpot matches on, so it is shown as it is.
-export function describeCall(call) {
+// What a call reads as, in the page's language: statuses as words, the
+// number grouped for reading, HubSpot's match before the PBX's name.
+export function describeCall(call, caller = call && call.caller) {
   if (!call) return null;
   const inbound = call.direction === "inbound";
-  const number = (inbound ? call.fromNumber : call.toNumber) || "unknown number";
+  const raw = (inbound ? call.fromNumber : call.toNumber) || "";
+  const matched = caller && caller.kind !== "none" && caller.name;
   return {
-    number,
-    name: call.remoteName || "",
-    direction: inbound ? "Inbound" : "Outbound",
-    state: { ringing: "Ringing", answered: "In call", ended: "Ended" }[call.state] || call.state,
+    inbound,
+    number: raw ? readableNumber(raw) : t("unknownNumber"),
+    name: matched ? caller.name : call.remoteName || "",
+    kind: matched ? t(caller.kind) : caller && caller.kind === "none" ? t("noMatch") : "",
+    direction: inbound ? t("inbound") : t("outbound"),
+    state: { ringing: t("ringing"), answered: t("inCall"), ended: t("ended") }[call.state] || call.state,
+    endStatus: call.endStatus ? t(`status_${call.endStatus}`) : "",
   };
-}
-
-export function formatDuration(ms) {
-  const total = Math.max(0, Math.floor(ms / 1000));
-  const h = Math.floor(total / 3600);
-  const m = Math.floor((total % 3600) / 60);
-  const s = String(total % 60).padStart(2, "0");
-  return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
 }

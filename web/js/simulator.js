@@ -19,6 +19,13 @@ let context = {
   portalId: Number(params.get("portalId") || 1),
   userId: params.get("userId") ? Number(params.get("userId")) : undefined,
 };
+// Where HubSpot says the widget is: "widget" (the default), "window" (the
+// calling window) or "remote" (the widget on a record while the calling
+// window is in use); ?iframeLocation=remote&usesCallingWindow=1.
+const surface = {
+  iframeLocation: params.get("iframeLocation") || "widget",
+  usesCallingWindow: params.get("usesCallingWindow") === "1",
+};
 let lastCallId = "";
 // Cross-site: the widget comes from the gateway's other loopback name, a
 // different site to the browser, as HubSpot's page and the gateway are. The
@@ -77,8 +84,8 @@ class SimulatedHubSpot extends IFrameManager {
         portalId: context.portalId,
         userId: context.userId,
         ownerId: context.userId,
-        iframeLocation: "widget",
-        usesCallingWindow: false,
+        iframeLocation: surface.iframeLocation,
+        usesCallingWindow: surface.usesCallingWindow,
       };
       // SYNC repeats every 100 ms until answered; log it once.
       if (!this.syncLogged) record("out", outgoing);
@@ -107,17 +114,84 @@ function fromApp(event) {
   }
   record("in", event);
   if (type === messageType.RESIZE_WIDGET && data) manager.updateIFrameSize(data);
+  if (type === messageType.INCOMING_CALL) matchCaller(data);
+  if (type === messageType.CALL_COMPLETED && data) updateEngagement(data);
+  if (type === messageType.NAVIGATE_TO_RECORD && data) {
+    const c = data.objectCoordinates || {};
+    $("navigated").textContent = `${c.objectTypeId} ${c.objectId} in ${data.openIn || "(no openIn)"}`;
+  }
   if (type === messageType.INCOMING_CALL || type === messageType.OUTGOING_CALL_STARTED) {
     lastCallId = data.externalCallId;
     $("engagement-call").value = lastCallId;
     if ($("auto-engagement").checked) {
       // HubSpot creates the call's engagement and answers with its id.
-      send(messageType.CREATE_ENGAGEMENT_SUCCEEDED, {
-        externalCallId: data.externalCallId,
-        engagementId: newEngagementId(),
-      });
+      const reply = (engagementId) =>
+        send(messageType.CREATE_ENGAGEMENT_SUCCEEDED, { externalCallId: data.externalCallId, engagementId });
+      if (hasStandin) widgetEngagement(data.externalCallId).then(reply);
+      else reply(newEngagementId());
     }
   }
+}
+
+// HubSpot sets callCompleted's engagementProperties on the engagement and
+// answers whether it could (onUpdateEngagementSucceeded / Failed).
+function updateEngagement(call) {
+  const reply = $("update-reply").value;
+  const props = call.engagementProperties || {};
+  const wrap = ["hs_call_disposition", "hs_call_body"].filter((name) => name in props);
+  const said = wrap.map((name) => `${name}=${props[name]}`).join(", ") || "no wrap-up";
+  $("updated").textContent = `${call.engagementId ?? "(no engagement)"} ${reply}: ${said}`;
+  const ids = { externalCallId: call.externalCallId, engagementId: call.engagementId };
+  if (reply === "SUCCEEDED") send(messageType.UPDATE_ENGAGEMENT_SUCCEEDED, ids);
+  if (reply === "FAILED") send(messageType.UPDATE_ENGAGEMENT_FAILED, { ...ids, error: { message: "The simulator refused the update" } });
+}
+
+// HubSpot looks the caller up and answers with its records (the SDK's
+// ContactIdMatch / CompanyIdMatch), an empty list, or a failure.
+function matchCaller(call) {
+  const kind = $("match-kind").value;
+  if (kind === "FAILED") {
+    send(messageType.CALLER_ID_MATCH_FAILED, { message: "The simulator could not look the caller up" });
+    return;
+  }
+  const known = call && call.fromNumber === $("match-number").value.trim() && kind !== "NONE";
+  const objectCoordinates = {
+    portalId: context.portalId,
+    objectId: Number($("match-object-id").value) || 1,
+    objectTypeId: kind === "COMPANY" ? "0-2" : "0-1",
+  };
+  const name = $("match-name").value.trim();
+  const [firstName, ...rest] = name.split(" ");
+  const match =
+    kind === "COMPANY"
+      ? { callerIdType: "COMPANY", objectCoordinates, name }
+      : { callerIdType: "CONTACT", objectCoordinates, firstName, lastName: rest.join(" "), email: "" };
+  send(messageType.CALLER_ID_MATCH_SUCCEEDED, { callerIdMatches: known ? [match] : [] });
+}
+
+// In `./dev run` the engagement is made in the HubSpot stand-in's CRM (as
+// HubSpot makes it in its own), so the gateway's update of it lands there
+// and its page shows the call as the widget's. Elsewhere (no stand-in, as
+// found once at load): a made-up id, handed out at once.
+let hasStandin = false;
+fetch("/dev/hubspot/")
+  .then((answer) => {
+    hasStandin = answer.ok;
+  })
+  .catch(() => {});
+
+async function widgetEngagement(externalCallId) {
+  try {
+    const answer = await fetch("/dev/hubspot/sdk/engagements", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ externalCallId, portalId: context.portalId }),
+    });
+    if (answer.ok) return (await answer.json()).engagementId;
+  } catch {
+    // no stand-in here
+  }
+  return newEngagementId();
 }
 
 function newEngagementId() {

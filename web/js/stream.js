@@ -12,6 +12,13 @@ import { streamUrl } from "./api.js";
 
 const SEEN_LIMIT = 1000;
 
+// Event ids are "<ms>-<seq>"; negative when a comes before b.
+export function compareIds(a, b) {
+  const [am, as] = String(a).split("-").map(Number);
+  const [bm, bs] = String(b).split("-").map(Number);
+  return am - bm || as - bs;
+}
+
 // Two kinds of id: handled (passed on, or found passed on by another page)
 // and pending (received, waiting for its turn). Events of different calls
 // are handled out of stream order, so the place to resume from is the

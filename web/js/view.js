@@ -1,14 +1,16 @@
 // The page's DOM: renders state and reports what the user does. Text only
-// goes in through textContent, never as HTML.
+// goes in through textContent, never as HTML; every word comes from i18n.js.
 
-import { describeCall, formatDuration } from "./calls.js";
+import { describeCall } from "./calls.js";
+import { formatDuration, readableNumber, timeOfDay } from "./format.js";
+import { language, t, translate } from "./i18n.js";
 
 const CONNECTION_TEXT = {
   idle: "",
-  connecting: "Connecting…",
-  open: "Live",
-  reconnecting: "Reconnecting…",
-  closed: "Offline",
+  connecting: "connecting",
+  open: "live",
+  reconnecting: "reconnecting",
+  closed: "offline",
 };
 
 export class View {
@@ -18,18 +20,26 @@ export class View {
     this.onLogin = () => {};
     this.onLogout = () => {};
     this.onAvailability = () => {};
+    this.onAutoOpen = () => {};
+    this.onOpenRecord = () => {};
+    this.onWrapUp = () => {};
     this.onChange = () => {};
     this.timer = null;
-    this.call = null;
+    this.calls = [];
+    this.dispositions = [];
+    this.drafts = new Map(); // externalCallId -> {notes, outcome} typed so far
+    // Where drafts outlive a reload (the page sets it; storage.js decides).
+    this.draftStore = { load: () => null, save: () => {} };
   }
 
   start() {
+    translate(this.doc);
     this.$("login").addEventListener("submit", (event) => {
       event.preventDefault();
       const login = this.$("login-name").value.trim();
       const password = this.$("login-password").value;
       if (!login || !password) {
-        this.loginFailed("Enter your login and password.");
+        this.loginFailed(t("enterLogin"));
         return;
       }
       this.$("login-submit").disabled = true;
@@ -40,6 +50,7 @@ export class View {
       this.setAvailable(event.target.checked);
       this.onAvailability(event.target.checked);
     });
+    this.$("auto-open").addEventListener("change", (event) => this.onAutoOpen(event.target.checked));
   }
 
   showLogin(hubspot) {
@@ -48,8 +59,8 @@ export class View {
     this.$("login").hidden = false;
     this.$("login-submit").disabled = false;
     this.$("login-password").value = "";
-    const where = hubspot && hubspot.portalId ? `HubSpot portal ${hubspot.portalId}` : "HubSpot";
-    this.$("login-context").textContent = `Sign in with your call gateway account to take calls in ${where}.`;
+    const where = hubspot && hubspot.portalId ? t("hubspotPortal", { portal: hubspot.portalId }) : t("hubspot");
+    this.$("login-context").textContent = t("signInContext", { where });
     this.setConnection("idle");
     this.stopTimer();
     this.$("login-name").focus();
@@ -63,15 +74,15 @@ export class View {
 
   showHubSpot(hubspot) {
     const parts = [];
-    if (hubspot.portalId) parts.push(`HubSpot portal ${hubspot.portalId}`);
-    if (hubspot.userId) parts.push(`user ${hubspot.userId}`);
-    if (hubspot.iframeLocation) parts.push(`in the ${hubspot.iframeLocation}`);
-    if (hubspot.usesCallingWindow) parts.push("calling window");
+    if (hubspot.portalId) parts.push(t("hubspotPortal", { portal: hubspot.portalId }));
+    if (hubspot.userId) parts.push(t("contextUser", { user: hubspot.userId }));
+    if (hubspot.iframeLocation) parts.push(t("contextWhere", { where: hubspot.iframeLocation }));
+    if (hubspot.usesCallingWindow) parts.push(t("contextWindow"));
     this.$("hubspot-context").textContent = parts.join(" · ");
   }
 
   notEmbedded() {
-    this.$("waiting-text").textContent = "HubSpot has not connected.";
+    this.$("waiting-text").textContent = t("notConnected");
     this.$("not-embedded").hidden = false;
   }
 
@@ -80,26 +91,36 @@ export class View {
     this.$("login").hidden = true;
     this.$("desk").hidden = false;
     this.$("user-name").textContent = user.displayName || user.login;
-    this.$("user-numbers").textContent = user.numbers && user.numbers.length ? `(${user.numbers.join(", ")})` : "";
-    this.showCalls(null, []);
+    const numbers = user.numbers && user.numbers.length ? user.numbers.map(readableNumber).join(", ") : "";
+    this.$("user-numbers").textContent = numbers ? `(${numbers})` : "";
+    this.showCalls([], []);
   }
 
   setAvailable(available) {
     this.$("available").checked = available;
-    this.$("available-label").textContent = available ? "Available for calls" : "Unavailable";
+    this.$("available-label").textContent = available ? t("available") : t("unavailable");
+  }
+
+  setAutoOpen(on) {
+    this.$("auto-open").checked = on;
+  }
+
+  setDispositions(list) {
+    this.dispositions = list;
   }
 
   setConnection(status) {
     const el = this.$("connection");
     el.dataset.state = status;
-    el.textContent = CONNECTION_TEXT[status] ?? status;
+    const key = CONNECTION_TEXT[status];
+    el.textContent = key === undefined ? status : key ? t(key) : "";
   }
 
   setVisibility({ isMinimized, isHidden }) {
-    // Hidden or minimised: no need to repaint the timer every second.
+    // Hidden or minimised: no need to repaint the timers every second.
     this.hidden = Boolean(isMinimized || isHidden);
     if (this.hidden) this.stopTimer();
-    else this.renderTimer();
+    else this.paintTimers();
   }
 
   showError(message) {
@@ -128,7 +149,7 @@ export class View {
     dismiss.type = "button";
     dismiss.className = "dismiss";
     dismiss.textContent = "×";
-    dismiss.setAttribute("aria-label", "Dismiss notice");
+    dismiss.setAttribute("aria-label", t("dismiss"));
     dismiss.addEventListener("click", () => {
       item.remove();
       this.onChange();
@@ -141,66 +162,187 @@ export class View {
 
   showDial(number, message) {
     this.$("dial").hidden = false;
-    this.$("dial-number").textContent = number || "(no number)";
+    this.$("dial-number").textContent = number ? readableNumber(number) : t("noNumber");
     this.$("dial-message").textContent = message;
     this.onChange();
   }
 
-  showCalls(current, recent) {
-    this.call = current;
-    const info = describeCall(current);
-    this.$("call-idle").hidden = Boolean(info);
-    this.$("call-details").hidden = !info;
-    this.$("call").dataset.state = current ? current.state : "idle";
-    if (info) {
-      this.$("call-number").textContent = info.number;
-      this.$("call-name").textContent = info.name || "—";
-      this.$("call-direction").textContent = info.direction;
-      this.$("call-state").textContent = info.state;
+  // open: every open call, current first (CallBook.open); recent: the
+  // last completed ones. `leads`: whether this surface logs the calls
+  // (only it offers the wrap-up and the record button).
+  showCalls(open, recent, { leads = true } = {}) {
+    this.calls = open;
+    const list = this.$("call-list");
+    const keep = new Map([...list.children].map((li) => [li.dataset.callId, li]));
+    const items = open.map((call) => {
+      const li = keep.get(call.externalCallId) || this.newCard(call.externalCallId);
+      this.fillCard(li, call, leads);
+      return li;
+    });
+    placeInOrder(list, items);
+    this.$("calls-idle").hidden = open.length > 0;
+    // What was typed for a call that is no longer open is of no more use.
+    for (const id of this.drafts.keys()) {
+      if (open.some((c) => c.externalCallId === id)) continue;
+      this.drafts.delete(id);
+      this.draftStore.save(id, null);
     }
-    this.renderTimer();
+    this.paintTimers();
+    this.showRecent(recent);
+    this.onChange();
+  }
+
+  newCard(externalCallId) {
+    const fragment = this.$("call-card").content.cloneNode(true);
+    translate(fragment);
+    const li = fragment.querySelector("li");
+    li.dataset.callId = externalCallId;
+    li.querySelector(".open-record").addEventListener("click", () => this.onOpenRecord(externalCallId));
+    const form = li.querySelector(".wrap-up");
+    const notes = li.querySelector(".wrap-notes");
+    const outcome = li.querySelector(".wrap-outcome");
+    const remember = () => {
+      const draft = { notes: notes.value, outcome: outcome.value };
+      this.drafts.set(externalCallId, draft);
+      this.draftStore.save(externalCallId, draft);
+    };
+    notes.addEventListener("input", remember);
+    outcome.addEventListener("change", remember);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      li.querySelector(".wrap-save").disabled = true;
+      this.onWrapUp(externalCallId, { notes: notes.value.trim(), outcome: outcome.value });
+    });
+    return li;
+  }
+
+  fillCard(li, call, leads) {
+    const about = describeCall(call);
+    li.dataset.state = call.state;
+    li.querySelector(".call-name").textContent = about.name || about.number;
+    li.querySelector(".call-kind").textContent = about.kind;
+    li.querySelector(".call-direction").textContent = about.direction;
+    // Without a name the number is the headline; it is not shown twice.
+    li.querySelector(".call-number").textContent = about.name ? about.number : "";
+    li.querySelector(".call-number-part").hidden = !about.name;
+    const state = call.state === "ended" && about.endStatus ? `${about.state} (${about.endStatus})` : about.state;
+    li.querySelector(".call-state").textContent = call.held ? `${state} · ${t("wrapUp")}` : state;
+    const canOpen = leads && call.caller && call.caller.coordinates;
+    li.querySelector(".open-record").hidden = !canOpen;
+    const note = li.querySelector(".call-note");
+    note.hidden = !(call.loggedBy === "gateway" || !leads);
+    note.textContent = call.loggedBy === "gateway" ? t("loggedByGateway") : leads ? "" : t("watchedElsewhere");
+    const form = li.querySelector(".wrap-up");
+    const wasHidden = form.hidden;
+    // Any surface takes the wrap-up; a follower hands it to the leader.
+    // A call completed by the deadline still takes its wrap-up, as an update.
+    form.hidden = !(call.held || call.late);
+    if (!form.hidden && wasHidden) this.fillWrapUp(li, call.externalCallId);
+    if (call.late && !call.held) {
+      li.querySelector(".wrap-deadline").textContent = t("wrapUpLate");
+      li.querySelector(".wrap-save").textContent = t("saveLate");
+    }
+  }
+
+  // A save that failed may be tried again.
+  enableWrapUp(externalCallId) {
+    const li = [...this.$("call-list").children].find((c) => c.dataset.callId === externalCallId);
+    if (li) li.querySelector(".wrap-save").disabled = false;
+  }
+
+  fillWrapUp(li, externalCallId) {
+    const select = li.querySelector(".wrap-outcome");
+    const none = this.doc.createElement("option");
+    none.value = "";
+    none.textContent = t("noOutcome");
+    const options = this.dispositions.map(({ id, label }) => {
+      const option = this.doc.createElement("option");
+      option.value = id;
+      option.textContent = label;
+      return option;
+    });
+    select.replaceChildren(none, ...options);
+    const draft = this.drafts.get(externalCallId) || this.draftStore.load(externalCallId);
+    if (draft) {
+      this.drafts.set(externalCallId, draft);
+      select.value = draft.outcome;
+      li.querySelector(".wrap-notes").value = draft.notes;
+    }
+    li.querySelector(".wrap-save").disabled = false;
+  }
+
+  showRecent(recent) {
     const list = this.$("recent-list");
     list.replaceChildren(
       ...recent.map((call) => {
         const item = this.doc.createElement("li");
         const about = describeCall(call);
         const who = this.doc.createElement("span");
-        who.textContent = `${about.direction === "Inbound" ? "↙" : "↗"} ${about.name || about.number}`;
+        who.className = "number";
+        who.textContent = `${about.inbound ? "↙" : "↗"} ${about.name || about.number}`;
         who.title = about.number;
         const what = this.doc.createElement("span");
         what.className = "muted";
         const took = call.answeredAt && call.endedAt ? ` · ${formatDuration(call.endedAt - call.answeredAt)}` : "";
-        what.textContent = `${(call.endStatus || "").toLowerCase().replace("_", " ")}${took}`;
+        const when = timeOfDay(call.startedAt, language);
+        what.textContent = [when, `${about.endStatus}${took}`].filter(Boolean).join(" · ");
         item.append(who, what);
         return item;
       }),
     );
     this.$("recent-empty").hidden = recent.length > 0;
-    this.onChange();
   }
 
-  renderTimer() {
-    const call = this.call;
-    const el = this.$("call-timer");
-    if (!call || call.state === "ended") {
-      this.stopTimer();
-      // An ended call shows its talk time, still.
-      const talked = call && call.answeredAt && call.endedAt ? call.endedAt - call.answeredAt : null;
-      el.hidden = talked === null;
-      if (talked !== null) el.textContent = formatDuration(talked);
-      return;
-    }
-    el.hidden = false;
-    // Talk time once answered, ringing time before.
+  // Ringing time before the answer, talk time after it, each labelled;
+  // an ended call shows how long it talked. Wrap-up deadlines count down.
+  paintTimers() {
     const paint = () => {
-      if (this.call) el.textContent = formatDuration(Date.now() - this.call.timerFrom);
+      const now = Date.now();
+      for (const li of this.$("call-list").children) {
+        const call = this.calls.find((c) => c.externalCallId === li.dataset.callId);
+        if (!call) continue;
+        const label = li.querySelector(".timer-label");
+        const value = li.querySelector(".timer-value");
+        const timer = li.querySelector(".timer");
+        timer.dataset.kind = call.state;
+        if (call.state === "ringing") {
+          label.textContent = t("ringFor");
+          value.textContent = formatDuration(now - call.timerFrom);
+        } else if (call.state === "answered") {
+          label.textContent = t("talkFor");
+          value.textContent = formatDuration(now - call.timerFrom);
+        } else {
+          const talked = call.answeredAt && call.endedAt ? call.endedAt - call.answeredAt : null;
+          label.textContent = talked === null ? "" : t("talked");
+          value.textContent = talked === null ? "" : formatDuration(talked);
+        }
+        const deadline = li.querySelector(".wrap-deadline");
+        if (call.held && call.held.deadline) {
+          const seconds = Math.max(0, Math.ceil((call.held.deadline - now) / 1000));
+          deadline.textContent = t("wrapUpEndsIn", { seconds });
+        }
+      }
     };
     paint();
-    if (!this.timer && !this.hidden) this.timer = setInterval(paint, 1000);
+    const ticking = this.calls.some((c) => c.state !== "ended" || c.held);
+    if (!ticking || this.hidden) this.stopTimer();
+    else if (!this.timer) this.timer = setInterval(paint, 1000);
   }
 
   stopTimer() {
     clearInterval(this.timer);
     this.timer = null;
   }
+}
+
+// Puts `items` as the list's children in that order, moving only the cards
+// out of place: a card taken out of the document loses the focus, and the
+// wrap-up notes someone is typing would stop taking their keys whenever
+// any call changed.
+function placeInOrder(list, items) {
+  items.forEach((item, index) => {
+    const there = list.children[index] || null;
+    if (there !== item) list.insertBefore(item, there);
+  });
+  while (list.children.length > items.length) list.lastElementChild.remove();
 }

@@ -13,7 +13,10 @@ The SIP service hands this module the responses to its INVITEs and the
 requests inside its legs (NOTIFY, BYE, a re-INVITE), and lets it screen
 the dialog events the PBX reports: its own legs are never a call, and the
 end of the user's call to the number waits for the sipfrag that tells why
-it ended (a PBX's dialog events carry no reason; the sipfrag does).
+it ended (a PBX's dialog events carry no reason; the sipfrag does). The
+dialog events may come to another instance than the NOTIFYs: the wait is
+kept in the broker (``tracker.dial_holds``, ``gateway.broker.dial_holds``),
+so that whichever instance receives the end holds it for the referrer.
 """
 
 from __future__ import annotations
@@ -24,16 +27,20 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
-from gateway.model import Direction, EndStatus, Phase, Signal
+from gateway.model import EndStatus, Signal
 from gateway.sources.sip.adapter import Request, Response, new_request, serialize
 from gateway.sources.sip.click_to_dial_rules import (
     AUTO_ANSWER,
     Connected,
     Ended,
     Outcome,
+    awaits_reason,
+    held_signal,
+    held_text,
     inactive_sdp,
     invite_refused,
     is_own_leg,
@@ -60,6 +67,11 @@ log = logging.getLogger("gateway.sip.dial")
 # How long the phone's own call to the number may take to be answered or
 # to fail, once the phone accepted the REFER.
 REFER_SECONDS = 180.0
+# How long the ends of the user's calls to the number are held for the
+# sipfrag: the REFER's own transaction (at most 64*T1), then REFER_SECONDS,
+# with room to spare. A referrer gone for longer leaves them to the dial's
+# deadline.
+HOLD_SECONDS = REFER_SECONDS + 60.0
 ALLOW = "INVITE, ACK, BYE, CANCEL, NOTIFY, OPTIONS"
 
 Report = Callable[[Outcome], Awaitable[None]]
@@ -104,11 +116,12 @@ class _Leg:
     routes: list[str] = field(default_factory=list)
     invite_branch: str = ""
     ack: bytes | None = None  # the ACK of the 2xx, sent again if the 2xx is
+    # Nobody reads the INVITE's answers any more (it got its final one, or was given up on).
+    invite_over: bool = False
     responses: asyncio.Queue[Response] = field(default_factory=asyncio.Queue)
     events: asyncio.Queue[tuple[int, str] | None] = field(default_factory=asyncio.Queue)  # None: BYE
     started: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-    referring: bool = False
-    held: list[Signal] = field(default_factory=list)
+    marked: bool = False  # the ends of the user's calls to the number are held for us
     hung_up: bool = False  # the phone sent BYE
 
     @property
@@ -155,7 +168,7 @@ class ClickToDial:
         self.secret = secret
         self._legs: dict[str, _Leg] = {}  # by Call-ID
         self._invites: dict[str, _Leg] = {}  # by the branch of each INVITE sent
-        self._referring: dict[tuple[str, str], _Leg] = {}  # (user, number) -> leg awaiting the sipfrag
+        self.holds = tracker.dial_holds
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- the dial ---
@@ -238,6 +251,7 @@ class ClickToDial:
         leg.cseq += 1
         branch = new_branch()
         leg.invite_branch = branch
+        leg.invite_over = False
         self._invites[branch] = leg
         headers = self._headers(leg, "INVITE", branch, leg.cseq, remote_tag=None)
         headers += [
@@ -273,7 +287,8 @@ class ClickToDial:
                 await self._send(leg, self._ack_failure(leg, branch, response), leg.pbx_address, leg.kind)
             return response
         finally:
-            # Kept a while: a retransmitted final answer is still ACKed below.
+            leg.invite_over = True
+            # Kept a while: a retransmitted final answer is still ACKed, a late 2xx hung up (below).
             asyncio.get_running_loop().call_later(timers.timeout, self._invites.pop, branch, None)
 
     async def _first_response(self, leg: _Leg, data: bytes) -> Response:
@@ -328,20 +343,55 @@ class ClickToDial:
         leg.routes = route_set(answer.headers.get("record-route"))
 
     async def _send_ack(self, leg: _Leg, answer: Response) -> None:
-        """The ACK of the 2xx: a new transaction, along the route set (RFC 3261 §13.2.2.4)."""
+        await self._send_in_dialog(leg, self._ack(leg, answer))
+
+    def _ack(self, leg: _Leg, answer: Response) -> bytes:
+        """The ACK of the 2xx: a new transaction, along the route set (RFC 3261 §13.2.2.4).
+
+        Kept in ``leg.ack`` at once, so a retransmitted 2xx from now on is ACKed again.
+        """
         headers = self._headers(leg, "ACK", new_branch(), cseq_of(answer)[0], remote_tag=leg.remote_tag)
         leg.ack = serialize(new_request("ACK", leg.remote_target, headers))
-        await self._send_in_dialog(leg, leg.ack)
+        return leg.ack
+
+    def _answered_too_late(self, leg: _Leg, answer: Response) -> None:
+        """The phone answered after the gateway gave up on it: ACK, then BYE, as RFC 3261 §13.2.2.4 asks.
+
+        Otherwise the phone would sit answered in a silent call until it
+        gives up waiting for the ACK.
+        """
+        log.info("sip click-to-dial %s: the phone answered after the dial gave up: hanging up", leg.call_id)
+        self._established(leg, answer)
+        ack = self._ack(leg, answer)
+
+        async def hang_up() -> None:
+            await self._send_in_dialog(leg, ack)
+            await self._hang_up(leg)
+
+        self._spawn(hang_up())
 
     async def _transfer(self, leg: _Leg) -> None:
         """REFER the phone to the number, follow its NOTIFYs, then hang up our leg."""
-        number = leg.order.target
-        refer_to = target_uri(number, leg.domain)
+        # Marked before the REFER goes: the phone may call the number, and the
+        # PBX report that call's end to another instance, before the REFER's
+        # answer is back here.
+        await self._mark(leg)
+        try:
+            outcome = await self._refer(leg)
+        except BaseException:
+            # Stopping (or a bug): nobody will report a reason; what was held goes now.
+            await self._release(leg)
+            raise
+        await self._report(leg, outcome)
+        await self._hang_up(leg)
+
+    async def _refer(self, leg: _Leg) -> Outcome:
+        """The REFER and the NOTIFYs that follow it: how the phone's call to the number went."""
         response = await self._in_dialog(
             leg,
             "REFER",
             [
-                ("Refer-To", f"<{refer_to}>"),
+                ("Refer-To", f"<{target_uri(leg.order.target, leg.domain)}>"),
                 ("Referred-By", f"<sip:{leg.order.pbx.username}@{leg.domain}>"),
                 ("Contact", leg.contact),
             ],
@@ -349,33 +399,22 @@ class ClickToDial:
         if response is None or response.status_code >= 300:
             said = "no answer" if response is None else f"{response.status_code} {response.reason_phrase}"
             log.warning("sip click-to-dial %s: the phone refused the REFER (%s)", leg.call_id, said)
-            why = f"your phone did not accept the transfer ({said})"
-            await self._report(leg, Ended(EndStatus.FAILED, why))
-            await self._hang_up(leg)
-            return
-        leg.referring = True
-        self._referring[(leg.order.user_id, number)] = leg
-        outcome: Outcome | None = None
+            return Ended(EndStatus.FAILED, f"your phone did not accept the transfer ({said})")
         deadline = time.monotonic() + REFER_SECONDS
-        try:
-            while outcome is None:
-                try:
-                    event = await asyncio.wait_for(leg.events.get(), max(0.0, deadline - time.monotonic()))
-                except TimeoutError:
-                    outcome = Ended(None, "the phone said nothing more of its call to the number")
-                    break
-                if event is None:  # the phone hung up on us: its own call goes on
-                    leg.hung_up = True
-                    continue
-                code, reason = event
-                if code == 0:  # the refer subscription ended without a final status
-                    outcome = Ended(None, "the phone ended the refer subscription without a final status")
-                    break
-                outcome = refer_outcome(code, reason)
-        finally:
-            self._stop_referring(leg)
-        await self._report(leg, outcome)
-        await self._hang_up(leg)
+        while True:
+            try:
+                event = await asyncio.wait_for(leg.events.get(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                return Ended(None, "the phone said nothing more of its call to the number")
+            if event is None:  # the phone hung up on us: its own call goes on
+                leg.hung_up = True
+                continue
+            code, reason = event
+            if code == 0:  # the refer subscription ended without a final status
+                return Ended(None, "the phone ended the refer subscription without a final status")
+            outcome = refer_outcome(code, reason)
+            if outcome is not None:
+                return outcome
 
     async def _hang_up(self, leg: _Leg) -> None:
         if leg.hung_up:
@@ -441,8 +480,40 @@ class ClickToDial:
             await leg.order.report(outcome)
         except Exception:
             log.exception("sip click-to-dial %s: reporting the outcome failed", leg.call_id)
-        held, leg.held = leg.held, []
-        for signal in held:
+        await self._release(leg)
+
+    # --- ends held for the sipfrag, on every instance (gateway.broker.dial_holds) ---
+
+    async def _mark(self, leg: _Leg) -> None:
+        try:
+            await self.holds.mark(leg.order.user_id, leg.order.target, leg.call_id, HOLD_SECONDS)
+        except BrokerUnavailable as exc:
+            log.warning(
+                "sip click-to-dial %s: the end of the call to the number cannot wait for its reason (%s)",
+                leg.call_id,
+                exc,
+            )
+            return
+        leg.marked = True
+
+    async def _release(self, leg: _Leg) -> None:
+        """Stop holding, and deliver what was held (on any instance) meanwhile; once per leg."""
+        if not leg.marked:
+            return
+        leg.marked = False
+        try:
+            held = await self.holds.release(leg.order.user_id, leg.order.target, leg.call_id)
+        except BrokerUnavailable as exc:
+            # The dial's deadline ends the call still (on any instance).
+            log.warning(
+                "sip click-to-dial %s: held dialog events left to the deadline (%s)", leg.call_id, exc
+            )
+            return
+        for text in held:
+            signal = held_signal(text)
+            if signal is None:
+                log.warning("sip click-to-dial %s: a held dialog event was unreadable", leg.call_id)
+                continue
             try:
                 await self.tracker.observe(signal)
             except BrokerUnavailable as exc:
@@ -483,12 +554,18 @@ class ClickToDial:
             return False
         if 200 <= response.status_code < 300 and leg.ack is not None:
             # A retransmitted 2xx: our ACK was lost (RFC 3261 §13.2.2.4).
-            task = asyncio.create_task(self._send_in_dialog(leg, leg.ack))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._send_in_dialog(leg, leg.ack))
+            return True
+        if 200 <= response.status_code < 300 and leg.invite_over:
+            self._answered_too_late(leg, response)
             return True
         leg.responses.put_nowait(response)
         return True
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def owns(self, request: Request) -> bool:
         return (request.headers.get_first("call-id") or "") in self._legs
@@ -524,36 +601,31 @@ class ClickToDial:
             return make_response(request, 200, "OK"), True
         return make_response(request, 405, "Method Not Allowed", extra=[("Allow", ALLOW)]), True
 
-    def screen(self, signal: Signal) -> bool:
+    async def screen(self, signal: Signal) -> bool:
         """Whether a dialog-event signal goes to the tracker now (``False``: dropped or held).
 
         Our own legs are never a call of the user's. The end of the user's
-        call to a number we REFERred them to, when the PBX gives no reason,
-        is held until the phone's sipfrag told why it ended (BUSY, NO_ANSWER,
-        ...), and delivered after it: the first end reported wins.
+        call to a number some instance REFERred them to, when the PBX gives
+        no reason, is held until the phone's sipfrag told that instance why
+        it ended (BUSY, NO_ANSWER, ...), and delivered by it after that: the
+        first end reported wins. Only such ends cost a broker round trip.
         """
         if is_own_leg(self.secret, signal.call_id):
             return False
-        if (
-            signal.phase is Phase.ENDED
-            and signal.direction is Direction.OUTBOUND
-            and signal.end_status is None
-            and signal.sip_code is None
-            and signal.to_number is not None
-        ):
-            leg = self._referring.get((signal.user_id, signal.to_number))
-            if leg is not None:
-                leg.held.append(signal)
-                return False
-        return True
-
-    def _stop_referring(self, leg: _Leg) -> None:
-        key = (leg.order.user_id, leg.order.target)
-        if self._referring.get(key) is leg:
-            del self._referring[key]
+        number = awaits_reason(signal)
+        if number is None:
+            return True
+        try:
+            held = await self.holds.hold(signal.user_id, number, held_text(signal))
+        except BrokerUnavailable as exc:
+            # Delivered now: it reads as the model decides (the tracker keeps it through the outage).
+            log.warning(
+                "sip: an end of %s's call to %s cannot wait for its reason (%s)", signal.user_id, number, exc
+            )
+            return True
+        return not held
 
     def _forget(self, leg: _Leg) -> None:
-        self._stop_referring(leg)
         # Late NOTIFYs and retransmissions of the leg still get answered for a while.
         asyncio.get_running_loop().call_later(self.settings.timers.timeout, self._legs.pop, leg.call_id, None)
 

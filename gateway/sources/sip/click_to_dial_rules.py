@@ -13,6 +13,9 @@ This module decides, ``click_to_dial`` does the I/O:
   events never report them as calls;
 - what a final answer to the INVITE means (``invite_refused``), what a
   sipfrag says (``sipfrag_status``, ``refer_outcome``);
+- which dialog-event ends wait for a sipfrag's reason (``awaits_reason``),
+  and how such an end travels to the instance that waits for the sipfrag
+  (``held_text``/``held_signal``);
 - the SDP the gateway offers (media inactive: it never sends or wants audio);
 - the route set and the next hop of in-dialog requests (RFC 3261 §12.2.1.1).
 """
@@ -21,10 +24,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
-from gateway.model import Direction, EndStatus
+from gateway.model import Direction, EndStatus, Phase, Signal
 from gateway.parsing import parse_decimal
 from gateway.sources.endstatus import status_for_code
 
@@ -154,6 +159,73 @@ def refer_outcome(code: int, reason: str) -> Outcome | None:
     if code < 300:
         return Connected()
     return Ended(status_for_code(code, Direction.OUTBOUND), f"the number answered {code} {reason}".strip())
+
+
+def awaits_reason(signal: Signal) -> str | None:
+    """The number whose click-to-dial sipfrag may explain this dialog-event signal; else None.
+
+    The end of an outbound call to a number, with no reason from the PBX
+    (no end status, no SIP code): if the user's phone was REFERred to that
+    number, the sipfrag says why it ended.
+    """
+    if (
+        signal.phase is Phase.ENDED
+        and signal.direction is Direction.OUTBOUND
+        and signal.end_status is None
+        and signal.sip_code is None
+    ):
+        return signal.to_number
+    return None
+
+
+def held_text(signal: Signal) -> str:
+    """A held end as text for the broker (any instance may deliver it: ``held_signal``)."""
+    fields: dict[str, Any] = {
+        "source": signal.source,
+        "call_id": signal.call_id,
+        "user_id": signal.user_id,
+        "at_ms": signal.at_ms,
+        "from_number": signal.from_number,
+        "to_number": signal.to_number,
+        "remote_name": signal.remote_name,
+        "duration_ms": signal.duration_ms,
+        "transferred": signal.transferred,
+    }
+    return json.dumps(fields, separators=(",", ":"))
+
+
+def held_signal(text: str) -> Signal | None:
+    """The end ``held_text`` made; None for text it did not make."""
+    try:
+        fields = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(fields, dict):
+        return None
+    strings = ("source", "call_id", "user_id")
+    optional = ("from_number", "to_number", "remote_name")
+    at_ms, duration = fields.get("at_ms"), fields.get("duration_ms")
+    if (
+        not all(isinstance(fields.get(name), str) for name in strings)
+        or not all(fields.get(name) is None or isinstance(fields.get(name), str) for name in optional)
+        or type(at_ms) is not int
+        or not (duration is None or type(duration) is int)
+        or not isinstance(fields.get("transferred"), bool)
+    ):
+        return None
+    return Signal(
+        source=fields["source"],
+        call_id=fields["call_id"],
+        user_id=fields["user_id"],
+        direction=Direction.OUTBOUND,
+        phase=Phase.ENDED,
+        at_ms=at_ms,
+        from_number=fields["from_number"],
+        to_number=fields["to_number"],
+        remote_name=fields["remote_name"],
+        duration_ms=duration,
+        transferred=fields["transferred"],
+    )
 
 
 def route_set(record_routes: list[str], *, uac: bool = True) -> list[str]:

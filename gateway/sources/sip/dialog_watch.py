@@ -49,7 +49,13 @@ What each PBX can tell, and the consequences here:
 
 Call ids: the dialog's ``call-id`` when there is one (a digest of it when it
 is over 128 characters or has characters outside ``[A-Za-z0-9._:@+=-]``),
-else the synthetic id above.
+else the synthetic id above. Several instances may see the same PBX call
+(a subscription handed over, a restart): ``unnamed`` lists the dialogs about
+to open without a call-id, with the key that names the PBX call (its dialog
+id and tags) and the id this watch would make; the caller settles the id
+with the other instances (``dialog_delivery``) and hands it back with
+``name_calls`` before ``apply``. ``ended_claims`` gives back the keys of the
+calls that ended, so that the next call with the same key is a new call.
 
 Numbers: identities go through ``gateway.users.phone.to_e164``; withheld callers
 (``anonymous``, ``anonymous.invalid``, ``invalid``) have no number. The
@@ -106,6 +112,15 @@ class _Track:
     ended: tuple[str | None, int | None] | None = None  # (event, code) once terminated
 
 
+@dataclass(frozen=True)
+class Unnamed:
+    """A dialog about to open that names no call-id: the key of its PBX call and our proposed id."""
+
+    dialog_id: str
+    key: str
+    proposed: str
+
+
 @dataclass
 class _Call:
     call_id: str
@@ -118,6 +133,7 @@ class _Call:
     remote_uri: str | None = None
     remote_name: str | None = None
     local_uri: str | None = None
+    claim_key: str | None = None  # the key its id was settled under (no call-id)
 
 
 class EntityWatch:
@@ -149,6 +165,9 @@ class EntityWatch:
         # Dialog id -> last version seen, also for ended dialogs (publication
         # mode orders by it; a late copy of an ended dialog must not ring).
         self._dialog_versions: OrderedDict[str, int] = OrderedDict()
+        # Call ids settled with other instances, by dialog id, for the next _open.
+        self._named: dict[str, tuple[str, str]] = {}
+        self._ended_claims: list[tuple[str, str]] = []
 
     # -- public ------------------------------------------------------------------
     @property
@@ -164,10 +183,86 @@ class EntityWatch:
         """A new subscription starts: versions restart, the dialogs are kept."""
         self._version = None
 
+    def unnamed(self, info: DialogInfo, now_ms: int) -> list[Unnamed]:
+        """The dialogs of ``info`` that would open a call without a call-id, with our ids for them."""
+        out: list[Unnamed] = []
+        for dialog in info.dialogs:
+            if dialog.call_id or dialog.id in self._tracks or dialog.state == "terminated":
+                continue
+            if self.mode == "publication" and info.version < self._dialog_versions.get(dialog.id, 0):
+                continue
+            proposed = self._synthetic_call_id(info.entity, dialog.id, now_ms)
+            out.append(Unnamed(dialog.id, call_key_of(dialog), proposed))
+        return out
+
+    def name_calls(self, names: dict[str, tuple[str, str]]) -> None:
+        """Dialog id -> (key, call id) settled for the dialogs ``unnamed`` listed."""
+        self._named.update(names)
+
+    def vanished(self, info: DialogInfo, claimed: dict[str, str], now_ms: int) -> list[Signal]:
+        """End the calls claimed for this entity (by any instance) that a full document no longer
+        shows and this watch does not know: calls that ended while nobody here watched (the AOR
+        was being handed over). Their claims are given back by ``ended_claims``."""
+        if self.mode != "subscription" or info.state != "full":
+            return []
+        shown = {call_key_of(d) for d in info.dialogs if not d.call_id and d.state != "terminated"}
+        known = {call.claim_key for call in self._calls.values()}
+        signals: list[Signal] = []
+        for key, call_id in sorted(claimed.items()):
+            if key in shown or key in known:
+                continue
+            self._ended_claims.append((key, call_id))
+            signals.append(
+                Signal(
+                    source=self.source,
+                    call_id=call_id,
+                    user_id=self.user_id,
+                    direction=Direction.INBOUND,  # the first observer's direction stands (the model)
+                    phase=Phase.ENDED,
+                    at_ms=now_ms,
+                )
+            )
+        return signals
+
+    def call_of(self, dialog_id: str) -> tuple[str, Direction] | None:
+        """The call an open dialog belongs to, and its direction."""
+        track = self._tracks.get(dialog_id)
+        return None if track is None else (track.call.call_id, track.call.direction)
+
+    def withdraw_recorded(self, now_ms: int, calls: dict[str, tuple[str, Direction]]) -> list[Signal]:
+        """End the dialogs of a publication (dialog id -> its call, as recorded by whichever
+        instance accepted it): those open here as ``withdraw`` does, the others by their call id."""
+        open_here = [d for d in calls if d in self._tracks]
+        signals = self.withdraw(now_ms, open_here)
+        ended = {s.call_id for s in signals}
+        for dialog_id, (call_id, direction) in calls.items():
+            if dialog_id in open_here or call_id in ended:
+                continue
+            ended.add(call_id)
+            signals.append(
+                Signal(
+                    source=self.source,
+                    call_id=call_id,
+                    user_id=self.user_id,
+                    direction=direction,
+                    phase=Phase.ENDED,
+                    at_ms=now_ms,
+                )
+            )
+        return signals
+
+    def ended_claims(self) -> list[tuple[str, str]]:
+        """(key, call id) of the settled calls that ended since the last call."""
+        ended, self._ended_claims = self._ended_claims, []
+        return ended
+
     def apply(self, info: DialogInfo, now_ms: int) -> WatchResult:
-        if self.mode == "publication":
-            return self._apply_publication(info, now_ms)
-        return self._apply_subscription(info, now_ms)
+        try:
+            if self.mode == "publication":
+                return self._apply_publication(info, now_ms)
+            return self._apply_subscription(info, now_ms)
+        finally:
+            self._named.clear()  # settled for this document only
 
     def withdraw(self, now_ms: int, dialog_ids: Iterable[str] | None = None) -> list[Signal]:
         """End the named open dialogs (all when None), e.g. when a publication
@@ -241,8 +336,11 @@ class EntityWatch:
         return call
 
     def _open(self, dialog: Dialog, info: DialogInfo, now_ms: int) -> _Track:
+        claim_key: str | None = None
         if dialog.call_id:
-            call_id = _plain_call_id(dialog.call_id)
+            call_id = plain_call_id(dialog.call_id)
+        elif dialog.id in self._named:
+            claim_key, call_id = self._named.pop(dialog.id)
         else:
             call_id = self._synthetic_call_id(info.entity, dialog.id, now_ms)
         call = self._calls.get(call_id)
@@ -253,6 +351,7 @@ class EntityWatch:
                 first_seen_ms=now_ms,
                 direction=_direction(dialog),
                 direction_known=known,
+                claim_key=claim_key,
             )
             self._calls[call_id] = call
         track = _Track(dialog_id=dialog.id, call=call)
@@ -301,6 +400,8 @@ class EntityWatch:
             out.append(self._signal(call, phase, now_ms))
             if phase is Phase.ENDED:
                 del self._calls[call.call_id]
+                if call.claim_key is not None:
+                    self._ended_claims.append((call.claim_key, call.call_id))
         return out
 
     @staticmethod
@@ -388,7 +489,13 @@ def _withheld(user: str, host: str | None) -> bool:
     return not user or user.lower() in _WITHHELD or (host is not None and host.lower() == "anonymous.invalid")
 
 
-def _plain_call_id(call_id: str) -> str:
+def call_key_of(dialog: Dialog) -> str:
+    """What names a PBX call that gives no call-id: its dialog id and tags, as a short key."""
+    text = f"{dialog.id}\0{dialog.local_tag or ''}\0{dialog.remote_tag or ''}"
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def plain_call_id(call_id: str) -> str:
     """The SIP Call-ID, or a digest of it when it is long or has odd characters."""
     if _PLAIN_CALL_ID.match(call_id):
         return call_id

@@ -29,11 +29,10 @@ keeps its later entry.
 
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass
 from typing import Literal
-from xml.etree.ElementTree import Element, ParseError
+from xml.etree.ElementTree import Element, ParseError, TreeBuilder
 
 import defusedxml.ElementTree as safe_et
 from defusedxml import DefusedXmlException
@@ -160,32 +159,46 @@ def _check_utf8(body: bytes) -> None:
         raise DialogInfoError(f"dialog-info declares encoding {declared.group(1)[:32]!r}; only UTF-8 is read")
 
 
+class _CappedBuilder(TreeBuilder):
+    """The standard tree builder, counting as it goes: a cap crossed stops the parse at once.
+
+    Fed by defusedxml's parser directly: ``iterparse`` would do the same
+    work with an event queue and a class made anew for every call.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth = 0
+        self.elements = 0
+        self.dialogs = 0
+
+    def start(self, tag: str, attrs: dict[str, str]) -> Element:
+        self.depth += 1
+        self.elements += 1
+        if self.depth > MAX_DEPTH:
+            raise DialogInfoError(f"dialog-info nests deeper than {MAX_DEPTH} elements")
+        if self.elements > MAX_ELEMENTS:
+            raise DialogInfoError(f"dialog-info has more than {MAX_ELEMENTS} elements")
+        if self.depth == 2 and tag == _DIALOG:
+            self.dialogs += 1
+            if self.dialogs > MAX_DIALOGS:
+                raise DialogInfoError(f"dialog-info has more than {MAX_DIALOGS} dialogs")
+        return super().start(tag, attrs)
+
+    def end(self, tag: str) -> Element:
+        self.depth -= 1
+        return super().end(tag)
+
+
 def _parse_capped(body: bytes) -> Element:
     """Build the tree, stopping as soon as a cap is crossed."""
     _check_utf8(body)
-    depth = 0
-    elements = 0
-    dialogs = 0
-    root: Element | None = None
     try:
         # Any DOCTYPE is refused as it starts, so no entity declaration or
         # external reference is ever read (defusedxml refuses those too).
-        for event, element in safe_et.iterparse(io.BytesIO(body), events=("start", "end"), forbid_dtd=True):
-            if event == "end":
-                depth -= 1
-                continue
-            if root is None:
-                root = element
-            depth += 1
-            elements += 1
-            if depth > MAX_DEPTH:
-                raise DialogInfoError(f"dialog-info nests deeper than {MAX_DEPTH} elements")
-            if elements > MAX_ELEMENTS:
-                raise DialogInfoError(f"dialog-info has more than {MAX_ELEMENTS} elements")
-            if element.tag == _DIALOG and depth == 2:
-                dialogs += 1
-                if dialogs > MAX_DIALOGS:
-                    raise DialogInfoError(f"dialog-info has more than {MAX_DIALOGS} dialogs")
+        parser = safe_et.XMLParser(target=_CappedBuilder(), forbid_dtd=True)
+        parser.feed(body)
+        root: Element = parser.close()
     except DefusedXmlException as exc:
         raise DialogInfoError(f"dialog-info refused: {type(exc).__name__} ({exc})") from None
     except ParseError as exc:
@@ -195,8 +208,6 @@ def _parse_capped(body: bytes) -> Element:
     # expat on encodings it cannot use (a UnicodeError is a ValueError)
     except (LookupError, ValueError) as exc:
         raise DialogInfoError(f"dialog-info cannot be decoded: {type(exc).__name__} ({exc})") from None
-    if root is None:  # pragma: no cover - expat reports "no element found" first
-        raise DialogInfoError("dialog-info has no root element")
     return root
 
 

@@ -15,10 +15,9 @@ from gateway.parsing import parse_decimal
 from gateway.sources.sip.adapter import (
     Request,
     Response,
-    Via,
     new_response,
     parse_message,
-    parse_via,
+    split_head,
 )
 
 MANDATORY = ("via", "from", "to", "call-id", "cseq")
@@ -28,17 +27,29 @@ _SALVAGED = frozenset(("via", "from", "to", "call-id", "cseq", "content-length")
 # [0-9], never \d: in a str pattern \d matches every Unicode decimal digit.
 _CSEQ = re.compile(r"^\s*([0-9]{1,10})\s+([A-Za-z!%*_+`'~.-]+)\s*\Z")
 _TOKEN = re.compile(r"^[A-Za-z!%*_+`'~.-]+\Z")
-_SENT_BY = re.compile(r"^\s*SIP\s*/\s*2\.0\s*/\s*[A-Za-z]+\s+(\[[^\]]*\]|[^;:\s]+)", re.IGNORECASE)
-# sent-by (RFC 3261 §20.42): host, then an optional port, then params or the end.
+# A Via's sent-protocol and the LWS after it (RFC 3261 §20.42, §25.1): each "/"
+# may have LWS around it (SLASH), and LWS, not only one space, parts it from
+# the sent-by. A value is unfolded by then: LWS is spaces and tabs.
+_PROTOCOL = re.compile(r"[ \t]*[^/\s;]+[ \t]*/[ \t]*[^/\s;]+[ \t]*/[ \t]*[^/\s;]+[ \t]+")
+# sent-by: host, then an optional port (COLON may have LWS around it), then params or the end.
 _VIA_SENT_BY = re.compile(
-    r"^\s*SIP\s*/\s*2\.0\s*/\s*[A-Za-z]+\s+(\[[^\]]*\]|[^;:\s\[\]]+)\s*(?::\s*([^;\s]*)\s*)?(?:;|$)",
+    r"[ \t]*SIP[ \t]*/[ \t]*2\.0[ \t]*/[ \t]*[A-Za-z]+[ \t]+"
+    r"(\[[^\]]*\]|[^;:\s\[\]]+)[ \t]*(?::[ \t]*([^;\s]*)[ \t]*)?(?:;|$)",
     re.IGNORECASE,
 )
-_RPORT_ASKED = re.compile(r";\s*rport\s*(?=;|$)", re.IGNORECASE)
-# received and rport parameters as a sender wrote them, with or without a value
-_SOURCE_PARAMS = re.compile(r";\s*(received|rport)\b\s*(?:=\s*[^;]*)?", re.IGNORECASE)
+# received and rport parameters as a sender wrote them, with or without a value;
+# the name whole (a token may hold "-": "rport-x" is another parameter)
+_SOURCE_PARAMS = re.compile(r";\s*(received|rport)\s*(?:=\s*[^;]*)?(?=;|$)", re.IGNORECASE)
+# SEMI and EQUAL may have LWS around them (RFC 3261 §25.1).
+_TAG = re.compile(r";[ \t]*tag[ \t]*=", re.IGNORECASE)
 _BRANCH = re.compile(r";\s*branch\s*=\s*([^;,\s]+)", re.IGNORECASE)
+# A CR that ends no line (the head's own last CR is its end line's).
+_BARE_CR = re.compile(rb"\r(?!\n|$)")
 _CONTENT_LENGTH = re.compile(rb"(?im)^(?:content-length|l)[ \t]*:([^\r\n]*)")
+# A line break followed by a space or tab continues the header before it
+# (RFC 3261 §7.3.1); the fold, with the blanks around it, reads as one space.
+_FOLD = re.compile(rb"[ \t]*\r?\n[ \t]+")
+_CONTINUATION = re.compile(rb"\n[ \t]")  # one scan, where two `in` tests take longer
 
 
 @dataclass(frozen=True)
@@ -69,21 +80,22 @@ class Rejected(Exception):
         return f"{self.status} {self.reason}"
 
 
-def split_head(data: bytes) -> tuple[bytes, bytes] | None:
-    """Header section and body, at the first empty line (CRLF or bare LF)."""
-    crlf = data.find(b"\r\n\r\n")
-    lf = data.find(b"\n\n")
-    if crlf == -1 and lf == -1:
-        return None
-    if lf == -1 or (crlf != -1 and crlf < lf):
-        return data[:crlf], data[crlf + 4 :]
-    return data[:lf], data[lf + 2 :]
+def unfold(head: bytes) -> bytes:
+    """A header section with each folded header on one line, as the parser reads it."""
+    if _CONTINUATION.search(head) is None:
+        return head
+    return _FOLD.sub(b" ", head)
 
 
 def scan_head(head: bytes, limits: Limits) -> dict[str, list[str]]:
-    """The few headers we need even from a broken message, by a linear scan."""
+    """The few headers we need even from a broken message, by a linear scan.
+
+    Of the header section unfolded, so that the framer reads the
+    Content-Length the parser reads: a continuation line is part of the
+    header before it, whatever it looks like.
+    """
     found: dict[str, list[str]] = {}
-    for raw in head.split(b"\n")[1 : limits.max_headers * 4]:
+    for raw in unfold(head).split(b"\n")[1 : limits.max_headers * 4]:
         line = raw.rstrip(b"\r")
         if len(line) > limits.max_line_bytes:
             continue
@@ -98,7 +110,13 @@ def scan_head(head: bytes, limits: Limits) -> dict[str, list[str]]:
 
 
 def salvage_headers(head: bytes, limits: Limits) -> list[tuple[str, str]]:
-    found = scan_head(head, limits)
+    # A value hiding a bare CR is left out: written back as it came, it would
+    # start a line of the sender's choosing in our answer (for a peer that, as
+    # the adapter does, ends lines at a bare CR).
+    found = {
+        key: [value for value in values if "\r" not in value]
+        for key, values in scan_head(head, limits).items()
+    }
     if not found.get("via"):
         return []
     out = [("Via", v) for v in found["via"]]
@@ -106,6 +124,33 @@ def salvage_headers(head: bytes, limits: Limits) -> list[tuple[str, str]]:
         if found.get(key):
             out.append((name, found[key][0]))
     return out
+
+
+def over_caps(head: bytes, limits: Limits, unfolded: bytes | None = None) -> str | None:
+    """Why a header section is refused before it is read (too many lines, one too long,
+    a bare CR, a continuation line with no header to continue), or None.
+
+    On a stream this also loses the framing: ``scan_head`` reads no
+    Content-Length past these caps, and the line cap holds for a folded
+    header as a whole. A bare CR is a line end to the parser but not to
+    the framer, and a continuation line right after the start line is a
+    header to the parser but not to the framer, so the two would cut the
+    message differently (a Content-Length only one of them sees).
+    ``unfolded``: ``unfold(head)``, when the caller has it.
+    """
+    if head.count(b"\n") > limits.max_headers:
+        return "Too Many Headers"
+    if unfolded is None:
+        unfolded = unfold(head)
+    if max(map(len, unfolded.split(b"\n"))) > limits.max_line_bytes:
+        return "Header Too Long"
+    if _BARE_CR.search(head):
+        return "Bare CR in Header"
+    if unfolded is not head:
+        start_end = head.find(b"\n")
+        if head[start_end + 1 : start_end + 2] in (b" ", b"\t"):
+            return "Bad Header Fold"
+    return None
 
 
 def _is_request_line(head: bytes) -> bool:
@@ -130,16 +175,16 @@ def decode(data: bytes, limits: Limits, *, stream: bool = False) -> Request | Re
 
     if len(data) > limits.max_message_bytes:
         raise reject(413, "Message Too Large")
-    if head.count(b"\n") > limits.max_headers:
-        raise reject(400, "Too Many Headers")
+    unfolded = unfold(head)
+    over = over_caps(head, limits, unfolded)
+    if over is not None:
+        raise reject(400, over)
     lines = head.split(b"\n")
-    if max(map(len, lines)) > limits.max_line_bytes:
-        raise reject(400, "Header Too Long")
     try:
         first = lines[0].rstrip(b"\r").decode("ascii")
     except UnicodeDecodeError:
         raise reject(400, "Bad Start Line") from None
-    declared = [value.decode("latin-1").strip() for value in _CONTENT_LENGTH.findall(head)]
+    declared = [value.decode("latin-1").strip() for value in _CONTENT_LENGTH.findall(unfolded)]
     if declared:
         length = parse_decimal(declared[0], max_digits=10)
         if length is None or len(set(declared)) > 1:
@@ -169,12 +214,9 @@ def decode(data: bytes, limits: Limits, *, stream: bool = False) -> Request | Re
     if isinstance(message, Request) and cseq.group(2) != message.method:
         raise reject(400, "CSeq Method Mismatch")
     try:
-        top = top_via(message)
         sent_by_port(message.headers.get("via")[0])
-    except Exception:
+    except ValueError:
         raise reject(400, "Bad Via") from None
-    if not top.host:
-        raise reject(400, "Bad Via")
     return message
 
 
@@ -215,11 +257,6 @@ def unsupported_options(request: Request) -> list[str]:
             if tag and tag.lower() not in SUPPORTED_OPTIONS and tag not in unsupported:
                 unsupported.append(tag)
     return unsupported
-
-
-def top_via(message: Request | Response) -> Via:
-    """The first Via only: the library's ``.via`` parses every one of them."""
-    return parse_via(message.headers.get("via")[0])
 
 
 def cseq_of(message: Request | Response) -> tuple[int, str]:
@@ -263,10 +300,9 @@ def stamp_via(request: Request, host: str, port: int) -> None:
         return ""
 
     top = _SOURCE_PARAMS.sub(drop, original)
-    sent_by = _SENT_BY.match(top)
     if asked:
         top = f"{top};rport={port}"
-    if asked or sent_by is None or sent_by.group(1).strip("[]") != host:
+    if asked or via_host(top).strip("[]") != host:
         top = f"{top};received={host}"
     if top == original:
         return
@@ -289,12 +325,32 @@ def response_target(request: Request, source: tuple[str, int]) -> tuple[str, int
 
 def _target(via: str, source: tuple[str, int]) -> tuple[str, int] | None:
     try:
-        if "rport" in parse_via(via).params:
+        if asks_rport(via):
             return source
         port = sent_by_port(via)
-    except Exception:  # the library's parser may raise anything on garbage
+    except ValueError:
         return None
     return source[0], port or 5060
+
+
+def _after_protocol(via: str) -> str:
+    """What follows the sent-protocol (name/version/transport) and the LWS after it; empty without them."""
+    match = _PROTOCOL.match(via)
+    return via[match.end() :] if match else ""
+
+
+def asks_rport(via: str) -> bool:
+    """Whether a Via has an ``rport`` parameter."""
+    _, semicolon, params = _after_protocol(via).partition(";")
+    return bool(semicolon) and any(
+        part.partition("=")[0].strip().lower() == "rport" for part in params.split(";")
+    )
+
+
+def via_host(via: str) -> str:
+    """A Via's sent-by host (an IPv6 one with its brackets); empty when it names none."""
+    match = _VIA_SENT_BY.match(via)
+    return match.group(1) if match else ""
 
 
 def make_response(
@@ -308,7 +364,8 @@ def make_response(
 ) -> Response:
     headers = [("Via", v) for v in request.headers.get("via")]
     to = request.headers.get_first("to") or ""
-    if to_tag and ";tag=" not in to.replace(" ", "").lower():
+    # Only a header parameter is the tag: ";tag=" inside <...> is the URI's.
+    if to_tag and not _TAG.search(to[to.rfind(">") + 1 :]):
         to = f"{to};tag={to_tag}"
     headers += [
         ("From", request.headers.get_first("from") or ""),

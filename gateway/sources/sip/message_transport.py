@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from gateway.parsing import parse_decimal
-from gateway.sources.sip.adapter import Request, Response, serialize
+from gateway.sources.sip.adapter import Request, Response, serialize, split_head
 from gateway.sources.sip.message_rules import (
     Limits,
     Rejected,
     decode,
+    over_caps,
     response_target,
     salvage_headers,
     salvaged_response,
@@ -77,12 +78,18 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         self.address = address
         self.transport: asyncio.DatagramTransport | None = None
         self.bound: tuple[str, int] = (address.host, address.port)
+        # Done once the socket is closed (a transport's close() takes a loop turn).
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's datagram transport does not subclass asyncio's: no isinstance check.
         self.transport = cast(asyncio.DatagramTransport, transport)
         sock = transport.get_extra_info("sockname")
         self.bound = (str(sock[0]), int(sock[1]))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self.owner.on_datagram(self, data, (str(addr[0]), int(addr[1])))
@@ -169,6 +176,12 @@ class TcpConnection:
                         return None
                     buf += line
                 head = bytes(buf)
+                over = over_caps((split_head(head) or (head, b""))[0], limits)
+                if over is not None:
+                    # The Content-Length may be past what scan_head reads: the
+                    # body would be read as the next message.
+                    self._refuse(head, 400, over)
+                    return None
                 declared = scan_head(head, limits).get("content-length", ["0"])
                 length = parse_decimal(declared[0], max_digits=10) if len(declared) == 1 else None
                 if length is None:
@@ -243,33 +256,66 @@ class SipTransport:
         self.tcp_servers: list[tuple[ListenAddress, asyncio.Server, tuple[str, int]]] = []
         self.connections: dict[tuple[str, int], TcpConnection] = {}
         self._connecting: dict[tuple[str, int], asyncio.Future[TcpConnection]] = {}
+        # Set by ``share`` in a worker of ``gateway serve --workers``.
+        self._own_port: int | None = None
+
+    def share(self, own_port: int = 0) -> None:
+        """Bind the listen addresses with SO_REUSEPORT, shared with the other workers, and
+        before them listeners of this worker's own on ``own_port`` (0: any) per kind and host.
+
+        The first listener of a kind is the one requests go out from and Via and Contact
+        name, so the answers and in-dialog requests of what this worker sends (SUBSCRIBE
+        and its NOTIFYs, click-to-dial's INVITE) come back to it, not to whichever worker
+        the kernel picks on the shared port (docs/operations.md#workers).
+        """
+        self._own_port = own_port
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        for address in self.listen:
-            if address.kind == "udp":
-                _, endpoint = await loop.create_datagram_endpoint(
-                    lambda a=address: UdpEndpoint(self, a),  # type: ignore[misc]
-                    local_addr=(address.host, address.port),
-                    family=address.family,
-                )
-                assert isinstance(endpoint, UdpEndpoint)
-                self.udp.append(endpoint)
-            else:
-                server = await asyncio.start_server(
-                    self._accept, host=address.host, port=address.port, family=address.family
-                )
-                sock = server.sockets[0].getsockname()
-                self.tcp_servers.append((address, server, (str(sock[0]), int(sock[1]))))
+        try:
+            await self._open()
+        except BaseException:
+            # A listen address that cannot be bound: the ones opened before it
+            # are closed, not left holding their ports.
+            await self.stop()
+            raise
         for endpoint in self.udp:
             log.info("sip listening on udp %s:%d", *endpoint.bound)
         for _, _, bound in self.tcp_servers:
             log.info("sip listening on tcp %s:%d", *bound)
 
+    async def _open(self) -> None:
+        loop = asyncio.get_running_loop()
+        listen = [(address, self._own_port is not None) for address in self.listen]
+        if self._own_port is not None:
+            own = {(a.kind, a.host): ListenAddress(a.kind, a.host, self._own_port) for a in self.listen}
+            listen = [(address, False) for address in own.values()] + listen
+        for address, shared in listen:
+            if address.kind == "udp":
+                _, endpoint = await loop.create_datagram_endpoint(
+                    lambda a=address: UdpEndpoint(self, a),  # type: ignore[misc]
+                    local_addr=(address.host, address.port),
+                    family=address.family,
+                    reuse_port=shared or None,
+                )
+                assert isinstance(endpoint, UdpEndpoint)
+                self.udp.append(endpoint)
+            else:
+                server = await asyncio.start_server(
+                    self._accept,
+                    host=address.host,
+                    port=address.port,
+                    family=address.family,
+                    reuse_port=shared or None,
+                )
+                sock = server.sockets[0].getsockname()
+                self.tcp_servers.append((address, server, (str(sock[0]), int(sock[1]))))
+
     async def stop(self) -> None:
         for endpoint in self.udp:
             if endpoint.transport is not None:
                 endpoint.transport.close()
+        if self.udp:
+            await asyncio.wait([endpoint.closed for endpoint in self.udp], timeout=1)
         for _, server, _ in self.tcp_servers:
             server.close()
         for connection in list(self.connections.values()):

@@ -32,10 +32,9 @@ not retried after a 423, so refusing it would leave the call open.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from gateway.sources.sip.dialoginfo import CONTENT_TYPE
@@ -106,12 +105,14 @@ class PublicationRules:
     min_expires: int = 60
     max_expires: int = 3600
     default_expires: int = 3600
+    _key: bytes = field(init=False, repr=False, compare=False, default=b"")
 
     def __post_init__(self) -> None:
         if len(self.secret) < MIN_SECRET_CHARS:
             raise ValueError(f"the PUBLISH entity-tag secret needs at least {MIN_SECRET_CHARS} characters")
         if not 0 < self.min_expires <= self.default_expires <= self.max_expires:
             raise ValueError("PUBLISH expiries need 0 < min_expires <= default_expires <= max_expires")
+        object.__setattr__(self, "_key", self.secret.encode())  # encoded once, not per tag
 
     # -- entity tags ---------------------------------------------------------------
     def issue_tag(self, entity: str, publication_id: str, expires_at_s: int, nonce: bytes) -> str:
@@ -139,7 +140,8 @@ class PublicationRules:
 
     def _mac(self, entity: str, publication_id: str, expires_at_s: int, nonce_text: str) -> str:
         message = f"sip-etag\n{entity}\n{publication_id}\n{expires_at_s}\n{nonce_text}".encode()
-        digest = hmac.new(self.secret.encode(), message, hashlib.sha256).digest()
+        # hmac.digest: OpenSSL's one-shot HMAC, without an HMAC object per tag.
+        digest = hmac.digest(self._key, message, "sha256")
         return _b64(digest[:_MAC_BYTES])
 
     # -- the decision ----------------------------------------------------------------
@@ -227,7 +229,9 @@ class PublicationRules:
 def is_dialog_info(content_type: str | None) -> bool:
     if content_type is None:
         return False
-    return content_type.split(";", 1)[0].strip().lower() == CONTENT_TYPE
+    # SLASH may have LWS around it (RFC 3261 §25.1); a type or subtype has none inside.
+    media = content_type.split(";", 1)[0].replace(" ", "").replace("\t", "")
+    return media.lower() == CONTENT_TYPE
 
 
 def _b64(raw: bytes) -> str:

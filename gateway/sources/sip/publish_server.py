@@ -1,43 +1,52 @@
 """The PUBLISH receiver (RFC 3903, ``Event: dialog``), as Kamailio/OpenSIPS ``pua_dialoginfo`` send it.
 
-Any instance may receive any PUBLISH: entity tags validate themselves
-(``publish_rules.PublicationRules``) and the call model lives in the broker.
-What an instance keeps in memory is a cache that only sharpens what it
-reports: per user an ``EntityWatch`` in publication mode (dialog versions),
-and per publication the dialogs it described, so that a removal ends them,
-and so does an expiry with the embedded memory broker (a single instance;
-with Redis the refresh may have gone to another instance). A removal that
-reaches an instance which never saw the publication's body ends nothing
-there; the PBX's own ``terminated`` document (which pua_dialoginfo always
-sends) still ends the call.
+Any instance may receive any PUBLISH. Entity tags validate themselves
+(``publish_rules.PublicationRules``: forged, altered, expired or another
+entity's tags are refused without a look-up), and each accepted publication
+has a record shared by all instances (``Coordination.save_publication``):
+its current entity tag, its expiry, and the calls of the dialogs it
+described. So a refresh or a removal is answered alike by every instance
+(a tag that a refresh replaced gets 412, as RFC 3903 wants), a removal ends
+the publication's calls whichever instance accepted them, and an expired
+publication's calls are ended by the one instance that takes it from the
+shared index. What an instance keeps in memory only sharpens what it
+reports: per user an ``EntityWatch`` in publication mode (dialog versions).
 """
 
 from __future__ import annotations
 
 import functools
 import ipaddress
+import json
 import logging
 import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import Any
 
+from gateway.model import Direction
 from gateway.sources.sip.adapter import Request, Response
+from gateway.sources.sip.coordination import Coordination
 from gateway.sources.sip.dialog_delivery import SignalDelivery
-from gateway.sources.sip.dialog_watch import EntityWatch
+from gateway.sources.sip.dialog_watch import EntityWatch, plain_call_id
 from gateway.sources.sip.dialoginfo import DialogInfo, DialogInfoError, parse_dialog_info
 from gateway.sources.sip.message_rules import make_response
-from gateway.sources.sip.publish_rules import PublicationRules, PublishRequest, is_dialog_info
+from gateway.sources.sip.publish_rules import Decision, PublicationRules, PublishRequest, is_dialog_info
 from gateway.tracker import CallTracker
 from gateway.users.directory import Directory, User, normalise_aor
 
 log = logging.getLogger("gateway.sip")
 
-MAX_PUBLICATIONS = 10_000
 MAX_WATCHES = 10_000
+SWEEP_BATCH = 500
+
+# A dialog's call as recorded (JSON: [call id, "inbound" | "outbound"]).
+RecordedCalls = dict[str, tuple[str, Direction]]
 
 
+# Asked for every PUBLISH, with the few addresses a deployment's PBXes send from.
+@functools.lru_cache(maxsize=1024)
 def source_allowed(host: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
     """Whether a packet's source address lies in one of the ``publish_from`` networks."""
     try:
@@ -50,11 +59,25 @@ def source_allowed(host: str, networks: tuple[ipaddress.IPv4Network | ipaddress.
     return any(address in network for network in networks)
 
 
-@dataclass
-class _Publication:
-    user_id: str
-    expires_at: float
-    dialog_ids: set[str] = field(default_factory=set)
+# One encoder: ``json.dumps`` with separators makes a new one on every call.
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _record(etag: str, user_id: str, expires_ms: int, dialogs: dict[str, list[Any]]) -> str:
+    return _compact({"etag": etag, "user": user_id, "expires_ms": expires_ms, "dialogs": dialogs})
+
+
+def recorded_calls(record: dict[str, Any]) -> RecordedCalls:
+    """The calls a publication record names, skipping entries that are not what we write."""
+    calls: RecordedCalls = {}
+    dialogs = record.get("dialogs")
+    if not isinstance(dialogs, dict):
+        return calls
+    for dialog_id, entry in dialogs.items():
+        if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str):
+            direction = Direction.OUTBOUND if entry[1] == Direction.OUTBOUND.value else Direction.INBOUND
+            calls[str(dialog_id)] = (entry[0], direction)
+    return calls
 
 
 class PublishServer:
@@ -64,21 +87,14 @@ class PublishServer:
         directory: Callable[[], Directory],
         tracker: CallTracker,
         default_region: str,
-        *,
-        end_on_expiry: bool = True,
+        coordination: Coordination,
     ) -> None:
         self.rules = rules
-        # Only a single instance (the embedded memory broker) knows that a
-        # publication was not refreshed: with several behind a balancer the
-        # refresh may have reached another one, and ending the calls here would
-        # end live calls. There the PBX's terminated documents and the call
-        # model's TTL end them instead.
-        self.end_on_expiry = end_on_expiry
         self.directory = directory
-        self.delivery = SignalDelivery(tracker)
+        self.coordination = coordination
+        self.delivery = SignalDelivery(tracker, coordination)
         self.default_region = default_region
         self._watches: OrderedDict[str, EntityWatch] = OrderedDict()
-        self._publications: OrderedDict[str, _Publication] = OrderedDict()
 
     def _user(self, request: Request) -> tuple[User, str] | None:
         directory = self.directory()
@@ -93,21 +109,22 @@ class PublishServer:
         """The number of the gateway user a remote identity names (a call between two users)."""
         return self.directory().number_of(identity, tenant)
 
-    def _watch(self, user: User) -> EntityWatch:
-        watch = self._watches.get(user.id)
+    def _watch(self, user_id: str) -> EntityWatch:
+        watch = self._watches.get(user_id)
         if watch is None:
+            user = self.directory().by_id(user_id)
             watch = EntityWatch(
-                user.id,
+                user_id,
                 "sip",
                 self.default_region,
                 mode="publication",
-                local_number=user.own_number,
-                known_number=functools.partial(self._number_of, user.tenant),
+                local_number=user.own_number if user else None,
+                known_number=functools.partial(self._number_of, user.tenant) if user else None,
             )
-            self._watches[user.id] = watch
+            self._watches[user_id] = watch
             while len(self._watches) > MAX_WATCHES:
                 self._watches.popitem(last=False)
-        self._watches.move_to_end(user.id)
+        self._watches.move_to_end(user_id)
         return watch
 
     async def on_publish(self, request: Request) -> tuple[Response, bool]:
@@ -126,13 +143,14 @@ class PublishServer:
                 info = parse_dialog_info(request.body)
             except DialogInfoError as exc:
                 info = exc
+        if_match = request.headers.get_first("sip-if-match")
         decision = self.rules.decide(
             PublishRequest(
                 entity=entity,
                 event=request.headers.get_first("event"),
                 content_type=content_type,
                 body=request.body,
-                sip_if_match=request.headers.get_first("sip-if-match"),
+                sip_if_match=if_match,
                 expires=request.headers.get_first("expires"),
                 ends_dialog=isinstance(info, DialogInfo)
                 and any(d.state == "terminated" for d in info.dialogs),
@@ -142,45 +160,78 @@ class PublishServer:
         )
         if not decision.accepted:
             log.info("sip PUBLISH for %s refused %d: %s", entity, decision.status, decision.detail)
-            return make_response(
-                request, decision.status, decision.reason, extra=list(decision.headers)
-            ), True
-        watch = self._watch(user)
+            return self._answer(request, decision)
+        if decision.has_state and not isinstance(info, DialogInfo):
+            log.warning("sip PUBLISH for %s refused: %s", entity, info or "no dialog-info body")
+            return make_response(request, 400, "Bad dialog-info"), True
         publication_id = decision.publication_id or ""
-        if decision.has_state:
-            if not isinstance(info, DialogInfo):
-                log.warning("sip PUBLISH for %s refused: %s", entity, info or "no dialog-info body")
-                return make_response(request, 400, "Bad dialog-info"), True
-            await self.delivery.apply(watch, info, now_ms)
-            self._remember(publication_id, user.id, decision.expires or 0).dialog_ids.update(
-                d.id for d in info.dialogs
-            )
-        elif decision.kind == "refresh":
-            self._remember(publication_id, user.id, decision.expires or 0)
-        elif decision.kind == "remove":
-            publication = self._publications.pop(publication_id, None)
-            if publication is not None:
-                await self.delivery.withdraw(watch, now_ms, publication.dialog_ids)
+        expected = None if decision.kind == "initial" else (if_match or "").strip()
+        if decision.kind == "remove":
+            held = await self.coordination.remove_publication(entity, publication_id, expected or "")
+            if held is None:
+                return self._stale(request, entity)
+            await self._end(json.loads(held), now_ms)
+            return self._answer(request, decision)
+        watch = self._watch(user.id)
+        expires_ms = now_ms + 1000 * (decision.expires or 0)
+        etag = decision.etag or ""
+        # What is known before applying: a dialog's call-id (pua_dialoginfo
+        # always sends one). Stored first, so that a stale tag changes nothing.
+        dialogs = _dialogs_before(info) if isinstance(info, DialogInfo) else {}
+        record = _record(etag, user.id, expires_ms, dialogs)
+        if not await self.coordination.save_publication(entity, publication_id, expected, record, expires_ms):
+            return self._stale(request, entity)
+        if isinstance(info, DialogInfo):
+            await self.delivery.apply(watch, info, now_ms, entity)
+            settled = _dialogs_after(watch, info, dialogs)
+            if settled != dialogs:
+                record = _record(etag, user.id, expires_ms, settled)
+                await self.coordination.save_publication(entity, publication_id, etag, record, expires_ms)
+        return self._answer(request, decision)
+
+    @staticmethod
+    def _answer(request: Request, decision: Decision) -> tuple[Response, bool]:
         return make_response(request, decision.status, decision.reason, extra=list(decision.headers)), True
 
-    def _remember(self, publication_id: str, user_id: str, expires: int) -> _Publication:
-        publication = self._publications.get(publication_id)
-        if publication is None:
-            publication = _Publication(user_id, 0.0)
-            self._publications[publication_id] = publication
-            while len(self._publications) > MAX_PUBLICATIONS:
-                self._publications.popitem(last=False)
-        publication.expires_at = time.monotonic() + expires
-        return publication
+    @staticmethod
+    def _stale(request: Request, entity: str) -> tuple[Response, bool]:
+        log.info("sip PUBLISH for %s refused 412: not the publication's current entity tag", entity)
+        return make_response(request, 412, "Conditional Request Failed"), True
 
-    async def sweep(self) -> None:
-        """End the dialogs of publications that expired without a refresh."""
-        now = time.monotonic()
-        now_ms = int(time.time() * 1000)
-        for publication_id, publication in list(self._publications.items()):
-            if publication.expires_at > now:
-                continue
-            del self._publications[publication_id]
-            watch = self._watches.get(publication.user_id)
-            if watch is not None and self.end_on_expiry:
-                await self.delivery.withdraw(watch, now_ms, publication.dialog_ids)
+    async def _end(self, record: dict[str, Any], now_ms: int) -> None:
+        """End the calls of a publication that was removed or expired."""
+        user_id = record.get("user")
+        calls = recorded_calls(record)
+        if not isinstance(user_id, str) or not calls:
+            return
+        watch = self._watch(user_id)
+        await self.delivery.deliver(watch, watch.withdraw_recorded(now_ms, calls))
+
+    async def sweep(self, now_ms: int | None = None) -> None:
+        """End the calls of publications expired (by ``now_ms``) without a refresh, each by one instance."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        for held in await self.coordination.take_expired_publications(now_ms, SWEEP_BATCH):
+            record = json.loads(held)
+            log.info("sip: a publication of %s expired without a refresh", record.get("user"))
+            await self._end(record, now_ms)
+
+
+def _dialogs_before(info: DialogInfo) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for dialog in info.dialogs:
+        if dialog.call_id and dialog.state != "terminated":
+            direction = Direction.OUTBOUND if dialog.direction == "initiator" else Direction.INBOUND
+            out[dialog.id] = [plain_call_id(dialog.call_id), direction.value]
+    return out
+
+
+def _dialogs_after(
+    watch: EntityWatch, info: DialogInfo, before: dict[str, list[Any]]
+) -> dict[str, list[Any]]:
+    """The dialogs as the watch settled them (ids made or agreed on for dialogs without a call-id)."""
+    out = dict(before)
+    for dialog in info.dialogs:
+        call = watch.call_of(dialog.id)
+        if call is not None:
+            out[dialog.id] = [call[0], call[1].value]
+    return out

@@ -14,9 +14,11 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client import Counter
 
+from gateway.ops.metrics import CountByLabel
 from gateway.sources.context import SourceContext
 from gateway.sources.sip.adapter import Request, Response, serialize
 from gateway.sources.sip.click_to_dial import ClickToDial
+from gateway.sources.sip.coordination import Coordination
 from gateway.sources.sip.message_rules import make_response, transaction_key, unsupported_options
 from gateway.sources.sip.message_transport import Inbound, SipTransport
 from gateway.sources.sip.publish_rules import PublicationRules
@@ -37,9 +39,11 @@ RequestHandler = Callable[[Request], Awaitable[Answer]]
 
 
 class SipService:
-    def __init__(self, context: SourceContext, settings: SipSettings) -> None:
+    def __init__(self, context: SourceContext, settings: SipSettings, coordination: Coordination) -> None:
         self.context = context
         self.settings = settings
+        # What the instances share: who holds which AOR, call ids, publications.
+        self.coordination = coordination
         self.transport = SipTransport(
             list(settings.listen),
             settings.limits,
@@ -57,6 +61,7 @@ class SipService:
             self.client,
             context.tracker,
             context.settings.default_region,
+            coordination,
             on_refused_body=lambda: self._count_reject("notify", "Bad dialog-info"),
         )
         # Shared across instances through GATEWAY_SECRET (required with Redis),
@@ -90,15 +95,16 @@ class SipService:
                 context.directory,
                 context.tracker,
                 context.settings.default_region,
-                end_on_expiry=not context.settings.redis_url,
+                coordination,
             )
             self.publisher.delivery.screen = self.click_to_dial.screen
             self.handlers["PUBLISH"] = self.publisher.on_publish
         self._sweeper: asyncio.Task[None] | None = None
         registry = context.metrics.registry
-        self.messages = Counter(
+        messages = Counter(
             "gateway_sip_messages_total", "SIP messages received, by method", ["method"], registry=registry
         )
+        self.messages = CountByLabel(messages)
         self.retransmissions = Counter(
             "gateway_sip_retransmissions_total",
             "Retransmitted SIP requests answered from the transaction cache",
@@ -131,6 +137,7 @@ class SipService:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=1)
         await self.transport.stop()
+        await self.coordination.close()
 
     async def on_directory(self, old: Directory, new: Directory) -> None:
         await self.subscriber.sync(new)
@@ -157,7 +164,7 @@ class SipService:
             if not self.client.on_response(message):
                 log.debug("sip: stray response %d from %s:%d", message.status_code, *inbound.source)
             return
-        self.messages.labels(message.method if message.method in _KNOWN else "other").inc()
+        self.messages.inc(message.method if message.method in _KNOWN else "other")
         if message.method == "ACK":
             return  # our final answers to non-INVITE requests are never acknowledged
         key = transaction_key(message)

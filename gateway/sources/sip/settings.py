@@ -54,6 +54,11 @@ class SipSettings:
     transaction_cache_bytes: int = 64 * 1024 * 1024  # answers kept for retransmissions, at most
     publish_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     pbx: Mapping[int, PbxSettings] = field(default_factory=dict)
+    # Several instances on one Redis share the AORs (docs/scaling.md): each says
+    # it is alive and renews its leases this often; a silent one's AORs move
+    # to the others once this TTL has run out.
+    owner_heartbeat_seconds: float = 1.0
+    owner_ttl_seconds: float = 5.0
 
 
 def parse_listen(raw: str) -> ListenAddress:
@@ -142,6 +147,7 @@ def sip_settings(extra: Mapping[str, Any]) -> SipSettings | None:
         "listen", "advertise", "max_message_bytes", "max_headers", "tcp_message_seconds", "t1_seconds",
         "retry_min_seconds", "retry_max_seconds", "publish", "publish_min_expires", "publish_max_expires",
         "pbx", "publish_from", "tcp_idle_seconds", "tcp_connections_per_source", "transaction_cache_bytes",
+        "owner_heartbeat_seconds", "owner_ttl_seconds",
     }  # fmt: skip
     unknown = set(table) - known
     if unknown:
@@ -182,7 +188,12 @@ def sip_settings(extra: Mapping[str, Any]) -> SipSettings | None:
             _number(table, "transaction_cache_bytes", 64 * 1024 * 1024, 1 << 20, 1 << 32, problems)
         ),
         publish_from=_networks(table.get("publish_from", []), problems),
+        owner_heartbeat_seconds=_number(table, "owner_heartbeat_seconds", 1.0, 0.05, 60, problems),
+        owner_ttl_seconds=_number(table, "owner_ttl_seconds", 5.0, 0.15, 600, problems),
     )
+    if settings.owner_ttl_seconds < 3 * settings.owner_heartbeat_seconds:
+        # Two heartbeats may be missed (a slow Redis, a GC pause) before a live instance loses its AORs.
+        problems.append("[sip] owner_ttl_seconds must be at least 3 times owner_heartbeat_seconds")
     if settings.publish_min_expires > settings.publish_max_expires:
         problems.append("[sip] publish_min_expires must not exceed publish_max_expires")
     if problems:

@@ -20,12 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.sources.sip.adapter import Request, Response, new_request, parse_address, serialize
+from gateway.sources.sip.coordination import Coordination
 from gateway.sources.sip.dialog_delivery import SignalDelivery
 from gateway.sources.sip.dialog_watch import EntityWatch
 from gateway.sources.sip.dialoginfo import DialogInfoError, parse_dialog_info
 from gateway.sources.sip.digest import DigestClient
 from gateway.sources.sip.message_rules import make_response
 from gateway.sources.sip.message_transport import SipTransport, resolve
+from gateway.sources.sip.ownership import Ownership
 from gateway.sources.sip.settings import PbxSettings, SipSettings
 from gateway.sources.sip.subscribe_rules import (
     Forgotten,
@@ -40,7 +42,7 @@ from gateway.sources.sip.subscribe_rules import (
     subscription_state,
 )
 from gateway.sources.sip.transactions import ClientTransactions, TransactionTimeout, new_branch
-from gateway.tracker import CallTracker
+from gateway.tracker import BrokerUnavailable, CallTracker
 from gateway.users.directory import Directory, User
 
 log = logging.getLogger("gateway.sip")
@@ -114,13 +116,23 @@ class Subscriber:
         client: ClientTransactions,
         tracker: CallTracker,
         default_region: str,
+        coordination: Coordination,
         on_refused_body: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.on_refused_body = on_refused_body
         self.transport = transport
         self.client = client
-        self.delivery = SignalDelivery(tracker)
+        self.delivery = SignalDelivery(tracker, coordination)
+        # Which AORs this instance holds (all of them without Redis).
+        self.ownership = Ownership(coordination, settings.owner_heartbeat_seconds, settings.owner_ttl_seconds)
+        self._wanted: dict[tuple[str, str], tuple[User, PbxSettings]] = {}
+        self._own_lock = asyncio.Lock()
+        self._own_task: asyncio.Task[None] | None = None
+        self._broker_down = False
+        # AORs being unsubscribed before their leases are released.
+        self._handing_over: set[str] = set()
+        self._hand_overs: set[asyncio.Task[None]] = set()
         self.default_region = default_region
         # The users as of the last sync, for naming the other party of a call.
         self._directory = Directory()
@@ -142,34 +154,93 @@ class Subscriber:
         return wanted
 
     async def sync(self, directory: Directory) -> None:
-        """Subscribe new addresses of record, unsubscribe removed ones."""
+        """Subscribe new addresses of record, unsubscribe removed ones (of those this instance holds)."""
         if self.closed:
             return  # a directory reload racing with shutdown
         self._directory = directory
-        wanted = self.wanted(directory)
-        gone = [key for key in self.subscriptions if key not in wanted]
-        await asyncio.gather(*(self._remove(key) for key in gone))
-        for key, (user, pbx) in wanted.items():
-            existing = self.subscriptions.get(key)
-            if existing is not None:
-                existing.user = user
-                continue
-            sub = DialogSubscription(
-                user=user,
-                aor=key[1],
-                pbx=pbx,
-                watch=EntityWatch(
-                    user.id,
-                    "sip",
-                    self.default_region,
-                    local_number=user.own_number,
-                    known_number=functools.partial(self._number_of, user.tenant),
-                ),
-                digest=DigestClient(pbx.username, pbx.password),
-                pacer=RefreshPacer(self.settings.retry_min_seconds, self.settings.retry_max_seconds),
-            )
-            self.subscriptions[key] = sub
-            sub.task = asyncio.create_task(self._run(sub), name=f"sip-subscribe-{key[1]}")
+        self._wanted = self.wanted(directory)
+        await self._rebalance()
+        if self.ownership.coordination.shared and self._own_task is None:
+            self._own_task = asyncio.create_task(self._keep_share(), name="sip-ownership")
+
+    async def _keep_share(self) -> None:
+        while not self.closed:
+            await asyncio.sleep(self.ownership.heartbeat_seconds)
+            try:
+                await self._rebalance()
+            except Exception:
+                log.exception("sip: keeping this instance's share of the AORs failed")
+
+    async def _rebalance(self) -> None:
+        """Take the AORs that are ours and free, hand over the others, then match the subscriptions."""
+        async with self._own_lock:
+            if self.closed:
+                return
+            wanted = self._wanted
+            try:
+                step = await self.ownership.step({aor for _, aor in wanted})
+            except BrokerUnavailable as exc:
+                # Nobody can take a lease over meanwhile: keep what we hold.
+                if not self._broker_down:
+                    log.warning("sip: cannot reach the broker to share the AORs (%s); keeping ours", exc)
+                self._broker_down = True
+                step = None
+            if step is not None:
+                if self._broker_down:
+                    log.info("sip: the broker is back; sharing the AORs again")
+                self._broker_down = False
+                leaving = (step.lost | step.giving_up) - self._handing_over
+                if leaving:
+                    # Unsubscribing may take a while (a PBX that does not
+                    # answer): not in this step, which must keep renewing the leases.
+                    if step.giving_up:
+                        log.info("sip: handing over %d AORs to other instances", len(step.giving_up))
+                    self._handing_over |= leaving
+                    task = asyncio.create_task(self._hand_over(leaving, step.giving_up & leaving))
+                    self._hand_overs.add(task)
+                    task.add_done_callback(self._hand_overs.discard)
+            held = self.ownership.held
+            gone = [
+                key
+                for key in self.subscriptions
+                if (key not in wanted or key[1] not in held) and key[1] not in self._handing_over
+            ]
+            await asyncio.gather(*(self._remove(key) for key in gone))
+            for key, (user, pbx) in wanted.items():
+                if key[1] not in held or key[1] in self._handing_over:
+                    continue
+                existing = self.subscriptions.get(key)
+                if existing is not None:
+                    existing.user = user
+                    continue
+                self._start(key, user, pbx)
+
+    async def _hand_over(self, names: frozenset[str], release: frozenset[str]) -> None:
+        """End our dialogs of ``names``, then give up the leases of ``release`` (the others were lost)."""
+        try:
+            await asyncio.gather(*(self._remove(key) for key in list(self.subscriptions) if key[1] in names))
+            with contextlib.suppress(BrokerUnavailable):
+                await self.ownership.release(release)
+        finally:
+            self._handing_over -= names
+
+    def _start(self, key: tuple[str, str], user: User, pbx: PbxSettings) -> None:
+        sub = DialogSubscription(
+            user=user,
+            aor=key[1],
+            pbx=pbx,
+            watch=EntityWatch(
+                user.id,
+                "sip",
+                self.default_region,
+                local_number=user.own_number,
+                known_number=functools.partial(self._number_of, user.tenant),
+            ),
+            digest=DigestClient(pbx.username, pbx.password),
+            pacer=RefreshPacer(self.settings.retry_min_seconds, self.settings.retry_max_seconds),
+        )
+        self.subscriptions[key] = sub
+        sub.task = asyncio.create_task(self._run(sub), name=f"sip-subscribe-{key[1]}")
 
     def _number_of(self, tenant: int, identity: str) -> str | None:
         """The number of the gateway user a remote identity names (a call between two users)."""
@@ -182,6 +253,11 @@ class Subscriber:
         sub.stopping = True
         sub.wake.set()
         if sub.task is not None:
+            # A SUBSCRIBE on its way is let finish (briefly): cancelled, its
+            # dialog would live on at the PBX with nobody to end it, beside
+            # the one the AOR's next holder makes.
+            if sub.state is State.SUBSCRIBING:
+                await asyncio.wait({sub.task}, timeout=2)
             sub.task.cancel()
             # wait() rather than awaiting the task: a cancellation of *this*
             # task must not be mistaken for the subscription's and swallowed.
@@ -196,8 +272,21 @@ class Subscriber:
         sub.last_error = "stopped"
 
     async def stop(self) -> None:
-        self.closed = True
+        """Hand every AOR over: leave the live instances, unsubscribe, release the leases."""
+        async with self._own_lock:
+            self.closed = True
+        if self._own_task is not None:
+            self._own_task.cancel()
+            await asyncio.wait({self._own_task})
+        if self._hand_overs:
+            await asyncio.wait(set(self._hand_overs))  # their unsubscribes, then their releases
+        # Leaving first: the others start counting these AORs as theirs and
+        # take each lease as soon as it is released below.
+        with contextlib.suppress(BrokerUnavailable):
+            await self.ownership.leave()
         await asyncio.gather(*(self._remove(key) for key in list(self.subscriptions)))
+        with contextlib.suppress(BrokerUnavailable):
+            await self.ownership.release(list(self.ownership.held))
 
     # --- health ---
 
@@ -205,6 +294,18 @@ class Subscriber:
         return {
             (sub.user.login, sub.aor, str(sub.pbx.tenant)): 1.0 if sub.state is State.ACTIVE else 0.0
             for sub in self.subscriptions.values()
+        }
+
+    def status(self) -> dict[str, object]:
+        """For the operator page: this instance's id among the live ones, and its subscriptions."""
+        now = time.monotonic()
+        return {
+            "instance": self.ownership.me,
+            "live": sorted(self.ownership.live),
+            "subscriptions": [
+                {"aor": sub.aor, "user": sub.user.id, "state": sub.state.value, "detail": _why(sub, now)}
+                for sub in self.subscriptions.values()
+            ],
         }
 
     def summary(self) -> tuple[bool, str]:
@@ -217,8 +318,14 @@ class Subscriber:
             if sub.state is not State.ACTIVE
         ]
         detail = f"{active}/{total} dialog subscriptions active"
+        if self.ownership.coordination.shared:
+            detail += f" (held here, of {len({aor for _, aor in self._wanted})} AORs"
+            detail += f" shared by {max(1, len(self.ownership.live))} instances)"
         if failing:
             detail += " (" + "; ".join(failing[:5]) + ")"
+        if self._broker_down:
+            # The AORs held are kept, but none can change hands: not ready, and said why.
+            return False, detail + "; the broker cannot be reached to share the AORs"
         return active == total, detail
 
     # --- the subscription loop ---
@@ -449,7 +556,7 @@ class Subscriber:
                     if state != "terminated":
                         self._ask_full_state(sub)
                 else:
-                    result = await self.delivery.apply(sub.watch, info, int(time.time() * 1000))
+                    result = await self.delivery.apply(sub.watch, info, int(time.time() * 1000), sub.aor)
                     if not result.resync:
                         sub.pacer.settled()
                     elif state != "terminated":

@@ -55,9 +55,15 @@ class UserAnswered:
     control_id: str  # the provider's handle of the user's leg
     target: str  # E.164, from the dialled call's own state
     caller_id: str
+    # The dial had ended unanswered before this answer (refused, timed out, past
+    # its deadline): the user's phone is to be hung up, the target never called.
+    # (An answer redelivered after the call was answered is not: it connects again, once.)
+    over: bool = False
 
 
 AnswerHandler = Callable[[UserAnswered], Awaitable[None]]
+# What ends a call the provider placed for a dial already over: the dial's tag, the provider's call id.
+OverHandler = Callable[[DialTag, str], Awaitable[None]]
 
 
 class WebhookReceiver:
@@ -86,9 +92,15 @@ class WebhookReceiver:
         # provider whose call flow does it by itself, as Twilio's TwiML and
         # Vonage's NCCO do, has none).
         self._on_user_answered: dict[str, AnswerHandler] = {}
+        # provider -> what hangs up a call it placed for a dial that had ended
+        # meanwhile (a provider whose call flow connects the target by itself).
+        self._on_dial_over: dict[str, OverHandler] = {}
 
     def on_user_answered(self, provider: str, handler: AnswerHandler) -> None:
         self._on_user_answered[provider] = handler
+
+    def on_dial_over(self, provider: str, handler: OverHandler) -> None:
+        self._on_dial_over[provider] = handler
 
     def disabled_reason(self, provider: str) -> str | None:
         """Why the provider's deliveries are refused, or None when they are taken."""
@@ -144,6 +156,9 @@ class WebhookReceiver:
             )
         target = fact_value(state.to_number) or ""
         caller_id = fact_value(state.from_number) or ""
+        # Ended, never answered: the provider placed this call too late (the
+        # dial timed out), or past the dial's deadline.
+        over = state.end is not None and state.answered_ms is None
         if tag.leg == dialled.TARGET_LEG and to_e164(first.to_number, region) != target:
             return self._ignored(
                 provider, f"the target leg of dial {tag.call_id} does not call {target}", "unknown-dial"
@@ -175,7 +190,11 @@ class WebhookReceiver:
         answered = any(e.phase is Phase.ANSWERED for e in events)
         handler = self._on_user_answered.get(provider)
         if tag.leg == dialled.USER_LEG and answered and handler is not None and first.control_id:
-            await handler(UserAnswered(tag, user.id, first.control_id, target, caller_id))
+            await handler(UserAnswered(tag, user.id, first.control_id, target, caller_id, over))
+        hang_up = self._on_dial_over.get(provider)
+        going_on = not any(e.phase is Phase.ENDED for e in events)
+        if tag.leg == dialled.USER_LEG and over and going_on and hang_up is not None:
+            await hang_up(tag, first.call_id)
         self._outcomes.labels(provider, "accepted").inc()
         return Outcome(accepted=accepted, event_ids=tuple(event_ids))
 

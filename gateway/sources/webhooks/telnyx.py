@@ -30,6 +30,7 @@ from gateway.sources.webhooks.common import (
     optional_text,
     sip_code,
 )
+from gateway.sources.webhooks.recording import CONTENT_TYPES, RecordingEvent, https_url, recording_id
 
 PHASES: dict[str, Phase] = {
     "call.initiated": Phase.RINGING,
@@ -150,3 +151,67 @@ def parse(body: bytes) -> list[CallEvent] | Ignored:
         control_id=optional_text(payload.get("call_control_id"), "call_control_id"),
     )
     return [event]
+
+
+# -- recordings ---------------------------------------------------------------
+RECORDING_SAVED = "call.recording.saved"
+
+
+def is_recording(body: bytes) -> bool:
+    """Whether a delivery names itself ``call.recording.saved`` (checked again, signed, when read)."""
+    try:
+        doc = jsontext.loads(body)
+    except ValueError:
+        return False
+    data = doc.get("data") if isinstance(doc, dict) else None
+    return isinstance(data, dict) and data.get("event_type") == RECORDING_SAVED
+
+
+def recording(body: bytes) -> RecordingEvent | Ignored:
+    """A verified ``call.recording.saved`` delivery as a recording.
+
+    Telnyx's "Call Recording Saved" callback: ``payload.call_leg_id``,
+    ``channels`` (``single`` or ``dual``), ``recording_urls`` and
+    ``public_recording_urls`` (``{"wav": ..., "mp3": ...}``), ``recording_id``
+    (in the payloads its storage guide shows), and ``client_state``.
+    ``recording_urls`` are presigned and expire (``X-Amz-Expires=600`` in
+    Telnyx's example), ``public_recording_urls`` are set only for public
+    recordings: a public URL is kept when there is one. WAV before MP3, the
+    form HubSpot transcribes. The URL carries its own authorisation.
+    """
+    try:
+        doc = jsontext.loads(body)
+    except ValueError as exc:
+        raise WebhookError(400, f"body is not JSON: {exc}", "bad-payload") from None
+    data = doc.get("data") if isinstance(doc, dict) else None
+    if not isinstance(data, dict) or data.get("event_type") != RECORDING_SAVED:
+        return Ignored("not a call.recording.saved event")
+    payload: Any = data.get("payload")
+    if not isinstance(payload, dict):
+        raise WebhookError(400, 'data has no "payload" object', "bad-payload")
+    chosen: tuple[str, str] | None = None
+    for field in ("public_recording_urls", "recording_urls"):
+        urls = payload.get(field)
+        if not isinstance(urls, dict):
+            continue
+        for kind in ("wav", "mp3"):
+            if urls.get(kind):
+                chosen = (https_url(urls[kind], f"{field}.{kind}"), kind)
+                break
+        if chosen:
+            break
+    if chosen is None:
+        raise WebhookError(
+            400, "neither recording_urls nor public_recording_urls has a wav or mp3", "bad-payload"
+        )
+    leg = payload.get("call_leg_id") or payload.get("call_control_id")
+    raw_id = payload.get("recording_id") or data.get("id")
+    return RecordingEvent(
+        provider="telnyx",
+        call_id=call_id(leg, "call_leg_id"),
+        recording_id=recording_id(raw_id, "recording_id"),
+        media_url=chosen[0],
+        content_type=CONTENT_TYPES[chosen[1]],
+        channels=2 if payload.get("channels") == "dual" else 1,
+        dial=dialled.from_client_state(payload.get("client_state")),
+    )

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from gateway import jsontext
 from gateway.model import Direction, EndStatus, Phase
+from gateway.parsing import parse_decimal
 from gateway.sources.webhooks.common import (
     CallEvent,
     Ignored,
@@ -29,6 +30,7 @@ from gateway.sources.webhooks.common import (
     sip_code,
     with_implied_answer,
 )
+from gateway.sources.webhooks.recording import CONTENT_TYPES, RecordingEvent, https_url, recording_id
 
 # CallStatus -> (phase, proposed end status). The model makes the end status
 # consistent with the call: an inbound call that ends "no-answer" or
@@ -169,3 +171,31 @@ def parse(params: Mapping[str, str], now_ms: int, max_age_ms: int) -> list[CallE
         duration_ms=seconds_ms(params.get("CallDuration"), "CallDuration") if phase is Phase.ENDED else None,
     )
     return with_implied_answer(event)
+
+
+# -- recordings ---------------------------------------------------------------
+def recording(params: Mapping[str, str]) -> RecordingEvent | Ignored:
+    """A verified RecordingStatusCallback (signed like a status callback) as a recording.
+
+    Twilio's "Recording status callback" parameters: ``CallSid``,
+    ``RecordingSid``, ``RecordingUrl``, ``RecordingStatus`` (``in-progress``,
+    ``completed``, ``absent``, ``failed``), ``RecordingChannels``. Only a
+    completed recording can be played. ``RecordingUrl`` has no extension;
+    Twilio's Recording resource docs say the URL with ``.wav`` returns the
+    WAV file (``.mp3`` an MP3): WAV is the form HubSpot transcribes.
+    """
+    status = params.get("RecordingStatus", "")
+    if status != "completed":
+        return Ignored(f"RecordingStatus {status!r} is not a completed recording")
+    url = https_url(params.get("RecordingUrl"), "RecordingUrl")
+    if not url.endswith((".wav", ".mp3")):
+        url += ".wav"
+    channels = parse_decimal(params.get("RecordingChannels", ""), 1)
+    return RecordingEvent(
+        provider="twilio",
+        call_id=call_id(params.get("CallSid"), "CallSid"),
+        recording_id=recording_id(params.get("RecordingSid"), "RecordingSid"),
+        media_url=url,
+        content_type=CONTENT_TYPES["mp3" if url.endswith(".mp3") else "wav"],
+        channels=channels or None,
+    )

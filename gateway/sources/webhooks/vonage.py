@@ -32,6 +32,7 @@ from gateway.sources.webhooks.common import (
     seconds_ms,
     with_implied_answer,
 )
+from gateway.sources.webhooks.recording import CONTENT_TYPES, RecordingEvent, https_url, recording_id
 
 # status -> (phase, proposed end status). "machine" is an answering machine
 # picking up: the call was answered. "cancelled" on an inbound call and
@@ -157,3 +158,50 @@ def parse(body: bytes, now_ms: int) -> list[CallEvent] | Ignored:
         duration_ms=seconds_ms(data.get("duration"), "duration") if phase is Phase.ENDED else None,
     )
     return with_implied_answer(event)
+
+
+# -- recordings ---------------------------------------------------------------
+def recording(body: bytes) -> RecordingEvent | Ignored:
+    """A verified record-action event (signed like the call's other webhooks) as a recording.
+
+    Vonage's NCCO ``record`` action posts to its ``eventUrl``:
+    ``recording_url`` (``https://api.nexmo.com/v1/files/<id>``, fetched with
+    the application's JWT), ``recording_uuid``, ``conversation_uuid``,
+    ``start_time``, ``end_time``, ``size``. It names the conversation, not
+    the call leg: the leg is the one whose status events carried that
+    ``conversation_uuid`` (``gateway.recordings`` keeps the pair). Vonage's
+    default format is MP3; the served type follows the file's own.
+    """
+    try:
+        data = jsontext.loads(body)
+    except ValueError as exc:
+        raise WebhookError(400, f"body is not JSON: {exc}", "bad-payload") from None
+    if not isinstance(data, dict):
+        raise WebhookError(400, "body must be a JSON object", "bad-payload")
+    if "recording_url" not in data:
+        return Ignored("not a recording event (no recording_url)")
+    conversation = call_id(data.get("conversation_uuid"), "conversation_uuid")
+    leg = data.get("uuid")
+    return RecordingEvent(
+        provider="vonage",
+        call_id=call_id(leg, "uuid") if leg is not None else "",
+        recording_id=recording_id(data.get("recording_uuid"), "recording_uuid"),
+        media_url=https_url(data.get("recording_url"), "recording_url"),
+        content_type=CONTENT_TYPES["mp3"],
+        conversation_id=conversation,
+    )
+
+
+def conversation(body: bytes) -> tuple[str, str] | None:
+    """(call leg uuid, conversation_uuid) of a verified status event, when it has both."""
+    try:
+        data = jsontext.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    try:
+        # call_id refuses what is not an id; the refusal's wording is not used here.
+        return call_id(data.get("uuid"), "uuid"), call_id(data.get("conversation_uuid"), "conversation_uuid")
+    except WebhookError:
+        return None

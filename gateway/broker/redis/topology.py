@@ -1,0 +1,163 @@
+"""The Redis a broker talks to: one server, a Sentinel set-up's primary, or a Cluster.
+
+Makes the client and its scripts, and answers what differs between the
+three: Redis's run id (every primary's on a cluster), the control channels
+(one per primary on a cluster), plain or sharded pub/sub.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from redis.asyncio.cluster import ClusterPubSub, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+from gateway import redisconn
+from gateway.broker.base import Broker
+from gateway.broker.redis import scripts
+from gateway.broker.redis.keys import Keys
+from gateway.config import Settings
+
+CONNECTIONS = 100  # per process, the pub/sub connection included
+# On a cluster, how long the listener waits on one shard's connection
+# before it looks at the next.
+_SHARD_POLL_SECONDS = 0.01
+
+
+class RedisTopology(Broker):
+    """The client, its scripts and key names; what a broker needs of whichever Redis it has."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings.history_size, settings.stream_buffer, settings.streams_per_user)
+        assert settings.redis_url
+        self._url = settings.redis_url
+        self._prefix = settings.key_prefix
+        self._ttl = settings.call_ttl_seconds
+        # On a cluster live events go by sharded pub/sub (SSUBSCRIBE,
+        # SPUBLISH): a message reaches the shard of its user only, rather
+        # than every node.
+        self._cluster = redisconn.is_cluster(self._url)
+        self._keys = Keys(self._prefix, self._cluster)
+        # More commands at once than connections (e.g. hundreds of streams
+        # opening together) wait for one, rather than fail with "Too many
+        # connections"; the caller's deadline bounds the wait. A Sentinel
+        # set-up's primary is asked again after every lost connection: a
+        # failover is a reconnect (and a check for lost writes,
+        # ``LossRecovery._recover``).
+        self._redis = redisconn.connect(self._url, max_connections=CONNECTIONS, wait_for_connection=True)
+        self._advance = self._redis.register_script(
+            scripts.ADVANCE.replace("'PUBLISH'", "'SPUBLISH'") if self._cluster else scripts.ADVANCE
+        )
+        self._claim = self._redis.register_script(scripts.CLAIM)
+        self._forget = self._redis.register_script(scripts.FORGET)
+        self._acknowledge = self._redis.register_script(scripts.ACKNOWLEDGE)
+        self._take_slot = self._redis.register_script(scripts.TAKE_SLOT)
+        self._check_epoch = self._redis.register_script(scripts.EPOCH)
+        # Scripts other modules hand in to be run here (shared_logins).
+        self._scripts: dict[str, AsyncScript] = {}
+        # Redis's run id as last checked (``LossRecovery._recover``); on a
+        # cluster, joined over the primaries, and each node's by name.
+        self._run_id = ""
+        self._node_run_ids: dict[str, str] = {}
+
+    async def _close_client(self) -> None:
+        await redisconn.close(self._redis)
+
+    async def _run_ids(self) -> str:
+        """Redis's run id; on a cluster, every primary's: one that restarted or failed over changes it."""
+        if isinstance(self._redis, RedisCluster):
+            nodes = await self._redis.info("server", target_nodes=RedisCluster.PRIMARIES)
+            self._node_run_ids = {name: str(info.get("run_id", "")) for name, info in nodes.items()}
+            return ",".join(sorted(self._node_run_ids.values()))
+        info: dict[str, Any] = await self._redis.info("server")
+        return str(info.get("run_id", ""))
+
+    def _checked_run_id(self, key: str) -> str:
+        """The run id of the Redis (on a cluster: the node) holding ``key``, as last checked."""
+        if isinstance(self._redis, RedisCluster):
+            node = self._redis.get_node_from_key(key)
+            return "" if node is None else self._node_run_ids.get(node.name, "")
+        return self._run_id
+
+    def _control_channels(self) -> list[str]:
+        """The control channel; on a cluster, one in a slot of each primary."""
+        base = self._keys.control()
+        if not isinstance(self._redis, RedisCluster):
+            return [base]
+        wanted = {node.name for node in self._redis.get_primaries()}
+        channels = []
+        for n in range(100_000):
+            if not wanted:
+                break
+            channel = f"{base}:{{{n}}}"
+            owner = self._redis.get_node_from_key(channel)
+            if owner is not None and owner.name in wanted:
+                wanted.discard(owner.name)
+                channels.append(channel)
+        return channels
+
+    async def _publish_control(self, message: str) -> None:
+        # Every instance listens on every control channel: the first will do.
+        channel = self._control_channels()[0]
+        if isinstance(self._redis, RedisCluster):
+            await self._redis.spublish(channel, message)
+        else:
+            await self._redis.publish(channel, message)
+
+
+class ShardedSubscriber:
+    """A cluster's pub/sub (redis-py's, one connection per shard), read as ``direct.Subscriber`` is.
+
+    On a cluster live events go by sharded pub/sub; redis-py's client
+    follows the slots from node to node.
+    """
+
+    def __init__(self, cluster: RedisCluster) -> None:
+        self._cluster = cluster
+        self._pubsub: ClusterPubSub | None = None
+
+    async def open(self) -> None:
+        # Learns which node holds which slots (once; after a failover the
+        # client refreshes it by itself).
+        await self._cluster.initialize()
+        self._pubsub = self._cluster.pubsub()
+
+    async def close(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()
+
+    def _opened(self) -> ClusterPubSub:
+        if self._pubsub is None:
+            raise RedisConnectionError("redis pub/sub is not connected")
+        return self._pubsub
+
+    async def subscribe(self, *channels: str) -> None:
+        pubsub = self._opened()
+        await pubsub.ssubscribe(*channels)
+        # redis-py would reconnect and subscribe again by itself, hiding a
+        # shard that restarted (and may have lost data) in between; the
+        # listener must see the loss, to hold calls (``LossRecovery._gate``)
+        # and check (``LossRecovery._recover``).
+        for shard in pubsub.node_pubsub_mapping.values():
+            if shard.connection is not None:
+                shard.connection.retry = Retry(NoBackoff(), 0)
+
+    async def unsubscribe(self, *channels: str) -> None:
+        await self._opened().sunsubscribe(*channels)
+
+    async def read(self) -> list[list[Any]]:
+        """The next message or confirmation, as ``[kind, channel, data]``."""
+        pubsub = self._opened()
+        while True:
+            # One connection per shard, read in turn: a short wait on each
+            # keeps the others' messages prompt.
+            message = await pubsub.get_sharded_message(timeout=_SHARD_POLL_SECONDS)
+            if message is not None:
+                return [[message["type"], message["channel"], message["data"]]]

@@ -1,0 +1,115 @@
+"""Gateways on a real three-master Redis Cluster: one slot per user, sharded pub/sub."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.support.harness import make_settings, running_gateway, signal
+from tests.support.redis_topologies import ClusterSetup, Node
+from tests.support.resuming import Page, pages, send
+
+
+def keys_by_node(cluster: ClusterSetup, pattern: str) -> dict[int, list[str]]:
+    found: dict[int, list[str]] = {}
+    for node in cluster.nodes:
+        with node.client() as client:
+            found[node.port] = sorted(str(k) for k in client.scan_iter(match=pattern))
+    return found
+
+
+def slot(cluster: ClusterSetup, key: str) -> int:
+    with cluster.nodes[0].client() as client:
+        return int(client.execute_command("CLUSTER KEYSLOT", key))
+
+
+async def test_an_event_entering_one_instance_reaches_a_stream_on_another(
+    tmp_path: Path, cluster: ClusterSetup
+) -> None:
+    settings = make_settings(tmp_path, redis_url=cluster.url)
+    async with running_gateway(settings) as one, running_gateway(settings) as two:
+        streams = {name: two.stream(await one.login(name)) for name in ("alice", "bob")}
+        for stream in streams.values():
+            await stream.__aenter__()
+        try:
+            for name in streams:
+                assert (await one.ingest(signal(f"{name}-1", "ringing", user=name))).status_code == 202
+                assert (await two.ingest(signal(f"{name}-1", "answered", user=name))).status_code == 202
+            got = {name: await stream.take(2) for name, stream in streams.items()}
+        finally:
+            for stream in streams.values():
+                await stream.close()
+    for name, events in got.items():
+        assert [e.json["externalCallId"] for e in events] == [f"ingest:{name}-1"] * 2
+        assert [e.json["type"] for e in events] == ["incomingCall", "callAnswered"]
+
+
+async def test_every_key_of_a_call_and_its_live_channel_are_in_the_users_slot(
+    tmp_path: Path, cluster: ClusterSetup
+) -> None:
+    settings = make_settings(tmp_path, redis_url=cluster.url)
+    async with running_gateway(settings) as gw:
+        token = await gw.login("alice")
+        async with gw.stream(token) as stream:
+            await gw.ingest(signal("k1", "ringing"))
+            event = await stream.next()
+            auth = {"authorization": f"Bearer {token}"}
+            claimed = await gw.http.post("/api/stream/claim", json={"eventId": event.id}, headers=auth)
+            assert claimed.status_code == 200, claimed.text
+            shard_channels = {
+                node.port: node.client().pubsub_shardchannels("gw:live:*") for node in cluster.nodes
+            }
+            global_channels = [node.client().pubsub_channels("gw:live:*") for node in cluster.nodes]
+    keys = [k for ks in keys_by_node(cluster, "gw:{alice}:*").values() for k in ks]
+    assert any(":call:ingest:k1" in k for k in keys) and any(k.endswith(":history") for k in keys)
+    assert any(":claimed:" in k for k in keys)
+    home = slot(cluster, "gw:{alice}:history")
+    assert {slot(cluster, k) for k in keys} == {home}
+    # Live events go by sharded pub/sub, on the node holding the user's slot only.
+    holders = [port for port, channels in shard_channels.items() if "gw:live:{alice}" in channels]
+    assert len(holders) == 1
+    assert slot(cluster, "gw:live:{alice}") == home
+    assert global_channels == [[], [], []]
+
+
+def test_a_script_touching_two_users_slots_is_refused_by_the_cluster(cluster: ClusterSetup) -> None:
+    # What the hash tags guard against: a node refuses a script whose keys
+    # are in two slots.
+    assert slot(cluster, "gw:{alice}:history") != slot(cluster, "gw:{bob}:history")
+    with cluster.nodes[0].client() as node, pytest.raises(redis.ResponseError, match="same slot"):
+        node.eval("return redis.call('GET', KEYS[1])", 2, "gw:{alice}:history", "gw:{bob}:history")
+
+
+async def test_a_shard_restarted_empty_mid_call_neither_re_announces_nor_mislabels_the_call(
+    tmp_path: Path, cluster: ClusterSetup
+) -> None:
+    settings = make_settings(tmp_path, redis_url=cluster.url)
+    home = slot(cluster, "gw:{alice}:history")
+    (shard,) = [n for n in cluster.nodes if home in node_slots(n)]
+    async with running_gateway(settings) as one, running_gateway(settings) as two:
+        page = Page(two, await one.login("alice"))
+        async with pages(page):
+            await send(one, signal("r1", "ringing"))
+            await send(two, signal("r1", "answered"))
+            await page.until(lambda p: len(p.events) == 2)
+            shard.kill()  # SIGKILL, no persistence: alice's slot comes back empty
+            shard.start()
+            await send(one, signal("r1", "ended"))
+            await send(one, signal("r2", "ringing"))
+            await page.until_call("ingest:r2")
+    calls = page.calls()
+    whole = ["incomingCall", "callAnswered", "callEnded", "callCompleted"]
+    assert [e["type"] for e in calls["ingest:r1"]] == whole
+    assert calls["ingest:r1"][2]["payload"]["callEndStatus"] == "COMPLETED"
+
+
+def node_slots(node: Node) -> set[int]:
+    with node.client() as client:
+        ranges = client.execute_command("CLUSTER SLOTS")
+    mine: set[int] = set()
+    for first, last, primary, *_ in ranges:
+        if int(primary[1]) == node.port:
+            mine.update(range(int(first), int(last) + 1))
+    return mine
