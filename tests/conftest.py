@@ -13,6 +13,24 @@ from tests.support.servers import RedisServer
 # The browser fixtures (a session-wide Chromium, the simulator page).
 pytest_plugins = ["tests.support.browser"]
 
+# Each failure that a rerun then passed, with its reason: a flake to fix, not to forget.
+_reruns: list[pytest.TestReport] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.outcome == "rerun":  # type: ignore[comparison-overlap]  # pytest-rerunfailures' outcome
+        _reruns.append(report)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _reruns:
+        return
+    terminalreporter.section("failures that passed when run again (flaky: fix them)", yellow=True)
+    for report in _reruns:
+        reason = report.longreprtext.strip().splitlines()
+        terminalreporter.line(f"{report.nodeid} ({report.when}): {reason[-1] if reason else '?'}")
+        terminalreporter.line("\n".join(reason[-40:]))
+
 
 @pytest.fixture(autouse=True)
 def _log_declarations() -> Iterator[None]:
