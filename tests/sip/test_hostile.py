@@ -63,6 +63,8 @@ def _torture(port: int) -> dict[str, tuple[bytes, int]]:
         "negative Content-Length": (request(port=port, content_length="-5"), 400),
         "non-numeric Content-Length": (request(port=port, content_length="12abc"), 400),
         "two different Content-Lengths": (request(port=port, extra=["Content-Length: 9"]), 400),
+        # As the TCP framer refuses it: one header, one length (RFC 3261 §7.3.1).
+        "two identical Content-Lengths": (request(port=port, extra=["Content-Length: 0"]), 400),
         "CSeq method differs from the request line": (ok.replace(b"CSeq: 1 OPTIONS", b"CSeq: 1 NOTIFY"), 400),
         "CSeq number beyond 2**31": (ok.replace(b"CSeq: 1 OPTIONS", b"CSeq: 99999999999 OPTIONS"), 400),
         "unknown SIP version": (ok.replace(b" SIP/2.0\r\n", b" SIP/7.0\r\n", 1), 505),

@@ -187,7 +187,8 @@ def decode(data: bytes, limits: Limits, *, stream: bool = False) -> Request | Re
     declared = [value.decode("latin-1").strip() for value in _CONTENT_LENGTH.findall(unfolded)]
     if declared:
         length = parse_decimal(declared[0], max_digits=10)
-        if length is None or len(set(declared)) > 1:
+        # Twice, even alike, is refused as the TCP framer refuses it: one header, one length.
+        if length is None or len(declared) > 1:
             raise reject(400, "Bad Content-Length")
         if not stream and length > len(body):
             raise reject(400, "Content-Length Larger Than Body")
