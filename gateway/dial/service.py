@@ -77,8 +77,14 @@ def _from_record(raw: str) -> tuple[Dialled | Refusal | None, Asked]:
     return dialled, (dialled.number, dialled.caller_id)
 
 
+IN_PROGRESS = Refusal(409, "in-progress", "this dial is already being placed; wait for its call to show")
+
+
 def _pending_record(plan: DialPlan) -> str:
-    return json.dumps({"pending": [plan.target, plan.caller_id]})
+    # "refused" is for an instance of the previous release during a rolling
+    # upgrade: it knows no "pending" and reads the retry's answer from it.
+    refused = {"status": IN_PROGRESS.status, "reason": IN_PROGRESS.reason, "message": IN_PROGRESS.message}
+    return json.dumps({"pending": [plan.target, plan.caller_id], "refused": refused})
 
 
 def _refusal_record(plan: DialPlan, refusal: Refusal) -> str:
@@ -293,9 +299,7 @@ class DialService:
                 )
             )
         if answer is None:
-            raise DialRefused(
-                Refusal(409, "in-progress", "this dial is already being placed; wait for its call to show")
-            )
+            raise DialRefused(IN_PROGRESS)
         if isinstance(answer, Refusal):
             raise DialRefused(answer)
         self._count(user, number, route, "repeat", answer.call_key)

@@ -385,6 +385,33 @@ async def test_a_retry_before_the_first_request_made_its_call_is_told_so_not_giv
     assert len(route.placed) == 1
 
 
+def read_as_the_previous_release(raw: str) -> tuple[int, str] | str:
+    """How a request key's record is read by release ad29390 (no "pending"): a refusal, or a call."""
+    data = json.loads(raw)
+    refused = data.get("refused")
+    return (int(refused["status"]), str(refused["reason"])) if refused is not None else str(data["call"])
+
+
+async def test_a_dial_being_placed_reads_as_in_progress_to_an_instance_of_the_previous_release(
+    tmp_path: Path,
+) -> None:
+    """During a rolling upgrade a retry may reach an instance that knows only calls and refusals."""
+    broker = SlowRateBroker(make_settings(tmp_path))
+    route = Route()
+    service = service_on(broker, route)
+    broker.hold = True
+    first = asyncio.create_task(service.dial(ALICE, TARGET, request_key="click-1"))
+    async with asyncio.timeout(10):
+        await broker.counting.wait()
+    held = await broker.claim_request(ALICE.id, "click-1", "{}", 60)
+    broker.go.set()
+    dialled = await first
+    settled = await broker.claim_request(ALICE.id, "click-1", "{}", 60)
+    await service.stop()
+    assert held is not None and read_as_the_previous_release(held) == (409, "in-progress")
+    assert settled is not None and read_as_the_previous_release(settled) == dialled.call_key
+
+
 class LostAfterTheCall(MemoryBroker):
     """A broker that goes away right after the call was created (Redis failing over)."""
 
