@@ -250,7 +250,6 @@ function setAutoOpen(on) {
 }
 
 function render() {
-  releaseLate();
   view.showCalls(book.open, book.history, { leads: surfaces.leads || !surfaces.settled });
 }
 
@@ -427,7 +426,10 @@ async function complete(callId, wrap, { byDeadline = false } = {}) {
 // Its completion unacknowledged, the late wrap-up is replayed to the next
 // page until it is saved, while its call is the one on show.
 function holdLate(id, callId, until) {
-  const timer = setTimeout(() => render(), Math.max(0, until - Date.now()));
+  const timer = setTimeout(() => {
+    releaseLate();
+    render();
+  }, Math.max(0, until - Date.now()));
   lateHeld.set(callId, { id, until, timer });
   book.late.add(callId);
   // The others offer it too, and keep its event for whoever leads next.
@@ -449,6 +451,8 @@ function lateShownHere(callId) {
 
 // A late wrap-up stops being kept once saved, once its time is up, or once
 // another call takes its place on show: its completion is handled then.
+// Called where one of those happens, never from drawing.
+book.onShownChanged = () => releaseLate();
 function releaseLate() {
   for (const [callId, late] of lateHeld) {
     const kept = book.late.has(callId) && book.lastShown === callId && Date.now() < late.until;
@@ -472,6 +476,7 @@ async function saveLate(callId, wrap) {
     return;
   }
   book.late.delete(callId);
+  releaseLate();
   surfaces.share({ kind: "lateSaved", callId });
   showNotice(t("wrapUpSaved", { call }), callId);
   render();
@@ -528,6 +533,7 @@ function fromSurface(message) {
     lateShownHere(message.callId);
   } else if (message.kind === "lateSaved" && message.callId) {
     book.late.delete(message.callId); // saved on another surface: kept no longer
+    releaseLate();
   } else if (message.kind === "wrapUp" && surfaces.leads) {
     complete(message.callId, message.wrap || {});
   }

@@ -45,6 +45,9 @@ export class CallBook {
     this.order = 0;
     // The call finished last stays on show, as ended, until another starts.
     this.lastShown = null;
+    // Told whenever the call on show changes (the page lets go of what it
+    // kept for the one before).
+    this.onShownChanged = () => {};
     this.done = new Set(); // finished calls: nothing reopens them
   }
 
@@ -66,7 +69,7 @@ export class CallBook {
         order: (this.order += 1),
       };
       this.calls.set(externalCallId, entry);
-      this.lastShown = null;
+      this.show(null);
     }
     return entry;
   }
@@ -196,7 +199,13 @@ export class CallBook {
     this.calls.delete(externalCallId);
     this.done.add(externalCallId);
     if (this.done.size > 1000) this.done.delete(this.done.values().next().value);
-    if (!this.calls.size && entry) this.lastShown = externalCallId;
+    if (!this.calls.size && entry) this.show(externalCallId);
+  }
+
+  show(externalCallId) {
+    if (this.lastShown === externalCallId) return;
+    this.lastShown = externalCallId;
+    this.onShownChanged();
   }
 
   // Every open call, the current one first: the calls being talked on,
