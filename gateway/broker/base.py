@@ -22,6 +22,11 @@ from gateway.wire import Envelope, EventId, format_event_id, parse_event_id
 
 log = logging.getLogger("gateway.broker")
 
+# Wrap-ups kept per user (keep_wrap_up): a user has a call or two waiting for
+# one at a time; twenty leaves room for a busy day without letting a page
+# fill the broker.
+WRAP_UPS_PER_USER = 20
+
 Step = Callable[[CallState | None], tuple[CallState | None, list[SdkEvent]]]
 
 
@@ -168,6 +173,23 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def history_event(self, user_id: str, event_id: str) -> Envelope | None:
         """The event ``event_id`` of the user's history, while it is held (which call a claim is for)."""
+
+    # -- wrap-ups kept for the page (docs/page.md#where-the-page-keeps-what) ----
+    @abc.abstractmethod
+    async def keep_wrap_up(self, user_id: str, call_key: str, kept: str) -> None:
+        """Keep ``kept`` (the page's JSON) for the user's call as long as a call's state.
+
+        Replaces what was kept for the call. A user keeps at most
+        ``WRAP_UPS_PER_USER``: past that, the ones written longest ago go.
+        """
+
+    @abc.abstractmethod
+    async def kept_wrap_ups(self, user_id: str) -> dict[str, str]:
+        """What is kept for each of the user's calls (call key -> ``kept``), none expired."""
+
+    @abc.abstractmethod
+    async def drop_wrap_up(self, user_id: str, call_key: str) -> None:
+        """Forget what was kept for the call (it was sent, or the user discarded it)."""
 
     # -- rate windows (gateway.dial's per-user dial limit) ---------------------
     @abc.abstractmethod

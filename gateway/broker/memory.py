@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from gateway.broker.base import Broker, Join, SlidingWindows, Step
+from gateway.broker.base import WRAP_UPS_PER_USER, Broker, Join, SlidingWindows, Step
 from gateway.config import Settings
 from gateway.model import CallState
 from gateway.wire import Envelope, EventId, encode_event, parse_event_id
@@ -45,6 +45,8 @@ class MemoryBroker(Broker):
         self._longest_window = 0.0
         # Values (put_value): key -> (value, expiry).
         self._values: dict[str, tuple[str, float]] = {}
+        # Wrap-ups (keep_wrap_up): user -> call -> (kept, expiry), oldest write first.
+        self._wrap_ups: dict[str, dict[str, tuple[str, float]]] = {}
 
     async def ping(self) -> bool:
         return True
@@ -167,6 +169,24 @@ class MemoryBroker(Broker):
         # The history is bounded (history_size): a scan is cheap.
         return next((e for e in self._history.get(user_id, ()) if e.id == event_id), None)
 
+    # -- wrap-ups kept for the page -------------------------------------------------
+    async def keep_wrap_up(self, user_id: str, call_key: str, kept: str) -> None:
+        now = time.monotonic()
+        self._sweep(now)
+        held = self._wrap_ups.setdefault(user_id, {})
+        held.pop(call_key, None)  # rewritten: the newest again
+        held[call_key] = (kept, now + self._ttl)
+        for oldest in list(held)[: max(0, len(held) - WRAP_UPS_PER_USER)]:
+            del held[oldest]
+
+    async def kept_wrap_ups(self, user_id: str) -> dict[str, str]:
+        now = time.monotonic()
+        held = self._wrap_ups.get(user_id, {})
+        return {call: kept for call, (kept, expires) in held.items() if expires >= now}
+
+    async def drop_wrap_up(self, user_id: str, call_key: str) -> None:
+        self._wrap_ups.get(user_id, {}).pop(call_key, None)
+
     # -- rate windows (gateway.dial's per-user dial limit) ----------------------
     async def take_slot(self, user_id: str, name: str, limit: int, seconds: float) -> float | None:
         now = time.monotonic()
@@ -210,6 +230,11 @@ class MemoryBroker(Broker):
             del self._claimed[claim]
         for user in [k for k, (_, expires) in self._acked.items() if expires < now]:
             del self._acked[user]
+        for user, calls in list(self._wrap_ups.items()):
+            for call in [k for k, (_, expires) in calls.items() if expires < now]:
+                del calls[call]
+            if not calls:
+                del self._wrap_ups[user]
         self._windows.sweep(now, self._longest_window)
 
 

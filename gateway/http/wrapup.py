@@ -28,6 +28,8 @@ from gateway.calllog.properties import NOTES_MAX_CHARS, wrap_up_properties
 from gateway.http.bodies import read_json_object
 from gateway.http.errors import ApiError
 from gateway.http.sessions import current_user, gateway_of
+from gateway.http.wrapup_kept import KEPT_BODY_BYTES, OUTCOME_MAX_CHARS, text_field
+from gateway.http.wrapup_kept import routes as kept_routes
 from gateway.hubspot.errors import HubSpotError, NotConnected
 from gateway.outbox.store import StoreUnavailable
 from gateway.runtime import Gateway
@@ -74,22 +76,14 @@ async def _portal_dispositions(gw: Gateway, portal_id: int) -> list[tuple[str, s
         return []
 
 
-def _text(data: dict[str, object], name: str, limit: int) -> str:
-    value = data.get(name, "")
-    if not isinstance(value, str):
-        raise ApiError(422, f"{name} must be a string", "bad-field")
-    if len(value) > limit:
-        raise ApiError(422, f"{name} is longer than {limit} characters", "bad-field")
-    return value
-
-
 async def save_wrap_up(request: Request) -> JSONResponse:
     """``{notes, outcome}`` for a call HubSpot already has as completed: an update of its engagement."""
     gw = gateway_of(request)
     user = current_user(request, gw)
     call_key = request.path_params["call_id"]
-    data = await read_json_object(request)
-    properties = wrap_up_properties(_text(data, "notes", NOTES_MAX_CHARS), _text(data, "outcome", 100))
+    data = await read_json_object(request, KEPT_BODY_BYTES)
+    notes = text_field(data, "notes", NOTES_MAX_CHARS)
+    properties = wrap_up_properties(notes, text_field(data, "outcome", OUTCOME_MAX_CHARS))
     if not properties:
         raise ApiError(422, "a wrap-up needs notes or an outcome", "bad-field")
     if gw.call_logger is None:
@@ -105,6 +99,8 @@ async def save_wrap_up(request: Request) -> JSONResponse:
         await gw.call_logger.wrap_up(user.tenant, user.id, call_key, state.engagement_id, properties)
     except StoreUnavailable:
         raise ApiError(503, "the wrap-up could not be kept; try again", "outbox-unavailable") from None
+    # On its way to HubSpot: no page offers it again.
+    await gw.broker.drop_wrap_up(user.id, call_key)
     return JSONResponse(
         {"engagementId": str(state.engagement_id), "queued": sorted(properties)}, status_code=202
     )
@@ -113,4 +109,5 @@ async def save_wrap_up(request: Request) -> JSONResponse:
 routes = [
     Route("/api/wrap-up", wrap_up, methods=["GET"]),
     Route("/api/calls/{call_id:path}/wrap-up", save_wrap_up, methods=["POST"]),
+    *kept_routes,
 ]

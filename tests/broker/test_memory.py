@@ -8,17 +8,7 @@ from gateway.broker import memory
 from gateway.broker.memory import MemoryBroker
 from gateway.config import Settings
 from gateway.model import Direction, Phase, Signal, advance
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def time(self) -> float:
-        return self.now
+from tests.support.fake_time import Clock
 
 
 @pytest.fixture

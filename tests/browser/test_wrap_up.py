@@ -6,6 +6,8 @@ nobody finishes still completes the call, and a reload does not lose it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -298,7 +300,7 @@ async def test_a_late_wrap_up_is_offered_again_after_a_reload_cross_site_without
         await reload_widget(sim)
         # The gateway replays the completion the page kept unacknowledged.
         card = await sim.card("Save to the call")
-        assert await card.get_by_label("Notes").input_value() == ""  # no storage: typing is lost
+        assert await card.get_by_label("Notes").input_value() == ""  # nothing was typed
         await completed_once(sim, "late-cross-next")
 
 
@@ -323,3 +325,101 @@ async def test_a_tab_opened_after_the_deadline_offers_the_late_wrap_up_and_keeps
         await feed(sim.gateway, signal("late-tab-next", "ringing"))
         await tab.from_app("INCOMING_CALL")
         assert len(completions(first)) == 1 and completions(await tab.messages()) == []
+
+
+async def kept_at_gateway(gateway: Client, call_key: str, **wanted: object) -> None:
+    """Until the gateway keeps alice's wrap-up of the call as ``wanted`` (the page saves it as she types)."""
+    user = gateway.gateway.directory.by_login("alice")
+    assert user is not None
+    deadline = time.monotonic() + 10
+    while True:
+        held = (await gateway.gateway.broker.kept_wrap_ups(user.id)).get(call_key)
+        if held is not None and all(json.loads(held).get(k) == v for k, v in wanted.items()):
+            return
+        assert time.monotonic() < deadline, f"the gateway never kept {wanted} for {call_key}, but {held}"
+        await asyncio.sleep(0.05)  # the broker is all there is to watch
+
+
+async def test_notes_typed_cross_site_without_storage_are_back_after_a_reload(
+    browser: Browser, slow_wrap_up: Client
+) -> None:
+    async with open_simulator(browser, slow_wrap_up, cross_site=True) as sim:
+        assert not await sim.storage_granted()
+        await ended_call(sim, "draft-cross")
+        card = await sim.card("Wrap-up")
+        await card.get_by_label("Outcome").select_option(label="Connected")
+        await card.get_by_label("Notes").fill("Wants the blue one")
+        await kept_at_gateway(
+            sim.gateway, "ingest:draft-cross", notes="Wants the blue one", outcome=CONNECTED
+        )
+        await reload_widget(sim)
+        card = await sim.card("Wrap-up")
+        assert await card.get_by_label("Notes").input_value() == "Wants the blue one"
+        assert await card.get_by_label("Outcome").input_value() == CONNECTED
+        await card.get_by_role("button", name="Save and log").click()
+        [completed] = await sim.from_app("CALL_COMPLETED")
+        assert completed["data"]["engagementProperties"]["hs_call_body"] == "Wants the blue one"
+
+
+@contextlib.asynccontextmanager
+async def refused_after_saving(browser: Browser, gateway: Client) -> AsyncIterator[Simulator]:
+    """Cross-site without storage: alice saves a wrap-up, HubSpot refuses it, the gateway keeps it owed."""
+    async with open_simulator(browser, gateway, portal_id=DEMO_PORTAL, cross_site=True) as sim:
+        assert not await sim.storage_granted()
+        await sim.page.locator("#update-reply").select_option("FAILED")
+        await sim.log_in("alice")
+        await sim.logged_in()
+        await feed(gateway, signal("owed-1", "ringing"))
+        await sim.to_app("CREATE_ENGAGEMENT_SUCCEEDED")
+        await feed(gateway, signal("owed-1", "ended", endStatus="NO_ANSWER"))
+        card = await sim.card("Wrap-up")
+        await card.get_by_label("Notes").fill("Send the contract")
+        await card.get_by_role("button", name="Save and log").click()
+        await sim.to_app("UPDATE_ENGAGEMENT_FAILED")
+        await kept_at_gateway(gateway, "ingest:owed-1", notes="Send the contract", owed=True)
+        yield sim
+
+
+async def test_an_update_hubspot_refused_is_still_offered_after_a_reload_cross_site_until_saved(
+    browser: Browser, tmp_path: Path
+) -> None:
+    async with (
+        dev_gateway(tmp_path, wrap_up_seconds=60) as (gateway, _clock),
+        refused_after_saving(browser, gateway) as sim,
+    ):
+        await reload_widget(sim)
+        card = await sim.card("Save to the call")
+        assert await card.get_by_label("Notes").input_value() == "Send the contract"
+        await card.get_by_role("button", name="Save to the call").click()
+        await sim.widget.get_by_text("saved; HubSpot shows it shortly").wait_for()
+        deadline = time.monotonic() + 10
+        while (
+            "<td>hs_call_body</td><td>Send the contract</td>"
+            not in (await gateway.http.get(MOUNT + "/")).text
+        ):
+            assert time.monotonic() < deadline, "the stand-in never showed the wrap-up's update"
+            await asyncio.sleep(0.05)  # the stand-in's page is all there is to watch
+        # Saved: the next page offers it no more.
+        await reload_widget(sim)
+        await sim.widget.locator("#connection[data-state=open]").wait_for()
+        await sim.widget.get_by_text("No call right now.").wait_for()
+        assert len(completions(await sim.messages())) == 1
+
+
+async def test_an_update_hubspot_refused_is_offered_in_a_tab_opened_later_until_discarded(
+    browser: Browser, tmp_path: Path
+) -> None:
+    async with (
+        dev_gateway(tmp_path, wrap_up_seconds=60) as (gateway, _clock),
+        refused_after_saving(browser, gateway) as sim,
+    ):
+        tab = await sim.another_tab()
+        card = await tab.card("Save to the call")
+        assert await card.get_by_label("Notes").input_value() == "Send the contract"
+        await card.get_by_role("button", name="Discard").click()
+        await tab.widget.get_by_text("discarded").wait_for()
+        user = gateway.gateway.directory.by_login("alice")
+        assert user is not None
+        assert await gateway.gateway.broker.kept_wrap_ups(user.id) == {}
+        await reload_widget(tab)
+        await tab.widget.get_by_text("No call right now.").wait_for()

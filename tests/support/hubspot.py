@@ -128,12 +128,13 @@ class Clock:
 
 
 @contextlib.asynccontextmanager
-async def dev_gateway(tmp_path: Path) -> AsyncIterator[tuple[Client, Clock]]:
-    """``./dev run``'s gateway, alice in the demo portal, the outbox on a clock the test moves."""
+async def dev_gateway(tmp_path: Path, **overrides: Any) -> AsyncIterator[tuple[Client, Clock]]:
+    """``./dev run``'s gateway, alice in the demo portal, the outbox on a clock the test moves;
+    ``overrides`` are settings (as ``make_settings`` takes them)."""
     users = [{**user, "tenant": DEMO_PORTAL} for user in harness_users()]
     write_users(tmp_path / "users.json", users)
     port = free_port()
-    settings = replace(make_settings(tmp_path), dev=True, port=port)
+    settings = replace(make_settings(tmp_path, **overrides), dev=True, port=port)
     gw = build_gateway(settings)
     logger = gw.call_logger
     assert logger is not None

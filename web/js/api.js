@@ -191,6 +191,21 @@ export class Session {
     return this.authed("POST", `api/calls/${encodeURIComponent(externalCallId)}/wrap-up`, { notes, outcome });
   }
 
+  // What the gateway keeps of each call's wrap-up for the pages: typed
+  // notes and outcome, and whether HubSpot still has to get them (owed).
+  async keptWrapUps() {
+    return (await this.authed("GET", "api/wrap-up/kept")).wrapUps || [];
+  }
+
+  // owed left out: the gateway keeps the mark it holds.
+  keepWrapUp(externalCallId, kept) {
+    return this.authed("PUT", `api/calls/${encodeURIComponent(externalCallId)}/wrap-up/kept`, kept);
+  }
+
+  discardWrapUp(externalCallId) {
+    return this.authed("DELETE", `api/calls/${encodeURIComponent(externalCallId)}/wrap-up/kept`);
+  }
+
   dial(number, idempotencyKey) {
     return this.authed("POST", "api/dial", { number, idempotencyKey });
   }

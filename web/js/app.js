@@ -39,6 +39,15 @@ const heldElsewhere = new Map();
 const lateHeld = new Map();
 // Late wrap-ups the leader keeps, on the other surfaces: externalCallId -> until.
 const lateElsewhere = new Map();
+// What the gateway kept of each call's wrap-up when this page opened (what
+// was typed, for a frame refused storage): externalCallId -> {notes, outcome}.
+const keptAtGateway = new Map();
+// What went to HubSpot with each call's callCompleted, kept again at the
+// gateway as owed if HubSpot refuses it: externalCallId -> {notes, outcome}.
+const sentWraps = new Map();
+// Typing is saved to the gateway once it pauses this long.
+const DRAFT_SAVE_MS = 500;
+const draftSaves = new Map(); // externalCallId -> timer
 let wrapUp = { timeoutSeconds: 120, dispositions: [] };
 let hubspot = {}; // what onReady said: portalId, userId, iframeLocation, …
 let isReady = false; // the SYNC handshake is done
@@ -176,10 +185,23 @@ function signedIn() {
       signedOut();
     },
   });
+  // Known before the stream starts too: the wrap-ups still owed, and what
+  // was typed into those a replayed completion offers again.
+  const keptRead = session
+    .keptWrapUps()
+    .then((kept) => {
+      if (mine !== generation) return;
+      for (const { externalCallId, notes, outcome, owed, call } of kept) {
+        keptAtGateway.set(externalCallId, { notes, outcome });
+        if (owed) book.owe(externalCallId, call);
+      }
+      render();
+    })
+    .catch(() => {}); // then only what this browser kept itself
   // Resume where the pages before this one (a reload, another tab, the
   // last session) left off; a fresh stream only when nothing was ever held.
   const started = stream;
-  Promise.all([session.acknowledged().catch(() => null), settingsRead])
+  Promise.all([session.acknowledged().catch(() => null), settingsRead, keptRead])
     .then(([lastEventId]) => {
       if (mine !== generation || stream !== started) return;
       if (lastEventId && !seen.last) seen.last = lastEventId;
@@ -228,6 +250,11 @@ function signedOut(tell = true) {
   for (const late of lateHeld.values()) clearTimeout(late.timer);
   lateHeld.clear();
   lateElsewhere.clear();
+  for (const callId of [...book.owed.keys()]) book.settle(callId);
+  keptAtGateway.clear();
+  sentWraps.clear();
+  for (const timer of draftSaves.values()) clearTimeout(timer);
+  draftSaves.clear();
   generation += 1;
   if (tell) cti.userLoggedOut();
   view.showLogin(hubspot);
@@ -250,7 +277,6 @@ function setAutoOpen(on) {
 }
 
 function render() {
-  releaseLate();
   view.showCalls(book.open, book.history, { leads: surfaces.leads || !surfaces.settled });
 }
 
@@ -412,6 +438,9 @@ async function complete(callId, wrap, { byDeadline = false } = {}) {
   if (first && ledger.allows(callId, "callCompleted")) {
     ledger.record(callId, "callCompleted");
     cti.callCompleted(completionArgs(held.args, wrap));
+    sentWraps.set(callId, wrap);
+    // Only HubSpot's answer to the last few can still come.
+    if (sentWraps.size > 20) sentWraps.delete(sentWraps.keys().next().value);
   }
   book.finish(callId);
   if (byDeadline && held.offersLate) book.late.add(callId);
@@ -427,7 +456,10 @@ async function complete(callId, wrap, { byDeadline = false } = {}) {
 // Its completion unacknowledged, the late wrap-up is replayed to the next
 // page until it is saved, while its call is the one on show.
 function holdLate(id, callId, until) {
-  const timer = setTimeout(() => render(), Math.max(0, until - Date.now()));
+  const timer = setTimeout(() => {
+    releaseLate();
+    render();
+  }, Math.max(0, until - Date.now()));
   lateHeld.set(callId, { id, until, timer });
   book.late.add(callId);
   // The others offer it too, and keep its event for whoever leads next.
@@ -449,6 +481,8 @@ function lateShownHere(callId) {
 
 // A late wrap-up stops being kept once saved, once its time is up, or once
 // another call takes its place on show: its completion is handled then.
+// Called where one of those happens, never from drawing.
+book.onShownChanged = () => releaseLate();
 function releaseLate() {
   for (const [callId, late] of lateHeld) {
     const kept = book.late.has(callId) && book.lastShown === callId && Date.now() < late.until;
@@ -471,10 +505,48 @@ async function saveLate(callId, wrap) {
     view.enableWrapUp(callId);
     return;
   }
-  book.late.delete(callId);
-  surfaces.share({ kind: "lateSaved", callId });
+  book.settle(callId);
+  releaseLate();
+  surfaces.share({ kind: "settled", callId });
   showNotice(t("wrapUpSaved", { call }), callId);
   render();
+}
+
+// The user lets an owed wrap-up go: no page offers it again.
+async function discard(callId) {
+  const call = book.label(callId);
+  clearTimeout(draftSaves.get(callId));
+  draftSaves.delete(callId);
+  try {
+    await session.discardWrapUp(callId);
+  } catch (err) {
+    showNotice(t("wrapUpNotDiscarded", { call, details: err.message }), callId);
+    return;
+  }
+  book.settle(callId);
+  keptAtGateway.delete(callId);
+  surfaces.share({ kind: "settled", callId });
+  showNotice(t("wrapUpDiscarded", { call }), callId);
+  render();
+}
+
+// What is typed goes to the gateway too, once the typing pauses: a frame
+// refused storage finds it there after a reload.
+function keepDraft(callId, draft) {
+  clearTimeout(draftSaves.get(callId));
+  draftSaves.delete(callId);
+  if (!draft) {
+    // The call left the list: what the gateway kept expires with the call.
+    keptAtGateway.delete(callId);
+    return;
+  }
+  const mine = generation;
+  const timer = setTimeout(() => {
+    draftSaves.delete(callId);
+    if (mine !== generation) return;
+    session.keepWrapUp(callId, draft).catch(() => {}); // the next keystroke tries again
+  }, DRAFT_SAVE_MS);
+  draftSaves.set(callId, timer);
 }
 
 // HubSpot matched an inbound caller (or found none): shown on every
@@ -526,8 +598,11 @@ function fromSurface(message) {
   } else if (message.kind === "late" && message.callId) {
     lateElsewhere.set(message.callId, message.until);
     lateShownHere(message.callId);
-  } else if (message.kind === "lateSaved" && message.callId) {
-    book.late.delete(message.callId); // saved on another surface: kept no longer
+  } else if (message.kind === "settled" && message.callId) {
+    book.settle(message.callId); // saved or discarded on another surface: kept no longer
+    releaseLate();
+  } else if (message.kind === "owed" && message.callId) {
+    book.owe(message.callId);
   } else if (message.kind === "wrapUp" && surfaces.leads) {
     complete(message.callId, message.wrap || {});
   }
@@ -612,7 +687,17 @@ function engagementFailed(data) {
 function updateFailed(data) {
   const callId = data.externalCallId || book.lastShown;
   const which = callId ? book.label(callId) : t("aCall");
-  if (callId && book.isFinished(callId)) book.late.add(callId);
+  if (callId && book.isFinished(callId)) {
+    book.late.add(callId);
+    // Owed until saved or discarded, on every page, after a reload too.
+    book.owe(callId);
+    const wrap = sentWraps.get(callId) || view.drafts.get(callId) || {};
+    const kept = { notes: wrap.notes || "", outcome: wrap.outcome || "", owed: true };
+    session
+      .keepWrapUp(callId, kept)
+      .catch((err) => showNotice(t("wrapUpNotSaved", { call: which, details: err.message }), `${callId}:kept`));
+    surfaces.share({ kind: "owed", callId });
+  }
   showNotice(t("updateFailed", { call: which, details: describe(data) }), callId);
   render();
 }
@@ -675,23 +760,27 @@ view.onLogin = logIn;
 view.onLogout = logOut;
 view.onAvailability = setAvailable;
 view.onAutoOpen = setAutoOpen;
-// Notes typed in a wrap-up survive a reload where the browser grants the
-// frame storage; where it does not, only what was saved reaches HubSpot.
+// Notes typed in a wrap-up survive a reload: in storage where the browser
+// grants the frame some, and at the gateway (which a frame refused storage
+// reads back when it opens).
 view.draftStore = {
   load: (callId) => {
     try {
-      return JSON.parse(storage.getItem(`gateway.wrapUp.${callId}`) || "null");
+      const here = JSON.parse(storage.getItem(`gateway.wrapUp.${callId}`) || "null");
+      return here || keptAtGateway.get(callId) || null;
     } catch {
-      return null;
+      return keptAtGateway.get(callId) || null;
     }
   },
   save: (callId, draft) => {
     if (draft) storage.setItem(`gateway.wrapUp.${callId}`, JSON.stringify(draft));
     else storage.removeItem(`gateway.wrapUp.${callId}`);
+    keepDraft(callId, draft);
   },
 };
 view.onOpenRecord = (callId) => openRecord(callId);
 view.onWrapUp = (callId, wrap) => complete(callId, wrap);
+view.onDiscard = (callId) => discard(callId);
 view.onChange = fit;
 view.start();
 // HubSpot syncs within a second; a page opened on its own never hears from it.

@@ -42,9 +42,16 @@ export class CallBook {
     // Calls completed by the wrap-up's deadline: their wrap-up may still be
     // saved, as an update of the engagement.
     this.late = new Set();
+    // Wrap-ups HubSpot refused (or a page before this one saw refused):
+    // offered until saved or discarded, whatever call is on show.
+    // externalCallId -> the call as last known.
+    this.owed = new Map();
     this.order = 0;
     // The call finished last stays on show, as ended, until another starts.
     this.lastShown = null;
+    // Told whenever the call on show changes (the page lets go of what it
+    // kept for the one before).
+    this.onShownChanged = () => {};
     this.done = new Set(); // finished calls: nothing reopens them
   }
 
@@ -66,7 +73,7 @@ export class CallBook {
         order: (this.order += 1),
       };
       this.calls.set(externalCallId, entry);
-      this.lastShown = null;
+      this.show(null);
     }
     return entry;
   }
@@ -174,7 +181,10 @@ export class CallBook {
   // "the inbound call from Carol Caller" for notices; the id when nothing else is known.
   label(externalCallId) {
     const entry = this.calls.get(externalCallId);
-    const snapshot = (entry && entry.snapshot) || this.recent.find((c) => c.externalCallId === externalCallId);
+    const snapshot =
+      (entry && entry.snapshot) ||
+      this.recent.find((c) => c.externalCallId === externalCallId) ||
+      this.owed.get(externalCallId);
     const about = describeCall(snapshot, entry && entry.caller);
     if (!about) return `call ${externalCallId}`;
     return t("callLabel", {
@@ -196,12 +206,33 @@ export class CallBook {
     this.calls.delete(externalCallId);
     this.done.add(externalCallId);
     if (this.done.size > 1000) this.done.delete(this.done.values().next().value);
-    if (!this.calls.size && entry) this.lastShown = externalCallId;
+    if (!this.calls.size && entry) this.show(externalCallId);
+  }
+
+  show(externalCallId) {
+    if (this.lastShown === externalCallId) return;
+    this.lastShown = externalCallId;
+    this.onShownChanged();
+  }
+
+  // The wrap-up of a completed call is owed to HubSpot: its card stays.
+  owe(externalCallId, call) {
+    const known = call || this.recent.find((c) => c.externalCallId === externalCallId);
+    if (!known || this.calls.has(externalCallId)) return;
+    this.owed.set(externalCallId, known);
+    this.late.add(externalCallId);
+    this.done.add(externalCallId);
+  }
+
+  // Saved or discarded: nothing is offered for it any more.
+  settle(externalCallId) {
+    this.owed.delete(externalCallId);
+    this.late.delete(externalCallId);
   }
 
   // Every open call, the current one first: the calls being talked on,
   // then those ringing (call waiting), then ended calls waiting for their
-  // wrap-up; newest first within each.
+  // wrap-up, newest first within each; then the wrap-ups owed.
   get open() {
     const rank = { answered: 0, ringing: 1, ended: 2 };
     const shown = [];
@@ -212,15 +243,17 @@ export class CallBook {
       shown.push({ ...entry.snapshot, externalCallId: id, caller: entry.caller, held, order: entry.order });
     }
     const open = shown.sort((a, b) => (rank[a.state] ?? 1) - (rank[b.state] ?? 1) || b.order - a.order);
-    if (open.length || !this.lastShown) return open;
-    return this.recent
+    const owed = [...this.owed].map(([id, call]) => ({ ...call, externalCallId: id, late: true, owed: true }));
+    if (open.length || !this.lastShown || this.owed.has(this.lastShown)) return [...open, ...owed];
+    const last = this.recent
       .filter((c) => c.externalCallId === this.lastShown)
       .map((c) => ({ ...c, late: this.late.has(c.externalCallId) }));
+    return [...last, ...owed];
   }
 
-  // Finished calls other than the one on show.
+  // Finished calls other than those on show.
   get history() {
-    return this.recent.filter((c) => c.externalCallId !== this.lastShown);
+    return this.recent.filter((c) => c.externalCallId !== this.lastShown && !this.owed.has(c.externalCallId));
   }
 }
 

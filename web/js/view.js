@@ -23,6 +23,7 @@ export class View {
     this.onAutoOpen = () => {};
     this.onOpenRecord = () => {};
     this.onWrapUp = () => {};
+    this.onDiscard = () => {};
     this.onChange = () => {};
     this.timer = null;
     this.calls = [];
@@ -208,6 +209,7 @@ export class View {
     };
     notes.addEventListener("input", remember);
     outcome.addEventListener("change", remember);
+    li.querySelector(".wrap-discard").addEventListener("click", () => this.onDiscard(externalCallId));
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       li.querySelector(".wrap-save").disabled = true;
@@ -242,6 +244,8 @@ export class View {
       li.querySelector(".wrap-deadline").textContent = t("wrapUpLate");
       li.querySelector(".wrap-save").textContent = t("saveLate");
     }
+    // Owed to HubSpot: offered until saved, unless the user lets it go.
+    li.querySelector(".wrap-discard").hidden = !call.owed;
   }
 
   // A save that failed may be tried again.

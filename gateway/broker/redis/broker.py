@@ -14,11 +14,13 @@
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Any
 
 from gateway.auth.throttle import LoginThrottle
-from gateway.broker.base import BrokerUnavailable, Join, Step
+from gateway.broker.base import WRAP_UPS_PER_USER, BrokerUnavailable, Join, Step
 from gateway.broker.dial_holds import DialHolds
+from gateway.broker.redis import scripts
 from gateway.broker.redis.commands import command
 from gateway.broker.redis.dial_holds import SharedDialHolds
 from gateway.broker.redis.fanout import Fanout
@@ -143,6 +145,31 @@ class RedisBroker(Fanout):
             return None
         entry_id, fields = found[0]
         return Envelope(str(entry_id), str(dict(fields or {}).get("d", "")))
+
+    # -- wrap-ups kept for the page: a hash per user (scripts.KEEP_WRAP_UP) ---------
+    async def keep_wrap_up(self, user_id: str, call_key: str, kept: str) -> None:
+        # Wall-clock expiries: every instance reads them, and hosts' clocks agree well enough.
+        now_ms = int(time.time() * 1000)
+        await self._run_script(
+            scripts.KEEP_WRAP_UP,
+            [self._keys.wrap_ups(user_id)],
+            [call_key, kept, now_ms, self._ttl * 1000, WRAP_UPS_PER_USER],
+        )
+
+    async def kept_wrap_ups(self, user_id: str) -> dict[str, str]:
+        async with command():
+            held = await self._redis.hgetall(self._keys.wrap_ups(user_id))
+        now_ms = int(time.time() * 1000)
+        kept: dict[str, str] = {}
+        for call, stored in (held or {}).items():
+            expiry, _, value = str(stored).partition(":")
+            if expiry.isdigit() and int(expiry) > now_ms:
+                kept[str(call)] = value
+        return kept
+
+    async def drop_wrap_up(self, user_id: str, call_key: str) -> None:
+        async with command():
+            await self._redis.hdel(self._keys.wrap_ups(user_id), call_key)
 
     # -- history -----------------------------------------------------------
     async def _head(self, user_id: str) -> EventId:

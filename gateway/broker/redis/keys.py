@@ -44,6 +44,9 @@ class Keys:
     def acked(self, user_id: str) -> str:
         return f"{self.prefix}:{{{user_id}}}:acked"
 
+    def wrap_ups(self, user_id: str) -> str:
+        return f"{self.prefix}:{{{user_id}}}:wrap-ups"
+
     def window(self, user_id: str, name: str) -> str:
         return f"{self.prefix}:{{{user_id}}}:rate:{name}"
 

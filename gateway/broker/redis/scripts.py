@@ -139,3 +139,24 @@ if ARGV[4] == '1' then
 end
 return {epoch, math.max(0, closes - now), 'same'}
 """
+
+# KEYS: a user's kept wrap-ups, a hash of call -> "<expiry ms>:<kept>". ARGV:
+# the call, what to keep, now (ms), ttl (ms), how many a user keeps. Expired
+# ones go, then the oldest beyond the cap (the call's own is replaced).
+KEEP_WRAP_UP = """
+local now, ttl, cap = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local all = redis.call('HGETALL', KEYS[1])
+local live = {}
+for i = 1, #all, 2 do
+  local expiry = tonumber(string.match(all[i + 1], '^(%d+):'))
+  if all[i] ~= ARGV[1] and expiry and expiry > now then
+    table.insert(live, {expiry, all[i]})
+  else
+    redis.call('HDEL', KEYS[1], all[i])
+  end
+end
+table.sort(live, function(a, b) return a[1] < b[1] end)
+for i = 1, #live - cap + 1 do redis.call('HDEL', KEYS[1], live[i][2]) end
+redis.call('HSET', KEYS[1], ARGV[1], (now + ttl) .. ':' .. ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ttl)
+"""
