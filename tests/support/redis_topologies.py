@@ -102,8 +102,10 @@ class SentinelSetup:
 
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="gw-sentinel-"))
-        self.primary = Node(self.root, [])
-        self.replica = Node(self.root, ["--replicaof", "127.0.0.1", str(self.primary.port)])
+        # Redis waits 5 s by default for more replicas before a full sync; here one is all there is.
+        no_wait = ["--repl-diskless-sync-delay", "0"]
+        self.primary = Node(self.root, no_wait)
+        self.replica = Node(self.root, [*no_wait, "--replicaof", "127.0.0.1", str(self.primary.port)])
         watch = (
             f"sentinel monitor {SERVICE} 127.0.0.1 {self.primary.port} 2\n"
             f"sentinel down-after-milliseconds {SERVICE} 1000\n"
