@@ -43,6 +43,7 @@ class RingsUserNumber:
     """What the CPaaS routes share as ``Dialler``s: they ring the user's number and present the caller id."""
 
     chooses_caller_id = True
+    needs_caller_id = True  # the provider presents no number of its own
 
     def refusal_for(self, user: User) -> Refusal | None:
         return no_phone(NO_NUMBER) if user.own_number is None else None

@@ -41,7 +41,7 @@ def twiml(plan: DialPlan, status_url: str) -> str:
     callback = f"{status_url}?{dialled.query(DialTag(plan.call_id, dialled.TARGET_LEG))}"
     return (
         '<?xml version="1.0" encoding="UTF-8"?><Response>'
-        f"<Dial callerId={quoteattr(plan.caller_id)}>"
+        f"<Dial callerId={quoteattr(plan.presented())}>"
         f"<Number statusCallback={quoteattr(callback)}"
         f' statusCallbackEvent="{" ".join(EVENTS)}" statusCallbackMethod="POST">'
         f"{escape(plan.target)}</Number></Dial></Response>"
@@ -72,7 +72,7 @@ class TwilioDialler(cpaas.RingsUserNumber):
         user_leg = DialTag(plan.call_id, dialled.USER_LEG)
         form: list[tuple[str, str]] = [
             ("To", cpaas.user_phone(self._directory(), plan)),
-            ("From", plan.caller_id),
+            ("From", plan.presented()),
             ("Twiml", twiml(plan, self._status_url)),
             ("Timeout", str(cpaas.USER_RING_SECONDS)),
             ("StatusCallback", f"{self._status_url}?{dialled.query(user_leg)}"),

@@ -101,11 +101,11 @@ class VonageDialler(cpaas.RingsUserNumber):
 
         return {
             "to": [{"type": "phone", "number": without_plus(cpaas.user_phone(self._directory(), plan))}],
-            "from": {"type": "phone", "number": without_plus(plan.caller_id)},
+            "from": {"type": "phone", "number": without_plus(plan.presented())},
             "ncco": [
                 {
                     "action": "connect",
-                    "from": without_plus(plan.caller_id),
+                    "from": without_plus(plan.presented()),
                     "endpoint": [{"type": "phone", "number": without_plus(plan.target)}],
                     "eventUrl": tagged(dialled.TARGET_LEG),
                     "eventMethod": "POST",

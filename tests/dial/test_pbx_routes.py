@@ -24,11 +24,12 @@ import httpx
 import pytest
 
 from gateway.sources.esl.events import dial_of
-from tests.support import ami_calls, esl_calls
+from tests.support import ami_calls, esl_calls, harness
 from tests.support.fake_ami import FakeAmi, Fields
 from tests.support.fake_esl import FakeEsl
 from tests.support.harness import make_settings, running_gateway
 from tests.support.pbx_rig import TARGET, Rig, rig, synced, table
+from tests.support.servers import write_users
 from tests.support.sse import SseEvent, summary
 
 
@@ -430,3 +431,27 @@ async def test_a_dial_of_another_users_number_is_their_incoming_call(tmp_path: P
     assert {e.json["externalCallId"] for e in alices} == {response.json()["externalCallId"]}
     assert summary(his) == ["incomingCall", "callAnswered", "callEnded:COMPLETED", "callCompleted"]
     assert his[0].json["payload"]["fromNumber"] == ami_calls.DID
+
+
+@pytest.mark.parametrize("route", ["ami", "esl"])
+async def test_a_user_without_a_number_dials_with_the_caller_id_the_pbx_gives(
+    tmp_path: Path, route: str
+) -> None:
+    alice = {**harness.test_users()[0], "numbers": []}
+    write_users(tmp_path / "users.json", [alice, *harness.test_users()[1:]])
+    pbx = pbx_play(route)
+    async with rig(tmp_path, pbx, dial=True) as d:
+        response = await d.dial()
+        events = await d.stream.take(4)
+    assert response.status_code == 202, response.text
+    assert response.json()["callerId"] is None
+    assert summary(events) == ["outgoingCall", "callAnswered", "callEnded:COMPLETED", "callCompleted"]
+    started = events[0].json["payload"]
+    assert "fromNumber" not in started and started["toNumber"] == TARGET
+    # The originate leaves the far end's caller id to the dialplan.
+    if isinstance(pbx, FakeAmi):
+        (originate,) = [a for a in pbx.actions if a.get("Action") == "Originate"]
+        assert originate["CallerID"] == f'"{TARGET}"'
+    else:
+        (command,) = [c for c in pbx.commands if c.startswith("bgapi originate")]
+        assert "caller_id_number=" in command and "effective_caller_id_number" not in command
