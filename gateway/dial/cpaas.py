@@ -98,19 +98,6 @@ async def send(
     return body
 
 
-async def hang_up(http: httpx.AsyncClient, provider: str, request: httpx.Request, dial_id: str) -> None:
-    """Ask the provider to end a call it placed for a dial that had ended meanwhile; a refusal is logged."""
-    try:
-        response = await http.send(request)
-    except httpx.HTTPError as exc:
-        log.warning("%s: the late call of dial %s not hung up (%s)", provider, dial_id, type(exc).__name__)
-        return
-    if response.status_code >= 300:
-        log.warning("%s: the late call of dial %s not hung up (%s)", provider, dial_id, response.status_code)
-        return
-    log.info("%s: the late call of dial %s hung up", provider, dial_id)
-
-
 def _short(text: str | None) -> str | None:
     if not text:
         return None
