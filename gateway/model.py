@@ -285,18 +285,19 @@ def due_events(state: CallState) -> list[SdkEvent]:
     start = "incomingCall" if state.call_direction is Direction.INBOUND else "outgoingCall"
     # One start per call, even if sources disagree on the direction later.
     if "incomingCall" not in done and "outgoingCall" not in done:
-        out.append(
-            SdkEvent(
-                start,
-                {
-                    "externalCallId": call_id,
-                    "fromNumber": fact_value(state.from_number) or "",
-                    "toNumber": fact_value(state.to_number) or "",
-                    "callStartTime": state.first_seen_ms,
-                    "createEngagement": True,
-                },
-            )
-        )
+        caller = fact_value(state.from_number)
+        payload: dict[str, Any] = {
+            "externalCallId": call_id,
+            "fromNumber": caller or "",
+            "toNumber": fact_value(state.to_number) or "",
+            "callStartTime": state.first_seen_ms,
+            "createEngagement": True,
+        }
+        if not caller and start == "outgoingCall":
+            # The SDK's outgoingCall takes no fromNumber when there is none
+            # (a dial whose PBX presents its own caller id); incomingCall requires one.
+            del payload["fromNumber"]
+        out.append(SdkEvent(start, payload))
     ended_before = "callEnded" in done
     if state.answered_ms is not None and not ended_before and "callAnswered" not in done:
         out.append(SdkEvent("callAnswered", {"externalCallId": call_id}))

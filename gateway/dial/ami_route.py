@@ -52,8 +52,9 @@ class AmiDialler(PbxDialler[AmiConnection, dict[str, str], Message, Message]):
             "Exten": dialled_as(plan.target, pbx.dial_number),
             "Priority": "1",
             # The user's phone shows whom it is about to call; the number is
-            # the caller id the dial chose for the far end.
-            "CallerID": f'"{plan.target}" <{plan.caller_id}>',
+            # the caller id the dial chose for the far end. Without one, the
+            # name alone: the dialplan gives the far end its own.
+            "CallerID": f'"{plan.target}"' + (f" <{plan.caller_id}>" if plan.caller_id else ""),
             "Timeout": str(int(pbx.ring_seconds * 1000)),
             "ChannelId": f"{DIAL_PREFIX}{plan.call_id}",
             "OtherChannelId": f"{DIAL_PREFIX}{plan.call_id}-2",

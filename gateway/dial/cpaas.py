@@ -43,6 +43,7 @@ class RingsUserNumber:
     """What the CPaaS routes share as ``Dialler``s: they ring the user's number and present the caller id."""
 
     chooses_caller_id = True
+    needs_caller_id = True  # the provider presents no number of its own
 
     def refusal_for(self, user: User) -> Refusal | None:
         return no_phone(NO_NUMBER) if user.own_number is None else None
@@ -95,19 +96,6 @@ async def send(
     if body is None:
         raise DialRefused.by_route(f"{provider} accepted the call but its answer was not JSON")
     return body
-
-
-async def hang_up(http: httpx.AsyncClient, provider: str, request: httpx.Request, dial_id: str) -> None:
-    """Ask the provider to end a call it placed for a dial that had ended meanwhile; a refusal is logged."""
-    try:
-        response = await http.send(request)
-    except httpx.HTTPError as exc:
-        log.warning("%s: the late call of dial %s not hung up (%s)", provider, dial_id, type(exc).__name__)
-        return
-    if response.status_code >= 300:
-        log.warning("%s: the late call of dial %s not hung up (%s)", provider, dial_id, response.status_code)
-        return
-    log.info("%s: the late call of dial %s hung up", provider, dial_id)
 
 
 def _short(text: str | None) -> str | None:

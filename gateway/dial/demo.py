@@ -38,6 +38,7 @@ class DemoDialler:
     name = "demo"
     match_seconds = 0.0  # every report names the dialled call
     chooses_caller_id = True
+    needs_caller_id = True
     ring_seconds = max(DIAL_TIMING["ring"], DIAL_TIMING["no_answer"])
 
     def __init__(self, tracker: CallTracker) -> None:

@@ -43,14 +43,16 @@ class EslDialler(PbxDialler[EslConnection, str, str, Frame]):
 
     def command(self, plan: DialPlan, extension: str, connection: EslConnection) -> str:
         pbx = connection.pbx
+        # The user's phone shows whom it is about to call; the far end is
+        # shown the caller id the dial chose, or, without one, the one the
+        # dialplan gives it.
+        chosen = [] if plan.caller_id is None else [f"effective_caller_id_number={plan.caller_id}"]
         variables = ",".join(
             [
                 f"origination_uuid={dial_uuid(plan.call_id)}",
-                # The user's phone shows whom it is about to call; the far end
-                # is shown the caller id the dial chose.
                 f"origination_caller_id_number={plan.target}",
                 f"origination_caller_id_name={plan.target}",
-                f"effective_caller_id_number={plan.caller_id}",
+                *chosen,
                 f"originate_timeout={int(pbx.ring_seconds)}",
                 "ignore_early_media=true",
             ]

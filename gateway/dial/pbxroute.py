@@ -72,6 +72,8 @@ class PbxDialler(abc.ABC, Generic[LinkT, RequestT, ResultT, AnswerT]):
     name: ClassVar[str]
     match_seconds = 0.0  # the call's own id names the dial
     chooses_caller_id = True  # the originate sets it
+    # Without one the dialplan gives the call its own (the outbound route's, the trunk's).
+    needs_caller_id = False
     link: ClassVar[str]  # what is configured per tenant, for a refusal: "an AMI connection"
     peer: ClassVar[str]  # who refuses, in a refusal: "the PBX"
     log: ClassVar[logging.Logger]

@@ -3,7 +3,8 @@
 The guard against toll fraud: the destination must be a phone number, not
 premium-rate, in the tenant's home country (unless international calls are
 allowed), and on the tenant's allow-list when it has one; the caller id is
-one of the user's own numbers. The rate limit is apart (``ratelimit``).
+one of the user's own numbers (or, through a PBX that presents its own,
+none). The rate limit is apart (``ratelimit``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
-from gateway.dial.routes import DialPlan, Refusal
+from gateway.dial.routes import DialPlan, Refusal, no_caller_id
 from gateway.users.phone import to_e164
 
 # "+" and digits, "x" for any one digit: a prefix of the E.164 form.
@@ -88,10 +89,20 @@ def _target(typed: str, region: str) -> phonenumbers.PhoneNumber | Refusal:
     return parsed
 
 
-def _caller_id(request: DialRequest, region: str, chooses_caller_id: bool) -> str | Refusal:
-    """The user's first number, or the one asked for if it is theirs and the route can present it."""
+def _caller_id(
+    request: DialRequest, region: str, chooses_caller_id: bool, needs_caller_id: bool
+) -> str | Refusal | None:
+    """The user's first number, or the one asked for if it is theirs and the route can present it.
+
+    None for a user without a number on a route whose PBX presents a caller
+    id of its own: the one it gives the user's phone.
+    """
     if not request.own_numbers:
-        return _refuse(409, "no-caller-id", "you have no phone number of your own to call from")
+        if needs_caller_id:
+            return no_caller_id()
+        if request.caller_id is not None:
+            return _refuse(403, "caller-id", f"{request.caller_id!r} is not one of your own numbers")
+        return None
     if request.caller_id is None:
         return request.own_numbers[0]
     wanted = to_e164(request.caller_id, region)
@@ -110,11 +121,18 @@ def _caller_id(request: DialRequest, region: str, chooses_caller_id: bool) -> st
 
 
 def plan_dial(
-    request: DialRequest, policy: DialPolicy, route: str, call_id: str, *, chooses_caller_id: bool = True
+    request: DialRequest,
+    policy: DialPolicy,
+    route: str,
+    call_id: str,
+    *,
+    chooses_caller_id: bool = True,
+    needs_caller_id: bool = True,
 ) -> DialPlan | Refusal:
     """The plan for ``request`` under ``policy``, or the first rule it breaks.
 
-    ``chooses_caller_id``: whether the route presents the caller id it is given.
+    ``chooses_caller_id``: whether the route presents the caller id it is
+    given; ``needs_caller_id``: whether it needs one (``Dialler``).
     """
     parsed = _target(request.number.strip(), policy.home_region)
     if isinstance(parsed, Refusal):
@@ -136,7 +154,7 @@ def plan_dial(
         )
     if policy.allow and not any(_matches(entry, target) for entry in policy.allow):
         return _refuse(403, "not-allowed", f"{target} is not among the numbers your portal may dial")
-    caller_id = _caller_id(request, policy.home_region, chooses_caller_id)
+    caller_id = _caller_id(request, policy.home_region, chooses_caller_id, needs_caller_id)
     if isinstance(caller_id, Refusal):
         return caller_id
     return DialPlan(

@@ -34,6 +34,11 @@ def no_phone(missing: str) -> Refusal:
     return Refusal(409, "no-phone", missing)
 
 
+def no_caller_id() -> Refusal:
+    """The user has no number of their own, and the route needs one to present."""
+    return Refusal(409, "no-caller-id", "you have no phone number of your own to call from")
+
+
 class DialRefused(Exception):
     """Raised by a route that could not place the call (and by nothing else)."""
 
@@ -55,7 +60,9 @@ class DialPlan:
     tenant: int
     call_id: str  # ours; the call's key in the model is ``call_key``
     target: str  # E.164 of the number to call
-    caller_id: str  # E.164, one of the user's own numbers
+    # E.164, one of the user's own numbers; None: the user has none, and the
+    # PBX presents the caller id it gives their phone (``Dialler.needs_caller_id``).
+    caller_id: str | None
     route: str
 
     @property
@@ -76,6 +83,12 @@ class DialPlan:
             to_number=self.target,
             end_status=end,
         )
+
+    def presented(self) -> str:
+        """The caller id, for a route that needs one (the policy gave it one)."""
+        if self.caller_id is None:
+            raise DialRefused(no_caller_id())
+        return self.caller_id
 
 
 @dataclass(frozen=True)
@@ -122,6 +135,17 @@ class Dialler(Protocol):
         False when the user's phone calls as itself and its PBX decides
         (the SIP route): a ``callerId`` asked for is then refused rather
         than reported as used.
+        """
+        ...
+
+    @property
+    def needs_caller_id(self) -> bool:
+        """Whether a dial needs a number of the user's own as its caller id.
+
+        False when the PBX gives the call a caller id itself (the one it
+        gives the user's phone) where the dial has none: the ``sip``, ``ami``
+        and ``esl`` routes. A user without a number is then not refused;
+        the call's caller id is whatever its telephony reports.
         """
         ...
 

@@ -51,15 +51,20 @@ class Dialled:
 
     call_key: str  # the SDK's externalCallId
     number: str  # E.164
-    caller_id: str
+    caller_id: str | None  # None: the PBX presents the caller id it gives the user's phone
 
     def to_json(self) -> str:
         return json.dumps({"call": self.call_key, "number": self.number, "callerId": self.caller_id})
 
 
-# What a request key was first used for: (number, caller id), both E.164;
-# None in a refusal kept by an older version, which did not say.
-Asked = tuple[str, str] | None
+# What a request key was first used for: (number, caller id), both E.164
+# (the caller id None when the PBX presents its own); None in a refusal
+# kept by an older version, which did not say.
+Asked = tuple[str, str | None] | None
+
+
+def _caller_id(raw: object) -> str | None:
+    return None if raw is None else str(raw)
 
 
 def _from_record(raw: str) -> tuple[Dialled | Refusal | None, Asked]:
@@ -67,13 +72,13 @@ def _from_record(raw: str) -> tuple[Dialled | Refusal | None, Asked]:
     data = json.loads(raw)
     pending = data.get("pending")
     if isinstance(pending, list):
-        return None, (str(pending[0]), str(pending[1]))
+        return None, (str(pending[0]), _caller_id(pending[1]))
     refused = data.get("refused")
     if refused is not None:
         refusal = Refusal(int(refused["status"]), str(refused["reason"]), str(refused["message"]))
         asked = data.get("asked")
-        return refusal, (str(asked[0]), str(asked[1])) if isinstance(asked, list) else None
-    dialled = Dialled(str(data["call"]), str(data["number"]), str(data["callerId"]))
+        return refusal, (str(asked[0]), _caller_id(asked[1])) if isinstance(asked, list) else None
+    dialled = Dialled(str(data["call"]), str(data["number"]), _caller_id(data["callerId"]))
     return dialled, (dialled.number, dialled.caller_id)
 
 
@@ -174,6 +179,7 @@ class DialService:
                 tenant.route,
                 secrets.token_hex(8),
                 chooses_caller_id=dialler.chooses_caller_id,
+                needs_caller_id=dialler.needs_caller_id,
             )
             if isinstance(plan, Refusal):
                 raise DialRefused(plan)
@@ -294,7 +300,8 @@ class DialService:
                 Refusal(
                     409,
                     "key-reused",
-                    f"this idempotencyKey was used for a dial to {asked[0]} from {asked[1]}; "
+                    f"this idempotencyKey was used for a dial to {asked[0]} "
+                    f"from {asked[1] or 'the caller id your PBX gives your phone'}; "
                     "a new dial needs a new key",
                 )
             )

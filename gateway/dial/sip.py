@@ -41,6 +41,8 @@ class SipDialler:
     # (headers in Refer-To reach the PBX only if the phone copies them, and
     # a PBX that believed a header from a phone would let anyone choose).
     chooses_caller_id = False
+    # The PBX presents the phone's own caller id, so a user without a number can dial too.
+    needs_caller_id = False
 
     def __init__(
         self,

@@ -77,7 +77,7 @@ class TelnyxDialler(cpaas.RingsUserNumber):
             {
                 "connection_id": self._connection_id,
                 "to": cpaas.user_phone(self._directory(), plan),
-                "from": plan.caller_id,
+                "from": plan.presented(),
                 "client_state": dialled.client_state(DialTag(plan.call_id, dialled.USER_LEG)),
                 "command_id": f"dial-{plan.call_id}",
                 "timeout_secs": cpaas.USER_RING_SECONDS,

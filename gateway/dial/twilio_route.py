@@ -20,6 +20,7 @@ from xml.sax.saxutils import escape, quoteattr
 import httpx
 
 from gateway.dial import cpaas
+from gateway.dial.latecalls import LateCalls
 from gateway.dial.routes import DialPlan, DialRefused, Placed
 from gateway.sources.webhooks import dialled
 from gateway.sources.webhooks.common import DialTag
@@ -36,12 +37,27 @@ def _detail(body: Any) -> str | None:
     return None
 
 
+# Twilio's error for an update of a call that is not in progress any more.
+INVALID_CALL_STATE = 21220
+
+
+def over_already(response: httpx.Response) -> bool:
+    """Twilio's answer to ``Status=completed`` for a call that had ended: 400, error 21220."""
+    if response.status_code != 400:
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("code") == INVALID_CALL_STATE
+
+
 def twiml(plan: DialPlan, status_url: str) -> str:
     """Dial the target with the user's caller id; report the target's leg with its tag."""
     callback = f"{status_url}?{dialled.query(DialTag(plan.call_id, dialled.TARGET_LEG))}"
     return (
         '<?xml version="1.0" encoding="UTF-8"?><Response>'
-        f"<Dial callerId={quoteattr(plan.caller_id)}>"
+        f"<Dial callerId={quoteattr(plan.presented())}>"
         f"<Number statusCallback={quoteattr(callback)}"
         f' statusCallbackEvent="{" ".join(EVENTS)}" statusCallbackMethod="POST">'
         f"{escape(plan.target)}</Number></Dial></Response>"
@@ -67,12 +83,13 @@ class TwilioDialler(cpaas.RingsUserNumber):
         self._status_url = status_url
         self._directory = directory
         self._http = cpaas.client(timeout_seconds)
+        self._late = LateCalls("Twilio", self._http, over_already)
 
     def request(self, plan: DialPlan) -> httpx.Request:
         user_leg = DialTag(plan.call_id, dialled.USER_LEG)
         form: list[tuple[str, str]] = [
             ("To", cpaas.user_phone(self._directory(), plan)),
-            ("From", plan.caller_id),
+            ("From", plan.presented()),
             ("Twiml", twiml(plan, self._status_url)),
             ("Timeout", str(cpaas.USER_RING_SECONDS)),
             ("StatusCallback", f"{self._status_url}?{dialled.query(user_leg)}"),
@@ -102,13 +119,16 @@ class TwilioDialler(cpaas.RingsUserNumber):
     async def hang_up(self, tag: DialTag, call_sid: str) -> None:
         """End a call Twilio placed for a dial that is over (``Status=completed`` ends it in any state)."""
         url = self._calls_url.removesuffix(".json") + f"/{quote(call_sid, safe='')}.json"
-        request = self._http.build_request(
-            "POST",
-            url,
-            content=urlencode({"Status": "completed"}).encode(),
-            headers={"content-type": "application/x-www-form-urlencoded", "authorization": self._basic},
-        )
-        await cpaas.hang_up(self._http, "Twilio", request, tag.call_id)
+
+        def request() -> httpx.Request:
+            return self._http.build_request(
+                "POST",
+                url,
+                content=urlencode({"Status": "completed"}).encode(),
+                headers={"content-type": "application/x-www-form-urlencoded", "authorization": self._basic},
+            )
+
+        await self._late.hang_up(call_sid, tag.call_id, request)
 
     async def start(self) -> None:
         return None

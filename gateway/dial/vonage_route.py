@@ -23,12 +23,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from gateway.config import ConfigError
 from gateway.dial import cpaas
 from gateway.dial.cpaas import without_plus
+from gateway.dial.latecalls import LateCalls
 from gateway.dial.routes import DialPlan, DialRefused, Placed
 from gateway.sources.webhooks import dialled
 from gateway.sources.webhooks.common import DialTag
@@ -74,6 +76,12 @@ def _detail(body: Any) -> str | None:
     return None
 
 
+def over_already(response: httpx.Response) -> bool:
+    """Vonage's answer to a hang-up of a call that is not in progress any more: 404 (its API
+    reference documents 204, 401 and 404 for modifying a call; the uuid came from its own event)."""
+    return response.status_code == 404
+
+
 class VonageDialler(cpaas.RingsUserNumber):
     name = "vonage"
     match_seconds = 0.0  # both legs' events carry the dial's tag
@@ -94,6 +102,7 @@ class VonageDialler(cpaas.RingsUserNumber):
         self._event_url = event_url
         self._directory = directory
         self._http = cpaas.client(timeout_seconds)
+        self._late = LateCalls("Vonage", self._http, over_already)
 
     def body(self, plan: DialPlan) -> dict[str, Any]:
         def tagged(leg: str) -> list[str]:
@@ -101,11 +110,11 @@ class VonageDialler(cpaas.RingsUserNumber):
 
         return {
             "to": [{"type": "phone", "number": without_plus(cpaas.user_phone(self._directory(), plan))}],
-            "from": {"type": "phone", "number": without_plus(plan.caller_id)},
+            "from": {"type": "phone", "number": without_plus(plan.presented())},
             "ncco": [
                 {
                     "action": "connect",
-                    "from": without_plus(plan.caller_id),
+                    "from": without_plus(plan.presented()),
                     "endpoint": [{"type": "phone", "number": without_plus(plan.target)}],
                     "eventUrl": tagged(dialled.TARGET_LEG),
                     "eventMethod": "POST",
@@ -135,14 +144,17 @@ class VonageDialler(cpaas.RingsUserNumber):
 
     async def hang_up(self, tag: DialTag, uuid: str) -> None:
         """End a call Vonage placed for a dial that is over (``PUT /v1/calls/{uuid}``, ``hangup``)."""
-        token = application_token(self._application_id, self._key, int(time.time()))
-        request = self._http.build_request(
-            "PUT",
-            f"{self._calls_url}/{quote(uuid, safe='')}",
-            json={"action": "hangup"},
-            headers={"authorization": f"Bearer {token}"},
-        )
-        await cpaas.hang_up(self._http, "Vonage", request, tag.call_id)
+
+        def request() -> httpx.Request:
+            token = application_token(self._application_id, self._key, int(time.time()))
+            return self._http.build_request(
+                "PUT",
+                f"{self._calls_url}/{quote(uuid, safe='')}",
+                json={"action": "hangup"},
+                headers={"authorization": f"Bearer {token}"},
+            )
+
+        await self._late.hang_up(uuid, tag.call_id, request)
 
     async def start(self) -> None:
         return None

@@ -232,7 +232,7 @@ def _from_payload(job: Job) -> tuple[DialPlan, float, float]:
         tenant=int(data["tenant"]),
         call_id=str(data["call"]),
         target=str(data["target"]),
-        caller_id=str(data["caller_id"]),
+        caller_id=None if data["caller_id"] is None else str(data["caller_id"]),
         route=str(data["route"]),
     )
     return plan, float(data["deadline"]), float(data["match_seconds"])

@@ -34,6 +34,7 @@ import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from gateway.model import Direction, Phase, Signal
@@ -52,6 +53,15 @@ LEG_RECORD_SECONDS = 86_400
 # How long a call of a dial given up on is still hung up when it comes (a
 # PBX that late is stuck; the ids are never reused, so keeping them is harmless).
 LATE_CALL_SECONDS = 3600.0
+
+
+@dataclass
+class LateDial:
+    """A dial given up on: until when a call of it is hung up, and how that went per channel."""
+
+    until: float
+    # The channels of its call hung up, being so, or that the PBX will never let us.
+    tried: set[str] = field(default_factory=set)
 
 
 class SharedLegs(Protocol):
@@ -207,8 +217,8 @@ class PbxLink(abc.ABC, Generic[SettingsT, RequestT, ResultT, AnswerT, FrameT, Ev
         self._progress = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._writer: asyncio.StreamWriter | None = None
-        # Dials given up on: dial id -> (until when, the channels of its call hung up or being so).
-        self._late: dict[str, tuple[float, set[str]]] = {}
+        # Dials given up on, by dial id.
+        self._late: dict[str, LateDial] = {}
         self._hangups: set[asyncio.Task[None]] = set()
         # A dial-only session that only hangs up late calls (``_watch_late``).
         self.watching = False
@@ -287,6 +297,10 @@ class PbxLink(abc.ABC, Generic[SettingsT, RequestT, ResultT, AnswerT, FrameT, Ev
     @abc.abstractmethod
     async def _hang_up(self, channel: str) -> str | None:
         """Hang one channel up; why the PBX would not (None: it did)."""
+
+    def _never_allowed(self, why: str) -> str | None:
+        """What the PBX's refusal ``why`` says this connection lacks for good (None: worth trying again)."""
+        return None
 
     @abc.abstractmethod
     async def _find_late(self) -> None:
@@ -377,13 +391,13 @@ class PbxLink(abc.ABC, Generic[SettingsT, RequestT, ResultT, AnswerT, FrameT, Ev
         """The PBX did not accept dial ``dial_id`` in time: a call of it that comes later is hung up."""
         now = time.monotonic()
         # In place: the dial-only sessions of this link share the dict.
-        for dial in [dial for dial, late in self._late.items() if late[0] <= now]:
+        for dial in [dial for dial, late in self._late.items() if late.until <= now]:
             del self._late[dial]
-        self._late[dial_id] = (now + LATE_CALL_SECONDS, set())
+        self._late[dial_id] = LateDial(now + LATE_CALL_SECONDS)
 
     def _late_dials(self) -> list[str]:
         now = time.monotonic()
-        return [dial for dial, (until, _) in self._late.items() if until > now]
+        return [dial for dial, late in self._late.items() if late.until > now]
 
     def _hang_up_late(self, dial_id: str, channel: str, *, unseen: bool = False) -> None:
         """Hang ``channel`` up if it is of a dial given up on (once, unless the PBX would not).
@@ -392,10 +406,10 @@ class PbxLink(abc.ABC, Generic[SettingsT, RequestT, ResultT, AnswerT, FrameT, Ev
         leaves the channel's own events free to try again.
         """
         late = self._late.get(dial_id)
-        if late is None or late[0] <= time.monotonic() or channel in late[1]:
+        if late is None or late.until <= time.monotonic() or channel in late.tried:
             return
         if not unseen:
-            late[1].add(channel)
+            late.tried.add(channel)
 
         async def hang_up() -> None:
             what = f"{self.name}: the late call of dial {dial_id}: {channel}"
@@ -405,18 +419,22 @@ class PbxLink(abc.ABC, Generic[SettingsT, RequestT, ResultT, AnswerT, FrameT, Ev
                 why = await self._hang_up(channel)
             except (NotConnected, TimeoutError, OSError) as exc:
                 if not unseen:
-                    late[1].discard(channel)  # the channel's next event tries again
+                    late.tried.discard(channel)  # the channel's next event tries again
                 self.log.warning("%s not hung up: %s: %s", what, type(exc).__name__, exc)
                 return
             if why is None:
-                late[1].add(channel)
+                late.tried.add(channel)
                 self.log.info("%s hung up", what)
             elif not unseen:
-                late[1].discard(channel)
+                missing = self._never_allowed(why)
+                if missing is None:
+                    late.tried.discard(channel)  # the channel's next event tries again
                 # Gone already, most often: hanging up one channel of a call ends the others.
                 gone = "no such channel" in why.lower()
                 level = logging.INFO if gone else logging.WARNING
-                self.log.log(level, "%s not hung up by %s (%s)", what, self.peer, why)
+                # Not allowed: the channel is not tried again, so this is its one line.
+                lacking = f": {missing}" if missing else ""
+                self.log.log(level, "%s not hung up by %s (%s)%s", what, self.peer, why, lacking)
 
         task = asyncio.create_task(hang_up(), name=f"{self.kind}-{self.pbx.tenant}-hangup")
         self._hangups.add(task)

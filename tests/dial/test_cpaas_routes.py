@@ -11,12 +11,18 @@ exactly. On the user's stream: one call, one ``externalCallId``, no second
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.support.dial_loop import ALICE_PHONE, TARGET, dial_and_watch, dial_loop
-from tests.support.sse import summary
+from tests.support.dial_loop import ALICE_PHONE, TARGET, Loop, dial_and_watch, dial_loop
+from tests.support.sse import SseEvent, summary
 from tests.support.standin import Script
 from tests.webhooks.test_end_to_end import post, ringing
 
@@ -124,6 +130,54 @@ async def test_a_call_the_provider_places_after_the_dial_timed_out_is_hung_up_be
     assert summary(events) == ["outgoingCall", "callEnded:FAILED", "callCompleted"]
     assert len(hung_up) == 1
     assert [d.url for d in delivered if "leg=target" in d.url] == []
+
+
+def late_call_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The log lines about late calls, with their level."""
+    return [f"{r.levelname} {r.getMessage()}" for r in caplog.records if "late call" in r.getMessage()]
+
+
+@contextlib.asynccontextmanager
+async def late_dial(
+    tmp_path: Path, provider: str, caplog: pytest.LogCaptureFixture, *, over_before_hang_up: bool = False
+) -> AsyncIterator[tuple[Loop, Any, list[SseEvent]]]:
+    """A dial the provider answered too late, then placed all the same: the loop, the answer, the events."""
+    caplog.set_level(logging.INFO, "gateway.dial")
+    async with dial_loop(tmp_path, provider) as loop:
+        loop.api.scripts[TARGET] = Script(api="slow")
+        loop.api.over_before_hang_up = over_before_hang_up
+        response, events = await dial_and_watch(loop, 3)
+        assert response.status_code == 504
+        assert summary(events) == ["outgoingCall", "callEnded:FAILED", "callCompleted"]
+        yield loop, response, events
+
+
+@pytest.mark.parametrize("provider", ["twilio", "vonage"])
+async def test_a_late_call_reported_again_is_hung_up_once(
+    tmp_path: Path, provider: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with late_dial(tmp_path, provider, caplog) as (loop, _, _):
+        (first, *_) = [d for d in loop.api.delivered if "leg=user" in d.url]
+        # Its webhook again, twice at once (a redelivery racing another webhook).
+        again = [loop.api.deliver(first.url, first.sent, first.headers) for _ in range(2)]
+        answers = await asyncio.gather(*again)
+    assert [a.status for a in answers] == [200, 200]
+    assert len(loop.api.hung_up) == 1
+    (line,) = late_call_lines(caplog)
+    assert re.fullmatch(rf"INFO {provider.title()}: the late call of dial [0-9a-f]+ hung up", line), line
+
+
+@pytest.mark.parametrize("provider", ["twilio", "vonage"])
+async def test_a_late_call_the_provider_says_was_over_already_is_done_with_an_info_line(
+    tmp_path: Path, provider: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with late_dial(tmp_path, provider, caplog, over_before_hang_up=True) as (loop, _, _):
+        asked = list(loop.api.hung_up)
+    assert len(asked) == 1
+    status = 404 if provider == "vonage" else 400  # what each documents for a call no longer in progress
+    (line,) = late_call_lines(caplog)
+    said = rf"INFO {provider.title()}: the late call of dial [0-9a-f]+ was over already \({status}\)"
+    assert re.fullmatch(said, line), line
 
 
 async def test_a_dial_while_another_call_rings_the_user_is_a_call_of_its_own(

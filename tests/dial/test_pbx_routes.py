@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,14 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.sources.ami.client import AmiConnection
 from gateway.sources.esl.events import dial_of
-from tests.support import ami_calls, esl_calls
+from tests.support import ami_calls, esl_calls, harness
 from tests.support.fake_ami import FakeAmi, Fields
 from tests.support.fake_esl import FakeEsl
 from tests.support.harness import make_settings, running_gateway
 from tests.support.pbx_rig import TARGET, Rig, rig, synced, table
+from tests.support.servers import write_users
 from tests.support.sse import SseEvent, summary
 
 
@@ -352,6 +355,36 @@ async def test_a_call_the_pbx_places_after_the_dial_timed_out_is_hung_up_before_
     assert called == []
 
 
+async def test_a_late_call_the_manager_user_may_not_hang_up_is_one_warning_per_channel(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pick_up = asyncio.Event()
+    pbx = late_play("ami", pick_up, [])
+    assert isinstance(pbx, FakeAmi)
+    pbx.refuse_hangup = "Permission denied"  # the manager user lacks write = call
+
+    def tried() -> list[str]:
+        return [a["Channel"] for a in pbx.actions if a.get("Action") == "Hangup"]
+
+    caplog.set_level(logging.INFO, "gateway.ami")
+    async with timed_out(tmp_path, pbx) as (d, _, _):
+        assert pbx.slow is not None
+        pbx.slow.set()
+        await pbx.until(lambda: any(c.startswith("PJSIP/1001-") for c in tried()))
+        pick_up.set()  # the phone still rings: the whole call is played, every channel many events
+        await pbx.until(lambda: pbx.played == 1)
+        await pbx.until(lambda: any(c.startswith("PJSIP/provider-") for c in tried()))
+        # Past every event and every answer to a Hangup: the Ping's answer comes after them.
+        assert isinstance(d.conn, AmiConnection)
+        await d.conn.request("Ping")
+    refused = "not hung up by the PBX (Permission denied): the manager user 'hubspot' lacks write = call"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "hung up" in r.msg]
+    # Local;1, Local;2, the phone and the trunk: each tried once, each one line saying why.
+    assert len(tried()) == len(set(tried())) == 4, tried()
+    assert all(refused in w for w in warnings), warnings
+    assert sorted(w.split(f" {refused}")[0].rsplit(": ", 1)[1] for w in warnings) == sorted(tried())
+
+
 @pytest.mark.parametrize("route", ["ami", "esl"])
 async def test_a_call_reported_before_the_pbx_answered_the_dial_request_is_the_dialled_call(
     tmp_path: Path, route: str
@@ -430,3 +463,27 @@ async def test_a_dial_of_another_users_number_is_their_incoming_call(tmp_path: P
     assert {e.json["externalCallId"] for e in alices} == {response.json()["externalCallId"]}
     assert summary(his) == ["incomingCall", "callAnswered", "callEnded:COMPLETED", "callCompleted"]
     assert his[0].json["payload"]["fromNumber"] == ami_calls.DID
+
+
+@pytest.mark.parametrize("route", ["ami", "esl"])
+async def test_a_user_without_a_number_dials_with_the_caller_id_the_pbx_gives(
+    tmp_path: Path, route: str
+) -> None:
+    alice = {**harness.test_users()[0], "numbers": []}
+    write_users(tmp_path / "users.json", [alice, *harness.test_users()[1:]])
+    pbx = pbx_play(route)
+    async with rig(tmp_path, pbx, dial=True) as d:
+        response = await d.dial()
+        events = await d.stream.take(4)
+    assert response.status_code == 202, response.text
+    assert response.json()["callerId"] is None
+    assert summary(events) == ["outgoingCall", "callAnswered", "callEnded:COMPLETED", "callCompleted"]
+    started = events[0].json["payload"]
+    assert "fromNumber" not in started and started["toNumber"] == TARGET
+    # The originate leaves the far end's caller id to the dialplan.
+    if isinstance(pbx, FakeAmi):
+        (originate,) = [a for a in pbx.actions if a.get("Action") == "Originate"]
+        assert originate["CallerID"] == f'"{TARGET}"'
+    else:
+        (command,) = [c for c in pbx.commands if c.startswith("bgapi originate")]
+        assert "caller_id_number=" in command and "effective_caller_id_number" not in command

@@ -8,6 +8,7 @@ import pytest
 
 from gateway.dial.policy import DialPolicy, DialRequest, allow_entry_valid, plan_dial
 from gateway.dial.routes import DialPlan, Refusal
+from gateway.model import Phase
 
 OWN = ("+15555550101", "+15555550109")
 
@@ -118,10 +119,35 @@ def test_the_caller_id_asked_for_must_be_one_of_the_users_numbers() -> None:
     assert refused.message == "'+1 555 555 0177' is not one of your own numbers"
 
 
-def test_a_user_without_numbers_of_their_own_cannot_dial() -> None:
+def test_a_user_without_numbers_of_their_own_cannot_dial_through_a_route_that_needs_a_caller_id() -> None:
     result = plan_dial(DialRequest("u1", 100, "+12125550100", ()), DialPolicy(), "demo", "x")
     assert isinstance(result, Refusal)
     assert (result.status, result.reason) == (409, "no-caller-id")
+
+
+def without_numbers(caller_id: str | None = None, *, chooses_caller_id: bool = False) -> DialPlan | Refusal:
+    """A dial by a user with no number of their own, through a PBX that presents a caller id of its own."""
+    request = DialRequest("u1", 100, "+1 212 555 0100", (), caller_id)
+    return plan_dial(
+        request, DialPolicy(), "sip", "abc123", chooses_caller_id=chooses_caller_id, needs_caller_id=False
+    )
+
+
+@pytest.mark.parametrize("chooses_caller_id", [False, True], ids=["sip", "ami-esl"])
+def test_a_user_without_numbers_dials_through_a_pbx_with_no_caller_id_of_the_gateways(
+    chooses_caller_id: bool,
+) -> None:
+    result = without_numbers(chooses_caller_id=chooses_caller_id)
+    assert result == DialPlan("u1", 100, "abc123", "+12125550100", None, "sip")
+    # The call starts with no caller id: the PBX's, reported later, is the one it keeps.
+    assert result.signal(Phase.RINGING, 1).from_number is None
+
+
+def test_a_user_without_numbers_asking_for_a_caller_id_is_refused_as_it_is_not_theirs() -> None:
+    refused = without_numbers("+1 555 555 0101")
+    assert isinstance(refused, Refusal)
+    assert (refused.status, refused.reason) == (403, "caller-id")
+    assert refused.message == "'+1 555 555 0101' is not one of your own numbers"
 
 
 def test_a_real_number_of_the_home_region_is_domestic() -> None:

@@ -28,7 +28,7 @@ from gateway.config import Settings
 from gateway.dial.cpaas import RingsUserNumber
 from gateway.dial.policy import DialPolicy
 from gateway.dial.ratelimit import RateLimit
-from gateway.dial.routes import DialPlan, DialRefused, Placed, Routes
+from gateway.dial.routes import DialPlan, DialRefused, Placed, Refusal, Routes
 from gateway.dial.service import DialService
 from gateway.dial.settings import DialSettings, TenantDial
 from gateway.model import CallState, Direction, EndStatus, Phase, Signal
@@ -49,11 +49,17 @@ class Route(RingsUserNumber):
     match_seconds: float = 30.0
     ring_seconds: float = 30.0
     name: str = "test"
+    # False: a PBX's, which presents a caller id of its own to a user without a number.
+    needs_caller_id: bool = True
     joins: tuple[str, ...] = ()
     refuse: str | None = None
     # Telephony that reports while the route is still placing the call.
     during: Callable[[DialPlan], Awaitable[None]] | None = None
     placed: list[DialPlan] = field(default_factory=list)
+
+    def refusal_for(self, user: User) -> Refusal | None:
+        # A PBX's route rings the user's extension, not a number of theirs.
+        return None if not self.needs_caller_id else super().refusal_for(user)
 
     async def place(self, plan: DialPlan) -> Placed:
         self.placed.append(plan)
@@ -336,6 +342,22 @@ async def test_a_key_used_again_for_another_number_or_caller_id_is_refused_and_p
     assert len(route.placed) == 1
 
 
+# Alice as a user with a phone on the PBX but no number of her own.
+NUMBERLESS = User("alice", "alice", 100, "x", aors=("sip:1001@pbx.test",))
+
+
+async def test_a_retried_request_of_a_user_without_a_number_returns_the_same_call_without_caller_id(
+    kind: str, tmp_path: Path, redis: RedisServer | None
+) -> None:
+    route = Route(needs_caller_id=False)
+    async with instances(kind, tmp_path, redis, route) as (gw,):
+        first = await gw.service.dial(NUMBERLESS, TARGET, request_key="click-1")
+        again = await gw.service.dial(NUMBERLESS, TARGET, request_key="click-1")
+    assert first.caller_id is None and json.loads(first.to_json())["callerId"] is None
+    assert again == first
+    assert [plan.caller_id for plan in route.placed] == [None]
+
+
 def service_on(broker: Broker, route: Route, rate: RateLimit | None = None) -> DialService:
     """The service on a broker the test shapes, its deadlines kept in this process."""
     metrics = Metrics()
@@ -608,6 +630,23 @@ async def test_a_dial_request_cancelled_while_the_route_places_it_still_ends_at_
         "externalCallId": events[0]["externalCallId"],
         "callEndStatus": "CANCELED",
     }
+
+
+async def test_a_dial_without_caller_id_ended_at_its_deadline_still_has_none(
+    kind: str, tmp_path: Path, redis: RedisServer | None
+) -> None:
+    # On Redis the deadline's plan goes through the shared job store and back.
+    async with instances(kind, tmp_path, redis, Route(ring_seconds=0.05, needs_caller_id=False)) as (gw,):
+        stream = await gw.broker.subscribe(ALICE.id, None)
+        dialled = await gw.service.dial(NUMBERLESS, TARGET)
+        events = await events_until_completed(stream)
+    assert [e["type"] for e in events] == ["outgoingCall", "callEnded", "callCompleted"]
+    assert {e["externalCallId"] for e in events} == {dialled.call_key}
+    started, completed = events[0]["payload"], events[-1]["payload"]
+    assert isinstance(started, dict) and "fromNumber" not in started
+    assert isinstance(completed, dict) and "hs_call_from_number" not in completed["engagementProperties"]
+    call = events[-1]["call"]
+    assert isinstance(call, dict) and call["fromNumber"] is None
 
 
 async def test_the_deadline_withdraws_the_pending_match(

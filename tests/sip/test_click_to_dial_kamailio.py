@@ -202,3 +202,21 @@ async def test_a_user_without_a_phone_to_ring_is_refused_no_phone_and_nothing_is
         "you have no phone (SIP address) for the gateway to ring first; "
         "ask your administrator to add it to your user"
     )
+
+
+async def test_a_user_without_a_number_dials_and_the_call_keeps_the_caller_id_the_pbx_reports(
+    tmp_path: Path,
+) -> None:
+    alice = {**harness.test_users()[0], "numbers": []}
+    write_users(tmp_path / "users.json", [alice, *harness.test_users()[1:]])
+    status, body, events = await dial_through(tmp_path, "phone_follows_refer.xml", "callee_answers.xml")
+    assert status == 202
+    assert body["callerId"] is None
+    assert [e.json["type"] for e in events] == ["outgoingCall", "callAnswered", "callEnded", "callCompleted"]
+    assert {e.json["externalCallId"] for e in events} == {body["externalCallId"]}
+    started = events[0].json["payload"]
+    assert "fromNumber" not in started and started["toNumber"] == TARGET
+    # What the PBX reported for the phone's own call (its dialog's local identity) is the call's caller id.
+    completed = events[-1].json
+    assert completed["payload"]["engagementProperties"]["hs_call_from_number"] == "1001"
+    assert completed["call"]["fromNumber"] == "1001"

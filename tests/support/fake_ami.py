@@ -199,6 +199,9 @@ class FakeAmi(FakeLink[_Session]):
     # Answer every Originate with this error message (a context or extension the PBX lacks).
     refuse_originate: str | None = None
     refuse_listing: bool = False
+    # Answer every Hangup with this error ("Permission denied": Asterisk's answer
+    # to a manager user without ``write = call``).
+    refuse_hangup: str | None = None
     # Play the call before answering its Originate: Asterisk's originate
     # thread may send the call's events before the action's response.
     play_before_answer: bool = False
@@ -323,6 +326,11 @@ class FakeAmi(FakeLink[_Session]):
             )
 
     async def _hang_up(self, session: _Session, action: Fields, ok: Fields) -> None:
+        if self.refuse_hangup is not None:
+            await self._answer(
+                session, {"Response": "Error", "ActionID": ok["ActionID"], "Message": self.refuse_hangup}
+            )
+            return
         chan = next((c for c in self.channels.values() if c.name == action.get("Channel")), None)
         if chan is None:
             await self._answer(

@@ -59,7 +59,10 @@ class Script:
 class Delivery:
     url: str
     status: int
-    body: Any
+    body: Any  # the gateway's answer
+    # What was posted, to post it again (a provider's redelivery).
+    sent: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -84,9 +87,12 @@ class StandIn:
     # played (each of its webhooks answered): a provider's webhooks may reach
     # the gateway before its answer.
     report_first: bool = False
-    # The provider's ids of the calls the gateway asked it to hang up, in order;
-    # a call hung up while the user's phone rings ends there.
+    # The provider's ids of the calls the gateway asked it to hang up, in order,
+    # once per request; a call hung up while the user's phone rings ends there.
     hung_up: list[str] = field(default_factory=list)
+    # Every hang-up finds its call over already (it ended by itself, or another
+    # instance hung it up first) and is answered so; the call ends all the same.
+    over_before_hang_up: bool = False
     _plays: set[asyncio.Task[None]] = field(default_factory=set)
     # Requests being answered now (a slow one, and the call it places then, count for ``idle``).
     _answering: int = 0
@@ -98,6 +104,10 @@ class StandIn:
 
     def routes(self) -> list[Route]:
         raise NotImplementedError
+
+    def over_already(self, call: str) -> bool:
+        """Whether the hang-up of ``call`` just recorded in ``hung_up`` found it over (hung up before)."""
+        return self.over_before_hang_up or self.hung_up.count(call) > 1
 
     def script(self, target: str) -> Script:
         return self.scripts.get(target, Script())
@@ -158,7 +168,7 @@ class StandIn:
             answer: Any = response.json()
         except ValueError:
             answer = response.text
-        delivery = Delivery(url, response.status_code, answer)
+        delivery = Delivery(url, response.status_code, answer, body, headers)
         self.delivered.append(delivery)
         return delivery
 

@@ -29,7 +29,7 @@ def told(signals: list[Signal]) -> dict[str, list[str]]:
 def starts(signals: list[Signal]) -> dict[str, tuple[str, str]]:
     """Per "user call-id", the (fromNumber, toNumber) of the call's start event."""
     return {
-        f"{signal.user_id} {signal.call_id}": (event.payload["fromNumber"], event.payload["toNumber"])
+        f"{signal.user_id} {signal.call_id}": (event.payload.get("fromNumber", ""), event.payload["toNumber"])
         for signal, event in _played(signals)
         if event.type in ("incomingCall", "outgoingCall")
     }

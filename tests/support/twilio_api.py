@@ -12,7 +12,8 @@ statusCallbackEvent statusCallbackMethod>``, and of status callbacks
 created call and ``outbound-dial`` for the dialled one, ``ParentCallSid``,
 ``CallDuration``, ``Timestamp``), of updating a call (``POST
 .../Calls/{CallSid}.json``, ``Status=completed`` hangs it up; a call still
-ringing ends ``canceled``), signed with ``X-Twilio-Signature`` over
+ringing ends ``canceled``; one over already is error 21220, invalid call
+state, 400), signed with ``X-Twilio-Signature`` over
 the callback URL as given (query included) and the sorted parameters.
 """
 
@@ -182,6 +183,8 @@ class TwilioApi(StandIn):
             return _error(400, 21218, "Invalid Status")
         call = request.path_params["call"]
         self.hung_up.append(call)
+        if self.over_already(call):
+            return _error(400, 21220, "Call is not in-progress. Cannot redirect.")
         return json_response({"sid": call, "status": form["Status"]})
 
     async def _callback(

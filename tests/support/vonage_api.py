@@ -11,7 +11,8 @@ claims), a JSON body with ``to`` (a list of endpoints, ``{"type":
 ``conversation_uuid``; errors as ``{"type", "title", "detail"}`` with 401,
 400 for invalid parameters, 429, 5xx; ``PUT /v1/calls/{uuid}`` with
 ``{"action": "hangup"}`` ends a call (204; one still ringing ends
-``cancelled``). Events (``started``, ``ringing``,
+``cancelled``; one over already: 404, the reference's status for a call
+it cannot modify). Events (``started``, ``ringing``,
 ``answered``, ``completed`` with ``duration``, ``busy``, ``timeout``) go to
 the call's ``event_url`` and, for the leg the NCCO connects, to the
 action's ``eventUrl``; signed callbacks carry an HS256 JWT with the body's
@@ -48,7 +49,7 @@ def private_key_pem(key: rsa.RSAPrivateKey) -> bytes:
 
 
 def refusal(status: int, detail: str = "") -> Response:
-    titles = {401: "Unauthorized", 400: "Bad Request", 429: "Too Many Requests"}
+    titles = {401: "Unauthorized", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests"}
     title = titles.get(status, "Internal Server Error")
     return json_response(
         {
@@ -176,7 +177,10 @@ class VonageApi(StandIn):
         body = await json_body(request)
         if not isinstance(body, dict) or body.get("action") != "hangup":
             return refusal(400, "invalid action")
-        self.hung_up.append(request.path_params["uuid"])
+        uuid = request.path_params["uuid"]
+        self.hung_up.append(uuid)
+        if self.over_already(uuid):
+            return refusal(404, "call not found")
         return Response(status_code=204)
 
     async def _play(self, script: Script, uuid: str, body: dict[str, Any], connect: dict[str, Any]) -> None:

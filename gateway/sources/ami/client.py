@@ -136,6 +136,12 @@ class AmiConnection(PbxLink[AmiPbx, dict[str, str], Message, Message, Message | 
         )
         return None if is_success(answer) else answer.get("message") or "no reason given"
 
+    def _never_allowed(self, why: str) -> str | None:
+        # Asterisk's answer to an action the manager user may not send.
+        if why.strip().lower() == "permission denied":
+            return f"the manager user {self.pbx.username!r} lacks write = call (manager.conf)"
+        return None
+
     async def _find_late(self) -> None:
         # Each channel listed (CoreShowChannel) is looked at as any event of a call.
         await self.request("CoreShowChannels", timeout=self.pbx.connection.connect_seconds)
