@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,8 @@ import redis
 from tests.support.harness import make_settings, running_gateway, signal
 from tests.support.redis_topologies import ClusterSetup, Node
 from tests.support.resuming import Page, pages, send
+
+WHOLE_CALL = ["incomingCall", "callAnswered", "callEnded", "callCompleted"]
 
 
 def keys_by_node(cluster: ClusterSetup, pattern: str) -> dict[int, list[str]]:
@@ -85,24 +90,62 @@ def test_a_script_touching_two_users_slots_is_refused_by_the_cluster(cluster: Cl
 async def test_a_shard_restarted_empty_mid_call_neither_re_announces_nor_mislabels_the_call(
     tmp_path: Path, cluster: ClusterSetup
 ) -> None:
-    settings = make_settings(tmp_path, redis_url=cluster.url)
     home = slot(cluster, "gw:{alice}:history")
     (shard,) = [n for n in cluster.nodes if home in node_slots(n)]
+
+    async def restart() -> None:
+        shard.kill()  # SIGKILL, no persistence: alice's slot comes back empty
+        shard.start()
+
+    calls = (await call_across(tmp_path, cluster, restart)).calls()
+    assert [e["type"] for e in calls["ingest:r1"]] == WHOLE_CALL
+    assert calls["ingest:r1"][2]["payload"]["callEndStatus"] == "COMPLETED"
+
+
+async def test_a_primary_added_and_given_a_users_slot_loses_no_event_and_re_announces_no_call(
+    tmp_path: Path, cluster: ClusterSetup, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A resize, not a restart (``recovery.resized_only``): the slot moves
+    # with its keys, so the stream resumes where it was and the call goes on,
+    # with no write-back and no window holding calls.
+    caplog.set_level(logging.WARNING, logger="gateway.broker.redis")
+    home = slot(cluster, "gw:{alice}:history")
+
+    async def resize() -> None:
+        fourth = await asyncio.to_thread(cluster.add_primary)
+        await asyncio.to_thread(cluster.move_slot, home, fourth)
+        # The node that gave up the slot dropped the page's channel: the
+        # listener of the page's instance (which sends nothing after the
+        # move, so meets no moved slot itself) reconnects, to four primaries.
+        await asyncio.to_thread(fourth.until_subscribed, "gw:control:*")
+
+    calls = (await call_across(tmp_path, cluster, resize)).calls()
+    assert [e["type"] for e in calls["ingest:r1"]] == WHOLE_CALL
+    assert calls["ingest:r1"][2]["payload"]["callEndStatus"] == "COMPLETED"
+    assert [e["type"] for e in calls["ingest:r2"]] == ["incomingCall"]
+    assert not [r.getMessage() for r in caplog.records if "written back" in r.getMessage()]
+
+
+async def call_across(
+    tmp_path: Path, cluster: ClusterSetup, meanwhile: Callable[[], Awaitable[None]]
+) -> Page:
+    """Alice's call rings and is answered, ``meanwhile`` happens, the call ends and another rings.
+
+    Signals enter on one instance, her page streams from another; the page
+    as it then is.
+    """
+    settings = make_settings(tmp_path, redis_url=cluster.url)
     async with running_gateway(settings) as one, running_gateway(settings) as two:
         page = Page(two, await one.login("alice"))
         async with pages(page):
             await send(one, signal("r1", "ringing"))
             await send(two, signal("r1", "answered"))
             await page.until(lambda p: len(p.events) == 2)
-            shard.kill()  # SIGKILL, no persistence: alice's slot comes back empty
-            shard.start()
+            await meanwhile()
             await send(one, signal("r1", "ended"))
             await send(one, signal("r2", "ringing"))
             await page.until_call("ingest:r2")
-    calls = page.calls()
-    whole = ["incomingCall", "callAnswered", "callEnded", "callCompleted"]
-    assert [e["type"] for e in calls["ingest:r1"]] == whole
-    assert calls["ingest:r1"][2]["payload"]["callEndStatus"] == "COMPLETED"
+    return page
 
 
 def node_slots(node: Node) -> set[int]:

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.broker.redis import resp
-from gateway.broker.redis.resp import MAX_DEPTH, ProtocolError, Push, Replies, ReplyError, pack
+from gateway.broker.redis.resp import MAX_DEPTH, ProtocolError, Push, Replies, ReplyError, Value, pack
 
 # One of each reply the parser reads, as Redis sends them.
 _WIRE = (
@@ -139,28 +139,69 @@ def test_a_bulk_length_beyond_what_redis_can_send_is_a_protocol_error_not_a_wait
         replies.take()
 
 
+class HeaderReads:
+    """How many times the reader read a length (of a bulk string or aggregate): its work, counted.
+
+    Past ``limit`` the count fails the test at once: a quadratic reader
+    would otherwise take hours to be found out.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, limit: int) -> None:
+        self.count = 0
+        self.limit = limit
+        length = resp._length
+
+        def counted(text: bytes) -> int:
+            self.count += 1
+            assert self.count <= self.limit, f"more than {self.limit} lengths read"
+            return length(text)
+
+        monkeypatch.setattr(resp, "_length", counted)
+
+
+def _read_in_pieces(wire: bytes, piece: int) -> list[Value]:
+    replies, got = Replies(), []
+    for at in range(0, len(wire), piece):
+        replies.feed(wire[at : at + piece])
+        got += replies.take()
+    assert replies.pending == 0
+    return got
+
+
 def test_a_large_bulk_string_in_many_reads_is_read_once_it_is_all_there(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Reading it again from its start at every read was quadratic in its
     # size: a few large messages on a channel stalled every stream.
-    reads: list[int] = []
-    value = resp._value
-
-    def counted(buffer: bytes, pos: int, depth: int = 1) -> object:
-        reads.append(pos)
-        return value(buffer, pos, depth)
-
-    monkeypatch.setattr(resp, "_value", counted)
+    reads = HeaderReads(monkeypatch, limit=2)
     body = b"x" * 100_000
-    wire = b"$%d\r\n%s\r\n" % (len(body), body)
-    replies, got = Replies(), []
-    for at in range(0, len(wire), 1000):
-        replies.feed(wire[at : at + 1000])
-        got += replies.take()
-    assert got == [body.decode()]
-    assert len(reads) <= 2
-    assert replies.pending == 0
+    assert _read_in_pieces(b"$%d\r\n%s\r\n" % (len(body), body), 1000) == [body.decode()]
+    assert reads.count <= 2
+
+
+def test_an_array_of_many_short_strings_in_many_reads_is_read_in_one_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An HGETALL of thousands of fields, one byte per read at worst. Read
+    # again from its start each time one more value was complete, it was
+    # quadratic in its values: some 200 million lengths read here.
+    values = [f"v{n}" for n in range(20_000)]
+    wire = _encode(values)
+    # Each length read once its line is complete, a bulk string's again
+    # once its body is.
+    reads = HeaderReads(monkeypatch, limit=2 * (len(values) + 1))
+    assert _read_in_pieces(wire, 1) == [values]
+    assert reads.count <= 2 * (len(values) + 1)
+
+
+def test_nested_arrays_in_many_reads_are_read_in_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An XRANGE: each entry an id and its fields, cut at every few bytes.
+    entries = [[f"{n}-0", ["event", "x" * (n % 50)]] for n in range(5_000)]
+    wire = _encode(entries) + _encode("next")
+    headers = 5 * len(entries) + 2
+    reads = HeaderReads(monkeypatch, limit=2 * headers)
+    assert _read_in_pieces(wire, 7) == [entries, "next"]
+    assert reads.count <= 2 * headers
 
 
 _SCALARS = st.one_of(

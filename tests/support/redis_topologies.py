@@ -90,6 +90,15 @@ class Node:
     def client(self) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2, decode_responses=True)
 
+    def until_subscribed(self, pattern: str, seconds: float = 10) -> None:
+        """Until a shard channel matching ``pattern`` has a subscriber here."""
+
+        def subscribed() -> bool:
+            with self.client() as client:
+                return bool(client.pubsub_shardchannels(pattern))
+
+        _until(subscribed, f"a subscriber to {pattern} on {self.port}", seconds)
+
     def kill(self) -> None:
         if self.proc is not None:
             self.proc.kill()
@@ -150,13 +159,14 @@ class SentinelSetup:
 
 
 class ClusterSetup:
-    """Three masters, no replicas, every slot covered."""
+    """Three masters, no replicas, every slot covered; a fourth can be added and given slots."""
 
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="gw-cluster-"))
-        self.nodes = [
-            Node(self.root, ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]) for _ in range(3)
-        ]
+        self.nodes = [self._node() for _ in range(3)]
+
+    def _node(self) -> Node:
+        return Node(self.root, ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
 
     @property
     def url(self) -> str:
@@ -164,9 +174,7 @@ class ClusterSetup:
 
     def start(self) -> None:
         for node in self.nodes:
-            # Each node keeps its cluster state in its own directory.
-            node.args += ["--cluster-config-file", str(node.dir / "nodes.conf")]
-            node.start()
+            self._start(node)
         addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
         subprocess.run(
             [_exe("redis-cli"), "--cluster", "create", *addresses, "--cluster-yes"],
@@ -184,6 +192,76 @@ class ClusterSetup:
             return True
 
         _until(covered, "cluster")
+
+    @staticmethod
+    def _start(node: Node) -> None:
+        # Each node keeps its cluster state in its own directory.
+        node.args += ["--cluster-config-file", str(node.dir / "nodes.conf")]
+        node.start()
+
+    def add_primary(self) -> Node:
+        """A new primary, empty, known to every node (``redis-cli --cluster add-node``)."""
+        node = self._node()
+        self.nodes.append(node)
+        self._start(node)
+        subprocess.run(
+            [
+                _exe("redis-cli"),
+                "--cluster",
+                "add-node",
+                f"127.0.0.1:{node.port}",
+                f"127.0.0.1:{self.nodes[0].port}",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=30,
+        )
+        wanted = {n.port for n in self.nodes}
+
+        def known() -> bool:
+            for peer in self.nodes:
+                with peer.client() as client:
+                    nodes = client.execute_command("CLUSTER NODES")
+                    if {int(address.split(":")[1].split("@")[0]) for address in nodes} != wanted:
+                        return False
+            # It serves (a migration's keys) once it saw every slot covered.
+            with node.client() as client:
+                return bool(client.execute_command("CLUSTER INFO").get("cluster_state") == "ok")
+
+        _until(known, "new primary")
+        return node
+
+    def owner(self, slot: int) -> Node:
+        port = self._owner_seen_by(self.nodes[0], slot)
+        return next(n for n in self.nodes if n.port == port)
+
+    def move_slot(self, slot: int, to: Node) -> None:
+        """Move ``slot`` and its keys to ``to``, as ``redis-cli --cluster reshard`` moves each slot."""
+        source = self.owner(slot)
+        with source.client() as src, to.client() as dst:
+            src_id, dst_id = src.execute_command("CLUSTER MYID"), dst.execute_command("CLUSTER MYID")
+            dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", src_id)
+            src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", dst_id)
+            while keys := src.execute_command("CLUSTER GETKEYSINSLOT", slot, 100):
+                src.execute_command("MIGRATE", "127.0.0.1", to.port, "", 0, 5000, "KEYS", *keys)
+            # The new owner first, then the old: it never answers for the slot
+            # before the new one knows it has it.
+            dst.execute_command("CLUSTER SETSLOT", slot, "NODE", dst_id)
+            src.execute_command("CLUSTER SETSLOT", slot, "NODE", dst_id)
+        for node in self.nodes:
+            if node not in (source, to):
+                with node.client() as client:
+                    client.execute_command("CLUSTER SETSLOT", slot, "NODE", dst_id)
+        _until(lambda: all(self._owner_seen_by(n, slot) == to.port for n in self.nodes), "slot moved")
+
+    @staticmethod
+    def _owner_seen_by(node: Node, slot: int) -> int | None:
+        with node.client() as client:
+            for first, last, primary, *_ in client.execute_command("CLUSTER SLOTS"):
+                if int(first) <= slot <= int(last):
+                    return int(primary[1])
+        return None
 
     def cleanup(self) -> None:
         for node in self.nodes:

@@ -147,6 +147,16 @@ class Fanout(LossRecovery):
                             future = self._confirmed.get(channel)
                             if future is not None and not future.done():
                                 future.set_result(None)
+                        elif kind == "sunsubscribe" and (
+                            channel in control_confirmed
+                            or ((future := self._confirmed.get(channel)) is not None and future.done())
+                        ):
+                            # Not asked for (a channel is dropped from
+                            # ``_confirmed`` first, and a control channel
+                            # never): Redis moved the channel's slot to
+                            # another node and dropped its subscribers. The
+                            # events published there since are in history.
+                            raise RedisConnectionError("redis moved a slot listened to")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

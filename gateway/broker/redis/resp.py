@@ -11,14 +11,14 @@ connection gave so far, replies and pushes alike, as many as are complete.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TypeAlias, cast
+from typing import TypeAlias
 
 Value: TypeAlias = "bool | int | float | str | list[Value] | ReplyError | None"
 
 # Nesting deeper than any reply read here (the advance script returns a flat
-# list; pub/sub messages are three strings): refused as a ProtocolError, not
-# left to Python's recursion limit, whose RecursionError is no Redis trouble
-# to the pub/sub listener.
+# list; pub/sub messages are three strings): a reply out of step, refused as
+# a ProtocolError (which the pub/sub listener takes for Redis trouble), and
+# the aggregates held open while a reply comes in stay few.
 MAX_DEPTH = 32
 # Redis's own cap on a bulk string (proto-max-bulk-len's default): a longer
 # length is a header out of step, and waiting for it would buffer every
@@ -58,18 +58,22 @@ class Replies:
     what is not UTF-8 replaced;
     maps become flat lists (nothing here reads one).
 
-    A value that is not all there yet is parsed again only once enough has
+    Every byte is read about once, however the reply is cut into reads. A
+    value that is not all there yet is read again only once enough has
     arrived to complete what stopped it: a large bulk string coming in many
-    reads is joined and read once, not once per read (which was quadratic
-    in its size). An aggregate of many small values is still read from its
-    start after each read that completes one more of them; the hot paths'
-    replies are short lists.
+    reads is joined and read once. An aggregate coming in many reads (an
+    XRANGE or HGETALL of thousands of entries) is kept as far as it was
+    read, with the aggregates it is nested in, and the next read goes on
+    from there: read again from its start after each read, it was
+    quadratic in its number of values.
     """
 
     def __init__(self) -> None:
         self._chunks: list[bytes] = []  # what is held, in order, joined only to be read
         self._size = 0
         self._need = 0  # bytes to hold before reading again can get further
+        self._open: list[_Open] = []  # the aggregates begun and not complete, outermost first
+        self._begun = 0  # bytes of the value begun already read into ``_open``
 
     def feed(self, data: bytes) -> None:
         self._chunks.append(data)
@@ -77,8 +81,8 @@ class Replies:
 
     @property
     def pending(self) -> int:
-        """Bytes held of a value not yet complete."""
-        return self._size
+        """Bytes of a value not yet complete (held, or read into the aggregates begun)."""
+        return self._begun + self._size
 
     def take(self) -> list[Value]:
         out: list[Value] = []
@@ -86,25 +90,121 @@ class Replies:
             return out
         chunks = self._chunks
         buffer = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        pos, size, need = 0, len(buffer), 0
-        while pos < size:
-            parsed = _value(buffer, pos)
-            if type(parsed) is int:
-                need = parsed - pos
-                break
-            value, pos = cast(tuple[Value, int], parsed)
-            out.append(value)
+        pos, need, done = _values(buffer, self._open, out)
         rest = buffer[pos:] if pos else buffer
         self._chunks = [rest] if rest else []
-        self._size, self._need = len(rest), need
+        self._size, self._need = len(rest), need - pos if need else 0
+        # The value begun started where the last complete one ended (or
+        # before this buffer, if none did).
+        self._begun = ((0 if out else self._begun) + pos - done) if self._open else 0
         return out
 
 
-def _line(buffer: bytes, pos: int) -> tuple[bytes, int] | None:
-    end = buffer.find(b"\r\n", pos)
-    if end < 0:
+class _Open:
+    """An aggregate begun: the values read of it, and how many more it holds."""
+
+    __slots__ = ("attribute", "items", "left")
+
+    def __init__(self, items: list[Value], left: int, attribute: bool) -> None:
+        self.items = items
+        self.left = left
+        # Attributes annotate the value that follows, read as their last
+        # item and taken for the whole; nothing here uses them.
+        self.attribute = attribute
+
+
+def _values(buffer: bytes, stack: list[_Open], out: list[Value]) -> tuple[int, int, int]:
+    """Read ``buffer``'s values into ``out`` (those complete) and ``stack`` (the aggregates begun).
+
+    Returns where reading stopped (the start of the first value not all
+    there), how long ``buffer`` must be before reading again can get
+    further (0: it stopped at the end), and where the last value added to
+    ``out`` ended. Iterative, not recursive: a value is read once, whether
+    its aggregate is complete or not.
+    """
+    size, pos, done = len(buffer), 0, 0
+    while pos < size:
+        kind = buffer[pos : pos + 1]
+        end = buffer.find(b"\r\n", pos + 1)
+        if end < 0:
+            return pos, size + 1, done
+        head = buffer[pos + 1 : end]
+        value: Value
+        if kind in (b"$", b"=", b"!"):  # bulk string, verbatim string, bulk error
+            length = _length(head)
+            if length < 0:
+                value, after = None, end + 2
+            else:
+                after = end + 2 + length + 2
+                if size < after:
+                    return pos, after, done
+                if buffer[after - 2 : after] != b"\r\n":
+                    raise ProtocolError("a bulk string not ended by CRLF")
+                raw = buffer[end + 2 : after - 2]
+                if kind == b"!":
+                    value = ReplyError(raw.decode(errors="replace"))
+                else:
+                    # A verbatim string starts with its format: "txt:".
+                    # Not UTF-8 (anyone who may publish on Redis could send
+                    # it): replaced, never an exception in the reader every
+                    # stream depends on.
+                    value = (raw[4:] if kind == b"=" else raw).decode(errors="replace")
+        elif kind in (b"*", b">", b"~", b"%", b"|"):  # array, push, set, map, attribute
+            length = _length(head)
+            after = end + 2
+            if length < 0:
+                if kind != b"*":  # only RESP2's null array is negative
+                    raise ProtocolError(f"not a length: {head[:20]!r}")
+                value = None
+            else:
+                items: list[Value] = Push() if kind == b">" else []
+                if kind in (b"%", b"|"):  # a key and a value per entry
+                    length *= 2
+                attribute = kind == b"|"
+                if length or attribute:
+                    if len(stack) + 1 >= MAX_DEPTH:
+                        raise ProtocolError(f"replies nested deeper than {MAX_DEPTH}")
+                    stack.append(_Open(items, length + attribute, attribute))
+                    pos = after
+                    continue
+                value = items
+        else:
+            value, after = _simple(kind, head), end + 2
+        pos = after
+        # The value completes the aggregates it ends, innermost first; one
+        # that is in none (the loop not broken) is a whole reply or push.
+        while stack:
+            top = stack[-1]
+            top.items.append(value)
+            top.left -= 1
+            if top.left:
+                break
+            stack.pop()
+            value = top.items[-1] if top.attribute else top.items
+        else:
+            out.append(value)
+            done = pos
+    return pos, 0, done
+
+
+def _simple(kind: bytes, head: bytes) -> Value:
+    """A value all on its line."""
+    if kind == b"+":
+        return head.decode(errors="replace")
+    if kind == b"-":
+        return ReplyError(head.decode(errors="replace"))
+    if kind in (b":", b"("):
+        return _count(head)
+    if kind == b"_":
         return None
-    return buffer[pos:end], end + 2
+    if kind == b"#":
+        return head == b"t"
+    if kind == b",":
+        try:
+            return float(head)
+        except ValueError:
+            raise ProtocolError(f"not a double: {head[:20]!r}") from None
+    raise ProtocolError(f"unknown RESP type {kind!r}")
 
 
 def _count(text: bytes) -> int:
@@ -120,69 +220,3 @@ def _length(text: bytes) -> int:
     if not -1 <= size <= MAX_BULK:
         raise ProtocolError(f"not a length: {text[:20]!r}")
     return size
-
-
-def _value(buffer: bytes, pos: int, depth: int = 1) -> tuple[Value, int] | int:
-    """The value starting at ``pos`` and where the next begins.
-
-    Not all there yet: how long ``buffer`` must be before reading it again
-    can get further (an int).
-    """
-    if depth > MAX_DEPTH:
-        raise ProtocolError(f"replies nested deeper than {MAX_DEPTH}")
-    kind = buffer[pos : pos + 1]
-    found = _line(buffer, pos + 1)
-    if found is None:
-        return len(buffer) + 1
-    head, pos = found
-    if kind in (b"$", b"=", b"!"):  # bulk string, verbatim string, bulk error
-        size = _length(head)
-        if size < 0:
-            return None, pos
-        end = pos + size
-        if len(buffer) < end + 2:
-            return end + 2
-        if buffer[end : end + 2] != b"\r\n":
-            raise ProtocolError("a bulk string not ended by CRLF")
-        raw = buffer[pos:end]
-        if kind == b"!":
-            return ReplyError(raw.decode(errors="replace")), end + 2
-        # A verbatim string starts with its format: "txt:".
-        # Not UTF-8 (anyone who may publish on Redis could send it): replaced,
-        # never an exception in the reader every stream depends on.
-        return (raw[4:] if kind == b"=" else raw).decode(errors="replace"), end + 2
-    if kind in (b"*", b">", b"~", b"%", b"|"):  # array, push, set, map, attribute
-        size = _length(head)
-        if size < 0:
-            if kind != b"*":  # only RESP2's null array is negative
-                raise ProtocolError(f"not a length: {head[:20]!r}")
-            return None, pos
-        if kind in (b"%", b"|"):
-            size *= 2
-        items: list[Value] = Push() if kind == b">" else []
-        for _ in range(size):
-            parsed = _value(buffer, pos, depth + 1)
-            if type(parsed) is int:
-                return parsed
-            item, pos = cast(tuple[Value, int], parsed)
-            items.append(item)
-        if kind == b"|":
-            # Attributes annotate the value that follows; nothing here uses them.
-            return _value(buffer, pos, depth + 1)
-        return items, pos
-    if kind == b"+":
-        return head.decode(errors="replace"), pos
-    if kind == b"-":
-        return ReplyError(head.decode(errors="replace")), pos
-    if kind in (b":", b"("):
-        return _count(head), pos
-    if kind == b"_":
-        return None, pos
-    if kind == b"#":
-        return head == b"t", pos
-    if kind == b",":
-        try:
-            return float(head), pos
-        except ValueError:
-            raise ProtocolError(f"not a double: {head[:20]!r}") from None
-    raise ProtocolError(f"unknown RESP type {kind!r}")

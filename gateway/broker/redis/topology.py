@@ -122,9 +122,14 @@ class ShardedSubscriber:
         self._pubsub: ClusterPubSub | None = None
 
     async def open(self) -> None:
-        # Learns which node holds which slots (once; after a failover the
-        # client refreshes it by itself).
+        # Which node holds which slots, read again at every connection: the
+        # client refreshes it by itself only when a command of its own meets
+        # a moved slot, and the listener reconnects after a primary was
+        # added or slots moved (a slot left a node), when the control
+        # channels, the run ids checked and the shards to subscribe on must
+        # be the cluster's as it is now.
         await self._cluster.initialize()
+        await self._cluster.nodes_manager.initialize()
         self._pubsub = self._cluster.pubsub()
 
     async def close(self) -> None:
