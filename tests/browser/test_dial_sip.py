@@ -21,9 +21,11 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser
 
+from tests.support import harness
 from tests.support.browser import Message, Simulator, calls_only, open_simulator
 from tests.support.click_to_dial_rig import kamailio_gateway, phones
 from tests.support.kamailio import Kamailio
+from tests.support.servers import write_users
 
 pytestmark = [pytest.mark.browser, pytest.mark.kamailio, pytest.mark.asyncio(loop_scope="session")]
 
@@ -130,3 +132,19 @@ async def test_a_sip_dial_the_pbx_refuses_ends_failed_with_the_sentence_shown_an
     assert error.startswith("Dial refused: the PBX refused the gateway's call to your phone ")
     assert error.endswith(": check its credentials")
     assert types == ["OUTGOING_CALL_STARTED", "CALL_ENDED", "CALL_COMPLETED"]
+
+
+async def test_a_user_without_a_number_sees_the_dial_go_out_from_their_phone(
+    browser: Browser, tmp_path: Path
+) -> None:
+    alice = {**harness.test_users()[0], "numbers": []}
+    write_users(tmp_path / "users.json", [alice, *harness.test_users()[1:]])
+    async with kamailio_gateway(tmp_path) as (gw, kamailio), open_simulator(browser, gw) as sim:
+        await sim.log_in("alice")
+        await sim.logged_in()
+        async with phones(tmp_path, kamailio, PHONE, "callee_answers.xml"):
+            await sim.dial(TARGET)
+            await sim.widget.get_by_text("Dialling from your phone…").wait_for()
+            started = (await sim.from_app("OUTGOING_CALL_STARTED"))[0]["data"]
+            await sim.from_app("CALL_COMPLETED")
+    assert "fromNumber" not in started and started["toNumber"] == TARGET

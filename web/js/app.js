@@ -727,7 +727,9 @@ async function dialRequested(data) {
     }
   }
   view.clearError();
-  view.showDial(placed.number, t("dialling", { callerId: placed.callerId }));
+  // No caller id: the user has no number, and their PBX presents the phone's own.
+  const from = placed.callerId ? t("dialling", { callerId: placed.callerId }) : t("diallingFromPhone");
+  view.showDial(placed.number, from);
 }
 
 function newDialKey() {
