@@ -144,8 +144,22 @@ async def outbox_idle(client: Client) -> None:
     assert logger is not None
     deadline = time.monotonic() + 10
     while (await logger.outbox.store.stats()).depth:
-        assert time.monotonic() < deadline, "the outbox still has jobs"
+        assert time.monotonic() < deadline, f"the outbox still has jobs; {outbox_counts(client)}"
         await asyncio.sleep(0.05)
+
+
+def outbox_counts(client: Client) -> str:
+    """What the outbox's counters say (jobs done by kind, failed attempts by reason): why a job stays."""
+    logger = client.gateway.call_logger
+    assert logger is not None
+    counts = [
+        f"{sample.name}{sample.labels}={sample.value:g}"
+        for counter in (logger.outbox.done, logger.outbox.failures)
+        for metric in counter.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    ]
+    return ", ".join(counts) or "no job done or failed"
 
 
 async def answer_lost(hubspot: HubSpotSide, client: Client) -> None:
