@@ -8,13 +8,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Locator
+from playwright.async_api import Browser, Locator, Route
+from playwright.async_api import Error as PlaywrightError
 
 from gateway.http.wrapup import HUBSPOT_DEFAULT_DISPOSITIONS
 from gateway.standin.dev import DEMO_PORTAL, MOUNT
@@ -361,6 +363,35 @@ async def test_notes_typed_cross_site_without_storage_are_back_after_a_reload(
         assert completed["data"]["engagementProperties"]["hs_call_body"] == "Wants the blue one"
 
 
+async def test_notes_typed_just_before_a_reload_cross_site_without_storage_are_back(
+    browser: Browser, slow_wrap_up: Client
+) -> None:
+    """The page goes away before typing pauses long enough for its save: it saves them as it goes."""
+    async with open_simulator(browser, slow_wrap_up, cross_site=True) as sim:
+        assert not await sim.storage_granted()
+        await ended_call(sim, "draft-flush")
+        card = await sim.card("Wrap-up")
+        await card.get_by_label("Notes").fill("Call her back at noon")
+        await reload_widget(sim)
+        card = await sim.card("Wrap-up")
+        assert await card.get_by_label("Notes").input_value() == "Call her back at noon"
+
+
+async def test_notes_of_a_late_save_the_gateway_refused_are_back_after_a_reload_cross_site(
+    browser: Browser, brief_wrap_up: Client
+) -> None:
+    """No HubSpot connection: the gateway refuses the late save (409), and what was typed stays kept."""
+    async with open_simulator(browser, brief_wrap_up, cross_site=True) as sim:
+        assert not await sim.storage_granted()
+        card = await left_to_the_deadline(sim, "late-refused")
+        await card.get_by_label("Notes").fill("Quote sent by mail")
+        await card.get_by_role("button", name="Save to the call").click()
+        await sim.widget.get_by_text("not saved").wait_for()
+        await reload_widget(sim)
+        card = await sim.card("Save to the call")
+        assert await card.get_by_label("Notes").input_value() == "Quote sent by mail"
+
+
 @contextlib.asynccontextmanager
 async def refused_after_saving(browser: Browser, gateway: Client) -> AsyncIterator[Simulator]:
     """Cross-site without storage: alice saves a wrap-up, HubSpot refuses it, the gateway keeps it owed."""
@@ -423,3 +454,40 @@ async def test_an_update_hubspot_refused_is_offered_in_a_tab_opened_later_until_
         assert await gateway.gateway.broker.kept_wrap_ups(user.id) == {}
         await reload_widget(tab)
         await tab.widget.get_by_text("No call right now.").wait_for()
+
+
+@pytest.mark.parametrize(("button", "method"), [("Save to the call", "POST"), ("Discard", "DELETE")])
+async def test_a_wrap_up_saved_or_discarded_as_the_page_goes_away_is_not_kept_again(
+    browser: Browser, tmp_path: Path, button: str, method: str
+) -> None:
+    async with (
+        dev_gateway(tmp_path, wrap_up_seconds=60) as (gateway, _clock),
+        refused_after_saving(browser, gateway) as sim,
+    ):
+        # The gateway does what the button asks; its answer reaches the page
+        # only once the page is gone.
+        done, gone = asyncio.Event(), asyncio.Event()
+
+        async def answer_late(route: Route) -> None:
+            if route.request.method != method:
+                await route.continue_()
+                return
+            answer = await route.fetch()
+            done.set()
+            await gone.wait()
+            with contextlib.suppress(PlaywrightError):  # the frame that asked is gone
+                await route.fulfill(response=answer)
+
+        await sim.context.route(re.compile(r"/api/calls/[^/]+/wrap-up"), answer_late)
+        card = await sim.card("Save to the call")
+        await card.get_by_label("Notes").fill("Send the contract today")
+        await card.get_by_role("button", name=button).click()
+        await asyncio.wait_for(done.wait(), 10)
+        # Gone before the typing paused long enough for a save of its own.
+        await reload_widget(sim)
+        gone.set()
+        await sim.widget.locator("#connection[data-state=open]").wait_for()
+        await sim.widget.get_by_text("No call right now.").wait_for()
+        user = gateway.gateway.directory.by_login("alice")
+        assert user is not None
+        assert await gateway.gateway.broker.kept_wrap_ups(user.id) == {}

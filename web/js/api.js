@@ -22,22 +22,38 @@ function url(path) {
   return new URL(path, document.baseURI).toString();
 }
 
-async function call(method, path, { token, body } = {}) {
+// The browser refuses a keepalive request once the bodies of those still in
+// flight would pass 64 KiB (the Fetch standard's limit, Chromium's too).
+const KEEPALIVE_BYTES = 64 * 1024;
+let keepaliveBytes = 0; // in flight now
+
+// outlive: the page is going away and the request must still reach the
+// gateway. keepalive carries the bearer token (sendBeacon sends no headers,
+// and the session cookie reaches only /api/session/*); a body over what
+// keepalive takes goes as a plain request, which the unload may cancel.
+async function call(method, path, { token, body, outlive = false } = {}) {
   const headers = { accept: "application/json" };
   if (body !== undefined) headers["content-type"] = "application/json";
   if (token) headers.authorization = `Bearer ${token}`;
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  const size = outlive && payload ? new Blob([payload]).size : 0;
+  const keepalive = outlive && keepaliveBytes + size <= KEEPALIVE_BYTES;
+  if (keepalive) keepaliveBytes += size;
   let response;
   try {
     response = await fetch(url(path), {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: payload,
       // Same origin only: the session cookie goes to /api/session/* (its path).
       credentials: "same-origin",
       cache: "no-store",
+      keepalive,
     });
   } catch (err) {
     throw new ApiError(0, `the gateway cannot be reached (${err.message})`);
+  } finally {
+    if (keepalive) keepaliveBytes -= size;
   }
   let data = {};
   try {
@@ -149,9 +165,9 @@ export class Session {
     call("POST", "api/session/logout").catch(() => {});
   }
 
-  authed(method, path, body) {
+  authed(method, path, body, { outlive = false } = {}) {
     if (!this.state) return Promise.reject(new ApiError(401, "not logged in"));
-    return call(method, path, { token: this.state.token, body });
+    return call(method, path, { token: this.state.token, body, outlive });
   }
 
   streamTicket() {
@@ -197,9 +213,10 @@ export class Session {
     return (await this.authed("GET", "api/wrap-up/kept")).wrapUps || [];
   }
 
-  // owed left out: the gateway keeps the mark it holds.
-  keepWrapUp(externalCallId, kept) {
-    return this.authed("PUT", `api/calls/${encodeURIComponent(externalCallId)}/wrap-up/kept`, kept);
+  // owed left out: the gateway keeps the mark it holds. outlive: sent as
+  // the page goes away.
+  keepWrapUp(externalCallId, kept, { outlive = false } = {}) {
+    return this.authed("PUT", `api/calls/${encodeURIComponent(externalCallId)}/wrap-up/kept`, kept, { outlive });
   }
 
   discardWrapUp(externalCallId) {

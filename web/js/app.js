@@ -45,9 +45,10 @@ const keptAtGateway = new Map();
 // What went to HubSpot with each call's callCompleted, kept again at the
 // gateway as owed if HubSpot refuses it: externalCallId -> {notes, outcome}.
 const sentWraps = new Map();
-// Typing is saved to the gateway once it pauses this long.
+// Typing is saved to the gateway once it pauses this long, or at once
+// when the page is hidden or goes away.
 const DRAFT_SAVE_MS = 500;
-const draftSaves = new Map(); // externalCallId -> timer
+const draftSaves = new Map(); // externalCallId -> {timer, draft, mine}, not saved yet
 let wrapUp = { timeoutSeconds: 120, dispositions: [] };
 let hubspot = {}; // what onReady said: portalId, userId, iframeLocation, …
 let isReady = false; // the SYNC handshake is done
@@ -253,8 +254,7 @@ function signedOut(tell = true) {
   for (const callId of [...book.owed.keys()]) book.settle(callId);
   keptAtGateway.clear();
   sentWraps.clear();
-  for (const timer of draftSaves.values()) clearTimeout(timer);
-  draftSaves.clear();
+  for (const callId of [...draftSaves.keys()]) dropDraft(callId);
   generation += 1;
   if (tell) cti.userLoggedOut();
   view.showLogin(hubspot);
@@ -497,9 +497,13 @@ function releaseLate() {
 // sets engagement properties, so the gateway updates the engagement.
 async function saveLate(callId, wrap) {
   const call = book.label(callId);
+  // The save carries what was typed and the gateway then forgets its copy:
+  // a draft saved after it would keep the wrap-up again.
+  dropDraft(callId);
   try {
     await session.saveWrapUp(callId, wrap);
   } catch (err) {
+    keepTyped(callId, err);
     showNotice(t("wrapUpNotSaved", { call, details: err.message }), callId);
     render();
     view.enableWrapUp(callId);
@@ -515,11 +519,11 @@ async function saveLate(callId, wrap) {
 // The user lets an owed wrap-up go: no page offers it again.
 async function discard(callId) {
   const call = book.label(callId);
-  clearTimeout(draftSaves.get(callId));
-  draftSaves.delete(callId);
+  dropDraft(callId);
   try {
     await session.discardWrapUp(callId);
   } catch (err) {
+    keepTyped(callId, err);
     showNotice(t("wrapUpNotDiscarded", { call, details: err.message }), callId);
     return;
   }
@@ -533,21 +537,49 @@ async function discard(callId) {
 // What is typed goes to the gateway too, once the typing pauses: a frame
 // refused storage finds it there after a reload.
 function keepDraft(callId, draft) {
-  clearTimeout(draftSaves.get(callId));
-  draftSaves.delete(callId);
+  dropDraft(callId);
   if (!draft) {
     // The call left the list: what the gateway kept expires with the call.
     keptAtGateway.delete(callId);
     return;
   }
-  const mine = generation;
-  const timer = setTimeout(() => {
-    draftSaves.delete(callId);
-    if (mine !== generation) return;
-    session.keepWrapUp(callId, draft).catch(() => {}); // the next keystroke tries again
-  }, DRAFT_SAVE_MS);
-  draftSaves.set(callId, timer);
+  const timer = setTimeout(() => saveDraft(callId), DRAFT_SAVE_MS);
+  draftSaves.set(callId, { timer, draft, mine: generation });
 }
+
+// outlive: the page is going away, the save must still reach the gateway.
+function saveDraft(callId, { outlive = false } = {}) {
+  const pending = draftSaves.get(callId);
+  dropDraft(callId);
+  if (!pending || pending.mine !== generation) return;
+  session.keepWrapUp(callId, pending.draft, { outlive }).catch(() => {}); // the next keystroke tries again
+}
+
+function dropDraft(callId) {
+  const pending = draftSaves.get(callId);
+  if (pending) clearTimeout(pending.timer);
+  draftSaves.delete(callId);
+}
+
+// A save or discard the gateway refused leaves the wrap-up on show: what
+// was typed into it is kept again. Not after no answer: the page may be
+// going away with the request done at the gateway, and the kept wrap-up
+// would come back.
+function keepTyped(callId, err) {
+  const draft = view.drafts.get(callId);
+  if (draft && err.status) keepDraft(callId, draft);
+}
+
+// Notes typed in the last moments before a reload or a closed tab would
+// wait for a timer that never fires: they go now. A page hidden may be
+// discarded without another event, so hiding flushes too.
+function flushDrafts() {
+  for (const callId of [...draftSaves.keys()]) saveDraft(callId, { outlive: true });
+}
+addEventListener("pagehide", flushDrafts);
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "hidden") flushDrafts();
+});
 
 // HubSpot matched an inbound caller (or found none): shown on every
 // surface; the record opens by itself when the user asked for that.
