@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support.harness import make_settings, running_gateway, signal
+from gateway.broker.redis import RedisBroker, topology
+from tests.support.harness import Client, make_settings, running_gateway, signal
 from tests.support.redis_topologies import ClusterSetup, Node
 from tests.support.resuming import Page, pages, send
 
@@ -93,13 +94,11 @@ async def test_a_shard_restarted_empty_mid_call_neither_re_announces_nor_mislabe
     home = slot(cluster, "gw:{alice}:history")
     (shard,) = [n for n in cluster.nodes if home in node_slots(n)]
 
-    async def restart() -> None:
+    async def restart(_: Client) -> None:
         shard.kill()  # SIGKILL, no persistence: alice's slot comes back empty
         shard.start()
 
-    calls = (await call_across(tmp_path, cluster, restart)).calls()
-    assert [e["type"] for e in calls["ingest:r1"]] == WHOLE_CALL
-    assert calls["ingest:r1"][2]["payload"]["callEndStatus"] == "COMPLETED"
+    announced_once_and_completed(await call_across(tmp_path, cluster, restart))
 
 
 async def test_a_primary_added_and_given_a_users_slot_loses_no_event_and_re_announces_no_call(
@@ -111,7 +110,7 @@ async def test_a_primary_added_and_given_a_users_slot_loses_no_event_and_re_anno
     caplog.set_level(logging.WARNING, logger="gateway.broker.redis")
     home = slot(cluster, "gw:{alice}:history")
 
-    async def resize() -> None:
+    async def resize(_: Client) -> None:
         fourth = await asyncio.to_thread(cluster.add_primary)
         await asyncio.to_thread(cluster.move_slot, home, fourth)
         # The node that gave up the slot dropped the page's channel: the
@@ -119,20 +118,84 @@ async def test_a_primary_added_and_given_a_users_slot_loses_no_event_and_re_anno
         # move, so meets no moved slot itself) reconnects, to four primaries.
         await asyncio.to_thread(fourth.until_subscribed, "gw:control:*")
 
-    calls = (await call_across(tmp_path, cluster, resize)).calls()
-    assert [e["type"] for e in calls["ingest:r1"]] == WHOLE_CALL
-    assert calls["ingest:r1"][2]["payload"]["callEndStatus"] == "COMPLETED"
-    assert [e["type"] for e in calls["ingest:r2"]] == ["incomingCall"]
+    page = await call_across(tmp_path, cluster, resize)
+    announced_once_and_completed(page)
+    assert [e["type"] for e in page.calls()["ingest:r2"]] == ["incomingCall"]
     assert not [r.getMessage() for r in caplog.records if "written back" in r.getMessage()]
 
 
+async def test_a_new_primary_restarted_empty_mid_call_is_noticed_by_an_instance_that_never_used_it(
+    tmp_path: Path, cluster: ClusterSetup
+) -> None:
+    # Alice's slot moves to a primary added mid-call: the page's instance
+    # reconnects (a node gave up its channel's slot), the one taking the
+    # signals learns of the new primary by itself, and both watch it; so
+    # its restart holds the calls on both until what they remember is back.
+    home = slot(cluster, "gw:{alice}:history")
+
+    async def resize_then_restart(signals: Client) -> None:
+        fourth = await asyncio.to_thread(cluster.add_primary)
+        await asyncio.to_thread(cluster.move_slot, home, fourth)
+        # A step through the signals' instance meets the move (MOVED): its
+        # slot map names the new primary from then on, and its steps for
+        # alice go there directly, checked against its run id.
+        await send(signals, signal("m1", "ringing"))
+        # Both instances listen on a control channel there.
+        await asyncio.to_thread(fourth.until_subscribed, "gw:control:*", 2)
+        fourth.kill()  # SIGKILL, no persistence: alice's slot comes back empty
+        await asyncio.to_thread(fourth.start)
+
+    announced_once_and_completed(await call_across(tmp_path, cluster, resize_then_restart))
+
+
+async def test_a_call_step_for_a_slot_moved_to_another_primary_goes_through_at_once(
+    tmp_path: Path, cluster: ClusterSetup, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The instance streams nothing of alice's, so nothing told it of the
+    # move: its script goes to the old owner and is redirected (MOVED) to
+    # the new one, another primary it checked; that is not a restart.
+    caplog.set_level(logging.WARNING)
+    home = slot(cluster, "gw:{alice}:history")
+    settings = make_settings(tmp_path, redis_url=cluster.url)
+    async with running_gateway(settings) as gw:
+        assert (await gw.ingest(signal("m1", "ringing"))).status_code == 202
+        elsewhere = next(n for n in cluster.nodes if n is not cluster.owner(home))
+        await asyncio.to_thread(cluster.move_slot, home, elsewhere)
+        answered = await gw.ingest(signal("m1", "answered"))
+    assert answered.status_code == 202, answered.text
+    assert not [r.getMessage() for r in caplog.records if "restarted" in r.getMessage()]
+
+
+async def test_a_call_step_on_a_primary_not_met_yet_is_checked_against_its_run_id(
+    tmp_path: Path, cluster: ClusterSetup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before the listener looks at the primaries again (never, here), a
+    # step for a slot moved to a new primary asks that primary's run id
+    # first, rather than writing there unchecked.
+    monkeypatch.setattr(topology, "_PRIMARIES_SECONDS", 3600.0)
+    home = slot(cluster, "gw:{alice}:history")
+    settings = make_settings(tmp_path, redis_url=cluster.url)
+    async with running_gateway(settings) as gw:
+        broker = gw.gateway.broker
+        assert isinstance(broker, RedisBroker)
+        assert (await gw.ingest(signal("n1", "ringing"))).status_code == 202
+        fourth = await asyncio.to_thread(cluster.add_primary)
+        await asyncio.to_thread(cluster.move_slot, home, fourth)
+        answered = await gw.ingest(signal("n1", "answered"))
+        checked = dict(broker._node_run_ids)
+    with fourth.client() as client:
+        run_id = client.info("server")["run_id"]
+    assert answered.status_code == 202, answered.text
+    assert checked[f"127.0.0.1:{fourth.port}"] == run_id
+
+
 async def call_across(
-    tmp_path: Path, cluster: ClusterSetup, meanwhile: Callable[[], Awaitable[None]]
+    tmp_path: Path, cluster: ClusterSetup, meanwhile: Callable[[Client], Awaitable[None]]
 ) -> Page:
     """Alice's call rings and is answered, ``meanwhile`` happens, the call ends and another rings.
 
-    Signals enter on one instance, her page streams from another; the page
-    as it then is.
+    Signals enter on one instance (``meanwhile`` is given it), her page
+    streams from another; the page as it then is.
     """
     settings = make_settings(tmp_path, redis_url=cluster.url)
     async with running_gateway(settings) as one, running_gateway(settings) as two:
@@ -141,11 +204,18 @@ async def call_across(
             await send(one, signal("r1", "ringing"))
             await send(two, signal("r1", "answered"))
             await page.until(lambda p: len(p.events) == 2)
-            await meanwhile()
+            await meanwhile(one)
             await send(one, signal("r1", "ended"))
             await send(one, signal("r2", "ringing"))
             await page.until_call("ingest:r2")
     return page
+
+
+def announced_once_and_completed(page: Page) -> None:
+    """Alice's first call of ``call_across``: every SDK event once, and it ended COMPLETED."""
+    calls = page.calls()
+    assert [e["type"] for e in calls["ingest:r1"]] == WHOLE_CALL
+    assert calls["ingest:r1"][2]["payload"]["callEndStatus"] == "COMPLETED"
 
 
 def node_slots(node: Node) -> set[int]:

@@ -90,14 +90,16 @@ class Node:
     def client(self) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2, decode_responses=True)
 
-    def until_subscribed(self, pattern: str, seconds: float = 10) -> None:
-        """Until a shard channel matching ``pattern`` has a subscriber here."""
+    def until_subscribed(self, pattern: str, subscribers: int = 1, seconds: float = 10) -> None:
+        """Until a shard channel matching ``pattern`` has ``subscribers`` subscribers here."""
 
         def subscribed() -> bool:
             with self.client() as client:
-                return bool(client.pubsub_shardchannels(pattern))
+                channels = client.pubsub_shardchannels(pattern)
+                counts = client.pubsub_shardnumsub(*channels) if channels else []
+                return any(int(count) >= subscribers for _, count in counts)
 
-        _until(subscribed, f"a subscriber to {pattern} on {self.port}", seconds)
+        _until(subscribed, f"{subscribers} subscribers to {pattern} on {self.port}", seconds)
 
     def kill(self) -> None:
         if self.proc is not None:

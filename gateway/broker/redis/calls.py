@@ -148,6 +148,9 @@ class CallStore(RedisTopology):
         # state, which the next try starts from.
         raw, current, _ = self._known.get(state_key, _NOT_SEEN)
         confirmed = False
+        # On a cluster, the run id of the primary a script was redirected
+        # to (``_checked_elsewhere``), compared from then on.
+        redirected = ""
         for _ in range(_MAX_RETRIES):
             try:
                 new, events = step(current)
@@ -170,6 +173,7 @@ class CallStore(RedisTopology):
                 # an empty write checks it against the stored one.
                 new_raw = ""
             payloads = [encode_event(new, e) for e in events] if new is not None else []
+            run_id = redirected or await self._checked_run_id(state_key, deadline)
             result = await self._advance_batched(
                 keys,
                 [
@@ -179,12 +183,18 @@ class CallStore(RedisTopology):
                     self.history_size,
                     self._keys.channel(user_id),
                     hint,
-                    self._checked_run_id(state_key),
+                    run_id,
                     *payloads,
                 ],
                 deadline,
             )
             if result[0] == "restarted":
+                if len(result) > 1 and await self._checked_elsewhere(state_key, run_id, result[1], deadline):
+                    # Not a restart: the slot moved (MOVED) or is moving
+                    # (ASK) to another primary this process checked, and
+                    # the client followed it there; nothing was written.
+                    redirected = result[1]
+                    continue
                 raise BrokerUnavailable("redis restarted; calls wait until it is checked for lost data")
             if result[0] == "ok":
                 if new_raw:

@@ -8,13 +8,16 @@
 # id of the Redis this process checked for lost data ("" = not yet), event
 # JSON... A Redis with another run id restarted (or failed over) since the
 # check, and may have lost data: nothing is written until it is checked
-# (``LossRecovery._recover``). On a mismatch the reply carries the state found, so the caller can
+# (``LossRecovery._recover``); the reply names the run id found (on a
+# cluster, the node the script was redirected to may be another primary
+# this process checked). On a mismatch the reply carries the state found, so the caller can
 # retry without a GET; a call with no state of its own that turns out to be
 # a dialled call is answered with that call's key instead (the join is
 # decided here, atomically, once for every instance).
 ADVANCE = """
-if ARGV[7] ~= '' and string.match(redis.call('INFO', 'server'), 'run_id:(%w+)') ~= ARGV[7] then
-  return {'restarted'}
+if ARGV[7] ~= '' then
+  local run_id = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+  if run_id ~= ARGV[7] then return {'restarted', run_id} end
 end
 local current = redis.call('GET', KEYS[1])
 if current == false then current = '' end

@@ -7,12 +7,14 @@ three: Redis's run id (every primary's on a cluster), the control channels
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 
 from redis.asyncio.cluster import ClusterPubSub, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.cluster import get_node_name
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -20,6 +22,7 @@ from redis.exceptions import RedisError
 from gateway import redisconn
 from gateway.broker.base import Broker
 from gateway.broker.redis import scripts
+from gateway.broker.redis.commands import COMMAND_SECONDS
 from gateway.broker.redis.keys import Keys
 from gateway.config import Settings
 
@@ -27,6 +30,10 @@ CONNECTIONS = 100  # per process, the pub/sub connection included
 # On a cluster, how long the listener waits on one shard's connection
 # before it looks at the next.
 _SHARD_POLL_SECONDS = 0.01
+# On a cluster, how often the listener asks which primaries hold slots: one
+# added (and given slots) or removed since it connected makes it reconnect,
+# to watch the cluster as it is now.
+_PRIMARIES_SECONDS = 1.0
 
 
 class RedisTopology(Broker):
@@ -77,12 +84,44 @@ class RedisTopology(Broker):
         info: dict[str, Any] = await self._redis.info("server")
         return str(info.get("run_id", ""))
 
-    def _checked_run_id(self, key: str) -> str:
-        """The run id of the Redis (on a cluster: the node) holding ``key``, as last checked."""
-        if isinstance(self._redis, RedisCluster):
-            node = self._redis.get_node_from_key(key)
-            return "" if node is None else self._node_run_ids.get(node.name, "")
-        return self._run_id
+    async def _checked_run_id(self, key: str, deadline: float) -> str:
+        """The run id of the Redis (on a cluster: the primary) holding ``key``, as last checked.
+
+        A primary this process has not met yet (added to the cluster since
+        the listener last connected, which it will watch within
+        ``_PRIMARIES_SECONDS``) is asked first: a write to it is checked too,
+        never let through unchecked. ``deadline``: the caller's, in loop time.
+        """
+        if not isinstance(self._redis, RedisCluster):
+            return self._run_id
+        node = self._redis.get_node_from_key(key)
+        if node is None:
+            return ""
+        known = self._node_run_ids.get(node.name)
+        if known is None:
+            async with asyncio.timeout_at(deadline):
+                info: dict[str, Any] = await self._redis.info("server", target_nodes=node)
+            known = self._node_run_ids[node.name] = str(info.get("run_id", ""))
+        return known
+
+    async def _checked_elsewhere(self, key: str, sent: str, found: str, deadline: float) -> bool:
+        """Whether a script about ``key`` sent with run id ``sent`` found ``found``, another primary's.
+
+        Then the client followed the key's slot from the node its slot map
+        named to the one holding it now (MOVED, ASK), and nothing restarted;
+        the node may be new here, and is then asked first, as
+        ``_checked_run_id`` does. Only while ``sent`` is still the run id
+        checked of its node: once a check found that node with another one
+        (it restarted, and the check came first), ``found`` is that node's
+        own and the step must wait as any other.
+        """
+        if not isinstance(self._redis, RedisCluster):
+            return False
+        if found not in self._node_run_ids.values():
+            await self._checked_run_id(key, deadline)
+        holders = {run_id: name for name, run_id in self._node_run_ids.items()}
+        sent_to, found_at = holders.get(sent), holders.get(found)
+        return sent_to is not None and found_at is not None and sent_to != found_at
 
     def _control_channels(self) -> list[str]:
         """The control channel; on a cluster, one in a slot of each primary."""
@@ -120,6 +159,10 @@ class ShardedSubscriber:
     def __init__(self, cluster: RedisCluster) -> None:
         self._cluster = cluster
         self._pubsub: ClusterPubSub | None = None
+        # The primaries holding slots when it connected, and when (loop
+        # time) to ask again (``_look_at_primaries``).
+        self._primaries: set[str] = set()
+        self._next_look = 0.0
 
     async def open(self) -> None:
         # Which node holds which slots, read again at every connection: the
@@ -130,6 +173,8 @@ class ShardedSubscriber:
         # be the cluster's as it is now.
         await self._cluster.initialize()
         await self._cluster.nodes_manager.initialize()
+        self._primaries = {node.name for node in self._cluster.get_primaries()}
+        self._next_look = asyncio.get_running_loop().time() + _PRIMARIES_SECONDS
         self._pubsub = self._cluster.pubsub()
 
     async def close(self) -> None:
@@ -166,3 +211,20 @@ class ShardedSubscriber:
             message = await pubsub.get_sharded_message(timeout=_SHARD_POLL_SECONDS)
             if message is not None:
                 return [[message["type"], message["channel"], message["data"]]]
+            if asyncio.get_running_loop().time() >= self._next_look:
+                await self._look_at_primaries()
+
+    async def _look_at_primaries(self) -> None:
+        """Raise a lost connection if the primaries holding slots are no longer those it connected to.
+
+        A primary added and given slots nobody here listens on would
+        otherwise go unwatched (no control channel on it, its run id never
+        checked); one removed gives up its control channel's slot, which the
+        listener notices by itself. One ``CLUSTER SLOTS``, to any node.
+        """
+        async with asyncio.timeout(COMMAND_SECONDS):
+            slots: dict[Any, dict[str, Any]] = await self._cluster.execute_command("CLUSTER SLOTS")
+        self._next_look = asyncio.get_running_loop().time() + _PRIMARIES_SECONDS
+        primaries = {get_node_name(*held["primary"]) for held in slots.values()}
+        if primaries != self._primaries:
+            raise RedisConnectionError("redis cluster's primaries changed")
