@@ -226,3 +226,21 @@ def node_slots(node: Node) -> set[int]:
         if int(primary[1]) == node.port:
             mine.update(range(int(first), int(last) + 1))
     return mine
+
+
+async def test_a_primary_holding_only_the_slot_hardest_to_tag_gets_a_control_channel(
+    tmp_path: Path, cluster: ClusterSetup
+) -> None:
+    # The slot whose smallest tag {n} is the largest of all 16,384 (past
+    # 100,000): a search for tags that gives up early leaves its primary
+    # unwatched, and its restart unnoticed.
+    first = topology._first_tag_of_slot()
+    hardest = max(range(len(first)), key=first.__getitem__)
+    fourth = await asyncio.to_thread(cluster.add_primary)
+    await asyncio.to_thread(cluster.move_slot, hardest, fourth)
+    async with running_gateway(make_settings(tmp_path, redis_url=cluster.url)):
+        await asyncio.to_thread(fourth.until_subscribed, "gw:control:*")
+        with fourth.client() as client:
+            channels = client.pubsub_shardchannels("gw:control:*")
+            slots = [int(client.execute_command("CLUSTER KEYSLOT", c)) for c in channels]
+    assert slots == [hardest]
