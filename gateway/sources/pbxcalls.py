@@ -25,7 +25,12 @@ The rules (docs/pbx.md#what-the-gateway-reports says the same for users):
   shown (connected line), else the origin's caller id, so a trunk call
   shows the external caller; the user's side is the number dialled on the
   trunk (the DID) when it is an E.164 number, else the user's own number.
-  On an outbound leg the remote party is what the user dialled.
+  On an outbound leg the remote party is what the user dialled. A call the
+  gateway dialled for a user without a number of their own is from the
+  caller id the PBX gave its far end (the connected line of its first
+  channel that is neither a helper nor the user's phone: what Asterisk's
+  app_dial gives the dialled channel and FreeSWITCH the b-leg), else their
+  extension; a user's own numbers are the dial's.
 - Answered: an inbound leg when one of its channels answers; an outbound
   leg when any other (non-helper) channel of the call answers or the
   user's channel is bridged; a dialled call when any channel but the
@@ -91,6 +96,7 @@ class _Leg:
     user_id: str
     direction: Direction
     dialled: bool
+    extension: str | None  # of the phone it rang first: its channels are gone at its end
     channels: set[str] = field(default_factory=set)
     answered: bool = False
     ended: bool = False
@@ -110,6 +116,8 @@ class _Call:
     # channel that rang (None: a trunk or another phone): a leg's far end.
     far: list[tuple[str | None, EndStatus]] = field(default_factory=list)
     legs: dict[str, _Leg] = field(default_factory=dict)
+    # The caller id the far end of a dialled call was given (see the module's notes).
+    presented: str | None = None
 
     def far_status(self, user_id: str) -> EndStatus | None:
         """How the first ring of the call's far end (not the user's own phones) ended unanswered."""
@@ -285,7 +293,7 @@ class CallBook:
         dialler = self._dialler(call, directory)
         dialled = self.dial_key(call.call_id) is not None and dialler in (None, user.id)
         outbound = dialled or chan.info.uid == call.call_id
-        return _Leg(user.id, Direction.OUTBOUND if outbound else Direction.INBOUND, dialled)
+        return _Leg(user.id, Direction.OUTBOUND if outbound else Direction.INBOUND, dialled, chan.info.device)
 
     def _dialler(self, call: _Call, directory: Directory) -> str | None:
         """Whom a dialled call rings first (its first channel's extension); None: not known yet."""
@@ -307,7 +315,17 @@ class CallBook:
         )
         chan.up = chan.up or info.up or info.bridged
         chan.bridged = chan.bridged or info.bridged
+        self._note_presented(chan)
         return self._settle(chan.info.call_id, at_ms, directory)
+
+    def _note_presented(self, chan: _Channel) -> None:
+        """Keep the caller id a dialled call's far end was given: the first word, as for any number."""
+        call = self._calls.get(chan.info.call_id)
+        if call is None or call.presented is not None or chan.info.helper or not chan.info.connected_num:
+            return
+        own = call.legs.get(chan.user_id or "")
+        if (own is None or not own.dialled) and any(leg.dialled for leg in call.legs.values()):
+            call.presented = chan.info.connected_num
 
     def _settle(self, call_id: str, at_ms: int, directory: Directory) -> list[Signal]:
         """Answer the legs the call's channels now make answered."""
@@ -366,9 +384,13 @@ class CallBook:
         origin = call.origin
         remote_name: str | None = None
         if leg.dialled:
-            from_number = to_number = None
+            to_number = None  # the dial's
+            # Not while only the user's phone rings: the far end is not dialled
+            # yet, and the model keeps a call's first number.
+            ringing = phase is Phase.RINGING
+            from_number = None if own or ringing else number(call.presented) or leg.extension
         elif leg.direction is Direction.OUTBOUND:
-            from_number = own or self._extension_of(call, leg)
+            from_number = own or leg.extension
             to_number = number(origin.exten) if origin else None
         else:
             device = self._leg_info(leg)
@@ -380,7 +402,7 @@ class CallBook:
             )
             trunk = origin is not None and not call.origin_is_user and not origin.helper
             did = number(origin.exten) if origin and trunk else None
-            to_number = did if did and did.startswith("+") else own or self._extension_of(call, leg)
+            to_number = did if did and did.startswith("+") else own or leg.extension
         return Signal(
             source=self.source,
             call_id=call.call_id,
@@ -399,7 +421,3 @@ class CallBook:
             if chan is not None:
                 return chan.info
         return None
-
-    def _extension_of(self, call: _Call, leg: _Leg) -> str | None:
-        info = self._leg_info(leg)
-        return info.device if info else None

@@ -9,7 +9,8 @@ ring it), also when the PBX reports the call before it answered the dial
 request, while alice is on another call, and when the request is retried;
 a number that rings another user's phone is their incoming call; a call the
 PBX places after the gateway gave up on it (504) is hung up before the
-number is dialled.
+number is dialled; a user without a number of their own dials from the
+caller id the PBX gives the number, else from their extension.
 """
 
 from __future__ import annotations
@@ -35,8 +36,33 @@ from tests.support.servers import write_users
 from tests.support.sse import SseEvent, summary
 
 
-def ami_play(target: str = "answer", user: str = "answer", *, play_before_answer: bool = False) -> FakeAmi:
-    """A PBX playing each Originate: the user's phone (``user``), then the number (``target``)."""
+def as_app_dial_reports(events: list[Fields], presented: str) -> list[Fields]:
+    """The script's trunk channel with the party ids Asterisk gives a channel that app_dial dials.
+
+    app_dial copies the calling channel's caller id to the dialled channel's
+    connected line, which chan_pjsip sends as From: the caller id the number
+    is shown. The dialled channel's own caller id is the extension it dials.
+    Neither is set yet when the channel is created (``Newchannel``).
+    """
+    out = []
+    for fields in events:
+        fields = dict(fields)
+        for prefix in ("", "Dest"):
+            if fields.get(prefix + "Channel", "").startswith("PJSIP/provider-"):
+                created = fields["Event"] == "Newchannel"
+                fields[prefix + "CallerIDNum"] = "<unknown>" if created else fields[prefix + "Exten"]
+                fields[prefix + "ConnectedLineNum"] = "<unknown>" if created else presented
+        out.append(fields)
+    return out
+
+
+def ami_play(
+    target: str = "answer", user: str = "answer", *, play_before_answer: bool = False, presents: str = ""
+) -> FakeAmi:
+    """A PBX playing each Originate: the user's phone (``user``), then the number (``target``).
+
+    ``presents``: the caller id the PBX gives the number, reported as Asterisk does (``as_app_dial_reports``).
+    """
 
     async def play(pbx: FakeAmi, action: Fields) -> None:
         if user != "answer":
@@ -45,6 +71,8 @@ def ami_play(target: str = "answer", user: str = "answer", *, play_before_answer
             await pbx.emit(*unanswered, ami_calls.failed_originate(action, reason))
             return
         ring, rest = ami_calls.click_to_dial(action, target)
+        if presents:
+            rest = as_app_dial_reports(rest, presents)
         await pbx.emit(*ring)
         await pbx.emit(pbx.originate_response(action, pbx.channels[action["ChannelId"]], "4"))
         await pbx.emit(*rest)
@@ -82,6 +110,13 @@ def pbx_play(route: str, target: str = "answer", user: str = "answer", *, early:
     if route == "ami":
         return ami_play(target, user, play_before_answer=early)
     return esl_play(target, user, play_before_reply=early)
+
+
+def presenting(route: str) -> Pbx:
+    """The route's PBX giving the number it dials the caller id DID (+1 555 555 0100) and reporting it."""
+    if route == "ami":
+        return ami_play(presents=ami_calls.DID)
+    return esl_play()  # the b-leg of esl_calls' scripts carries it as its Caller-Caller-ID-Number
 
 
 def originates(pbx: Pbx) -> int:
@@ -465,16 +500,25 @@ async def test_a_dial_of_another_users_number_is_their_incoming_call(tmp_path: P
     assert his[0].json["payload"]["fromNumber"] == ami_calls.DID
 
 
+def alice_without_a_number(tmp_path: Path) -> None:
+    """Alice keeps her phone (extension 1001) but has no number of her own."""
+    alice = {**harness.test_users()[0], "numbers": []}
+    write_users(tmp_path / "users.json", [alice, *harness.test_users()[1:]])
+
+
+async def one_dial(tmp_path: Path, pbx: Pbx, events: int = 4) -> tuple[httpx.Response, list[SseEvent]]:
+    """Alice dials the target through the PBX: the dial's answer and the first ``events`` her page gets."""
+    async with rig(tmp_path, pbx, dial=True) as d:
+        return await d.dial(), await d.stream.take(events)
+
+
 @pytest.mark.parametrize("route", ["ami", "esl"])
 async def test_a_user_without_a_number_dials_with_the_caller_id_the_pbx_gives(
     tmp_path: Path, route: str
 ) -> None:
-    alice = {**harness.test_users()[0], "numbers": []}
-    write_users(tmp_path / "users.json", [alice, *harness.test_users()[1:]])
+    alice_without_a_number(tmp_path)
     pbx = pbx_play(route)
-    async with rig(tmp_path, pbx, dial=True) as d:
-        response = await d.dial()
-        events = await d.stream.take(4)
+    response, events = await one_dial(tmp_path, pbx)
     assert response.status_code == 202, response.text
     assert response.json()["callerId"] is None
     assert summary(events) == ["outgoingCall", "callAnswered", "callEnded:COMPLETED", "callCompleted"]
@@ -487,3 +531,42 @@ async def test_a_user_without_a_number_dials_with_the_caller_id_the_pbx_gives(
     else:
         (command,) = [c for c in pbx.commands if c.startswith("bgapi originate")]
         assert "caller_id_number=" in command and "effective_caller_id_number" not in command
+
+
+def from_numbers(events: list[SseEvent]) -> list[str | None]:
+    """The call's ``fromNumber`` after each event, and last what its call log says."""
+    logged = events[-1].json["payload"]["engagementProperties"].get("hs_call_from_number")
+    return [e.json["call"]["fromNumber"] for e in events] + [logged]
+
+
+@pytest.mark.parametrize("route", ["ami", "esl"])
+async def test_a_user_without_a_number_keeps_the_caller_id_the_pbx_gave_the_number(
+    tmp_path: Path, route: str
+) -> None:
+    alice_without_a_number(tmp_path)
+    _, events = await one_dial(tmp_path, presenting(route))
+    assert summary(events) == ["outgoingCall", "callAnswered", "callEnded:COMPLETED", "callCompleted"]
+    did = ami_calls.DID if route == "ami" else esl_calls.DID
+    # Unknown while only alice's own phone rings: the number is dialled once she answers.
+    assert from_numbers(events) == [None, did, did, did, did]
+
+
+@pytest.mark.parametrize("route", ["ami", "esl"])
+async def test_a_user_without_a_number_whose_phone_never_answered_keeps_their_extension(
+    tmp_path: Path, route: str
+) -> None:
+    alice_without_a_number(tmp_path)
+    _, events = await one_dial(tmp_path, pbx_play(route, user="no-answer"), 3)
+    assert summary(events) == ["outgoingCall", "callEnded:CANCELED", "callCompleted"]
+    # Nothing was dialled, so the PBX gave no one a caller id: her phone's identity, as the SIP route keeps.
+    assert from_numbers(events) == [None, "1001", "1001", "1001"]
+
+
+@pytest.mark.parametrize("route", ["ami", "esl"])
+async def test_a_user_with_a_number_keeps_it_whatever_caller_id_the_pbx_gave_the_number(
+    tmp_path: Path, route: str
+) -> None:
+    response, events = await one_dial(tmp_path, presenting(route))
+    assert summary(events) == ["outgoingCall", "callAnswered", "callEnded:COMPLETED", "callCompleted"]
+    own = response.json()["callerId"]
+    assert own == "+15555550101" and from_numbers(events) == [own] * 5
