@@ -54,7 +54,9 @@ class Dialled:
     caller_id: str | None  # None: the PBX presents the caller id it gives the user's phone
 
     def to_json(self) -> str:
-        return json.dumps({"call": self.call_key, "number": self.number, "callerId": self.caller_id})
+        # No caller id is "": the previous release reads the field as text, and
+        # null would be "None" there, shown on its page as the number dialled from.
+        return json.dumps({"call": self.call_key, "number": self.number, "callerId": self.caller_id or ""})
 
 
 # What a request key was first used for: (number, caller id), both E.164
@@ -64,7 +66,8 @@ Asked = tuple[str, str | None] | None
 
 
 def _caller_id(raw: object) -> str | None:
-    return None if raw is None else str(raw)
+    """A record's caller id: "" (``Dialled.to_json``) or null (as written before) is none."""
+    return None if raw is None or raw == "" else str(raw)
 
 
 def _from_record(raw: str) -> tuple[Dialled | Refusal | None, Asked]:

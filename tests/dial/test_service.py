@@ -353,7 +353,7 @@ async def test_a_retried_request_of_a_user_without_a_number_returns_the_same_cal
     async with instances(kind, tmp_path, redis, route) as (gw,):
         first = await gw.service.dial(NUMBERLESS, TARGET, request_key="click-1")
         again = await gw.service.dial(NUMBERLESS, TARGET, request_key="click-1")
-    assert first.caller_id is None and json.loads(first.to_json())["callerId"] is None
+    assert first.caller_id is None
     assert again == first
     assert [plan.caller_id for plan in route.placed] == [None]
 
@@ -407,11 +407,16 @@ async def test_a_retry_before_the_first_request_made_its_call_is_told_so_not_giv
     assert len(route.placed) == 1
 
 
-def read_as_the_previous_release(raw: str) -> tuple[int, str] | str:
-    """How a request key's record is read by release ad29390 (no "pending"): a refusal, or a call."""
+def read_as_the_previous_release(raw: str) -> tuple[int, str] | tuple[str, str, str]:
+    """How a request key's record is read by release ad29390 (no "pending"): a refusal, or a call.
+
+    A call is its ``Dialled``: the call, the number and the caller id, each as text.
+    """
     data = json.loads(raw)
     refused = data.get("refused")
-    return (int(refused["status"]), str(refused["reason"])) if refused is not None else str(data["call"])
+    if refused is not None:
+        return int(refused["status"]), str(refused["reason"])
+    return str(data["call"]), str(data["number"]), str(data["callerId"])
 
 
 async def test_a_dial_being_placed_reads_as_in_progress_to_an_instance_of_the_previous_release(
@@ -431,7 +436,33 @@ async def test_a_dial_being_placed_reads_as_in_progress_to_an_instance_of_the_pr
     settled = await broker.claim_request(ALICE.id, "click-1", "{}", 60)
     await service.stop()
     assert held is not None and read_as_the_previous_release(held) == (409, "in-progress")
-    assert settled is not None and read_as_the_previous_release(settled) == dialled.call_key
+    assert settled is not None
+    assert read_as_the_previous_release(settled) == (dialled.call_key, TARGET, "+15555550101")
+
+
+async def test_a_dial_without_a_caller_id_reads_as_none_to_an_instance_of_the_previous_release(
+    tmp_path: Path,
+) -> None:
+    """Its answer to a retry names the record's caller id, which its page shows as the number dialled from."""
+    broker = MemoryBroker(make_settings(tmp_path))
+    service = service_on(broker, Route(needs_caller_id=False))
+    dialled = await service.dial(NUMBERLESS, TARGET, request_key="click-1")
+    kept = await broker.claim_request(NUMBERLESS.id, "click-1", "{}", 60)
+    await service.stop()
+    assert kept is not None and read_as_the_previous_release(kept) == (dialled.call_key, TARGET, "")
+
+
+async def test_a_record_of_a_dial_without_a_caller_id_written_as_null_reads_as_none(tmp_path: Path) -> None:
+    """As this release wrote it before "" (a retry of such a dial after an upgrade)."""
+    broker = MemoryBroker(make_settings(tmp_path))
+    route = Route(needs_caller_id=False)
+    service = service_on(broker, route)
+    record = {"call": "dial:0123456789abcdef", "number": TARGET, "callerId": None}
+    await broker.claim_request(NUMBERLESS.id, "click-1", json.dumps(record), 60)
+    again = await service.dial(NUMBERLESS, TARGET, request_key="click-1")
+    await service.stop()
+    assert (again.call_key, again.caller_id) == ("dial:0123456789abcdef", None)
+    assert route.placed == []
 
 
 class LostAfterTheCall(MemoryBroker):
