@@ -28,7 +28,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.section("failures that passed when run again (flaky: fix them)", yellow=True)
     for report in _reruns:
         reason = report.longreprtext.strip().splitlines()
-        terminalreporter.line(f"{report.nodeid} ({report.when}): {reason[-1] if reason else '?'}")
+        # The exception pytest marks with "E", else the traceback's last line.
+        marked = [line[1:].strip() for line in reason if line.startswith("E ")]
+        said = marked[0] if marked else reason[-1] if reason else "?"
+        terminalreporter.line(f"{report.nodeid} ({report.when}): {said}")
         terminalreporter.line("\n".join(reason[-40:]))
 
 

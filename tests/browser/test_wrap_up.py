@@ -20,7 +20,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from gateway.http.wrapup import HUBSPOT_DEFAULT_DISPOSITIONS
 from gateway.standin.dev import DEMO_PORTAL, MOUNT
-from tests.support.browser import Message, Simulator, open_simulator
+from tests.support.browser import TIMEOUT_MS, Message, Simulator, open_simulator
 from tests.support.harness import Client, make_settings, running_gateway, signal
 from tests.support.hubspot import dev_gateway
 
@@ -245,7 +245,8 @@ async def reload_widget(sim: Simulator) -> None:
 async def left_to_the_deadline(sim: Simulator, call_id: str) -> Locator:
     """A call whose wrap-up nobody saved: the deadline completed it, and its card offers the wrap-up late."""
     await ended_call(sim, call_id)
-    await sim.from_app("CALL_COMPLETED")
+    # The completion comes when the wrap-up's time is up: wait that long, and the usual wait on top.
+    await sim.from_app("CALL_COMPLETED", timeout_ms=BRIEF_SECONDS * 1000 + TIMEOUT_MS)
     return await sim.card("Save to the call")
 
 

@@ -104,12 +104,14 @@ class Simulator:
         log: list[Message] = await self.page.evaluate("window.hostLog")
         return log
 
-    async def wait_for(self, direction: str, kind: str, count: int = 1) -> list[Message]:
+    async def wait_for(
+        self, direction: str, kind: str, count: int = 1, *, timeout_ms: float = TIMEOUT_MS
+    ) -> list[Message]:
         """Waits until ``count`` messages of ``kind`` crossed; returns all of that kind."""
         await self.page.wait_for_function(
             "([dir, type, n]) => window.hostLog.filter(m => m.dir === dir && m.type === type).length >= n",
             arg=[direction, kind, count],
-            timeout=TIMEOUT_MS,
+            timeout=timeout_ms,
         )
         return [m for m in await self.messages() if m["dir"] == direction and m["type"] == kind]
 
@@ -118,8 +120,8 @@ class Simulator:
         await self.page.get_by_label("Number", exact=True).fill(number)
         await self.page.get_by_role("button", name="DIAL_NUMBER").click()
 
-    async def from_app(self, kind: str, count: int = 1) -> list[Message]:
-        return await self.wait_for("in", kind, count)
+    async def from_app(self, kind: str, count: int = 1, *, timeout_ms: float = TIMEOUT_MS) -> list[Message]:
+        return await self.wait_for("in", kind, count, timeout_ms=timeout_ms)
 
     async def to_app(self, kind: str, count: int = 1) -> list[Message]:
         return await self.wait_for("out", kind, count)
