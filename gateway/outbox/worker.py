@@ -116,17 +116,27 @@ class Outbox:
 
     async def _run_leased(self, handler: Handler, job: Job) -> None:
         """The handler, with the job's lease renewed until it returns."""
-        renewing = asyncio.create_task(self._renew(job), name=f"outbox lease {job.key}")
+        ended = asyncio.Event()
+        renewing = asyncio.create_task(self._renew(job, ended), name=f"outbox lease {job.key}")
         try:
             await handler(job)
         finally:
+            # Told, not only cancelled: a cancellation landing in the loop turn
+            # a renewal's write to Redis completes is swallowed (Python 3.11's
+            # wait_for in redis-py), and the renewals would go on forever, the
+            # job never settled and this worker waiting below for good.
+            ended.set()
             renewing.cancel()
             # wait, not await: a cancellation of this task itself still propagates.
             await asyncio.wait([renewing])
 
-    async def _renew(self, job: Job) -> None:
+    async def _renew(self, job: Job, ended: asyncio.Event) -> None:
         while True:
-            await asyncio.sleep(self.lease_seconds / RENEWALS_PER_LEASE)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.lease_seconds / RENEWALS_PER_LEASE):
+                    await ended.wait()
+            if ended.is_set():
+                return
             try:
                 kept = await self.store.renew(job, self.clock() + self.lease_seconds)
             except StoreUnavailable as exc:
