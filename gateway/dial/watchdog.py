@@ -156,7 +156,8 @@ class DialWatchdog:
             except StoreUnavailable as exc:
                 log.warning("dial deadlines unavailable, trying again: %s", exc)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.poll_seconds)
+                async with asyncio.timeout(self.poll_seconds):  # not wait_for: see gateway/outbox/worker.py
+                    await self._stopping.wait()
 
     async def _run_one(self, store: JobStore) -> bool:
         """End the dial of one due deadline; ``False`` when none is due."""

@@ -203,5 +203,8 @@ class Outbox:
                 await self.refresh_stats()
             except StoreUnavailable as exc:
                 log.warning("outbox store unavailable, trying again: %s", exc)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a
+            # cancellation (stop()) that comes in the turn the wake-up does.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._wake.wait()

@@ -358,7 +358,8 @@ class PbxLink(abc.ABC, Generic[SettingsT, RequestT, ResultT, AnswerT, FrameT, Ev
         self.log.warning("%s: skipped %s", self.name, what)
 
     async def _until_greeted(self) -> None:
-        await asyncio.wait_for(self._greeted.wait(), self.pbx.connection.connect_seconds)
+        async with asyncio.timeout(self.pbx.connection.connect_seconds):  # not wait_for: outbox/worker.py
+            await self._greeted.wait()
 
     async def _learnt(self, listed: list[Signal], now_ms: int) -> None:
         """The calls in progress were listed (``listed``: their signals).
@@ -415,7 +416,8 @@ class PbxLink(abc.ABC, Generic[SettingsT, RequestT, ResultT, AnswerT, FrameT, Ev
             what = f"{self.name}: the late call of dial {dial_id}: {channel}"
             try:
                 # An event may come in with the login's answer, before the session is up.
-                await asyncio.wait_for(self.connected.wait(), self.pbx.connection.connect_seconds)
+                async with asyncio.timeout(self.pbx.connection.connect_seconds):
+                    await self.connected.wait()
                 why = await self._hang_up(channel)
             except (NotConnected, TimeoutError, OSError) as exc:
                 if not unseen:

@@ -63,7 +63,8 @@ class LossRecovery(CallStore):
             if not self._connecting:
                 raise BrokerUnavailable("redis pub/sub is not connected")
             try:
-                await asyncio.wait_for(self._ready.wait(), commands.COMMAND_SECONDS)
+                async with asyncio.timeout(commands.COMMAND_SECONDS):  # not wait_for: outbox/worker.py
+                    await self._ready.wait()
             except TimeoutError as exc:
                 raise BrokerUnavailable("redis did not come back in time") from exc
         # Again after each wait: an instance still writing back may have

@@ -371,7 +371,8 @@ class Subscriber:
         # Cleared after, not before: a wake-up that came while a SUBSCRIBE
         # was in flight (a NOTIFY saying "terminated") must not be lost.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(sub.wake.wait(), delay)
+            async with asyncio.timeout(delay):  # not wait_for: see gateway/outbox/worker.py
+                await sub.wake.wait()
         sub.wake.clear()
 
     async def _attempt(self, sub: DialogSubscription) -> float:
