@@ -20,6 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     (
         "gateway.parsing",
         "gateway.jsontext",
+        "gateway.tasks",
         "gateway.config",
         "gateway.redisconn",
         "gateway.users",

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from gateway.hubspot.connections import Connections
 from gateway.hubspot.errors import HubSpotError
+from gateway.tasks import cancel_and_wait
 
 log = logging.getLogger("gateway.hubspot")
 
@@ -36,9 +37,7 @@ class Refresher:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _until_changed(self, seconds: float | None) -> None:

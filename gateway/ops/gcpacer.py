@@ -14,10 +14,11 @@ thaws everything first.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import time
+
+from gateway.tasks import cancel_and_wait
 
 log = logging.getLogger("gateway.gc")
 
@@ -37,9 +38,7 @@ class CollectorPacer:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         gc.unfreeze()
 

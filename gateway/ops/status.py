@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.redisconn import RedisClient, close, connect
+from gateway.tasks import cancel_and_wait
 
 log = logging.getLogger("gateway.ops")
 
@@ -119,9 +120,7 @@ class StatusBoard:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
         if self._redis is not None:
             with contextlib.suppress(Exception):
                 await self._redis.delete(self._key(self.instance_id))

@@ -20,6 +20,7 @@ from prometheus_client import Counter
 from gateway.ops.metrics import Metrics
 from gateway.outbox.jobs import PARKED_REASONS, Bury, Job, after_failure
 from gateway.outbox.store import JobStore, Stats, StoreUnavailable
+from gateway.tasks import cancel_and_wait
 
 log = logging.getLogger("gateway.outbox")
 
@@ -187,9 +188,7 @@ class Outbox:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         await self.store.close()
 

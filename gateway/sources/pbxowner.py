@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from gateway.sources.ownership import Leases, Ownership
+from gateway.tasks import cancel_and_wait
 from gateway.tracker import BrokerUnavailable
 
 log = logging.getLogger("gateway.pbx")
@@ -133,9 +134,7 @@ class PbxOwner:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         if self.leases.shared:
             if self.ownership.held:
                 log.info("pbx: stopping: handing over %s", ", ".join(sorted(self.ownership.held)))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from gateway.tasks import cancel_and_wait
 from gateway.users.directory import Directory, DirectoryError
 
 log = logging.getLogger("gateway")
@@ -72,6 +72,4 @@ class DirectoryWatcher:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)

@@ -8,7 +8,6 @@ Redis: on (re)connecting it runs the loss check before calls may advance.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -21,6 +20,7 @@ from gateway.broker.redis.direct import Subscriber
 from gateway.broker.redis.recovery import LossRecovery
 from gateway.broker.redis.topology import ShardedSubscriber
 from gateway.config import Settings
+from gateway.tasks import cancel_and_wait
 from gateway.wire import Envelope
 
 log = logging.getLogger("gateway.broker.redis")
@@ -46,9 +46,7 @@ class Fanout(LossRecovery):
         self._stopping = True
         await super().close()
         if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+            await cancel_and_wait(self._listener)
         if self._subscriber is not None:
             await self._subscriber.close()
         await self._close_client()

@@ -26,6 +26,7 @@ from gateway.sources.sip.publish_server import PublishServer, source_allowed
 from gateway.sources.sip.settings import SipSettings
 from gateway.sources.sip.subscribe_client import ALLOW, Subscriber, allowed_methods
 from gateway.sources.sip.transactions import ClientTransactions, ServerTransactions
+from gateway.tasks import cancel_and_wait
 from gateway.tracker import BrokerUnavailable
 from gateway.users.directory import Directory
 
@@ -128,8 +129,7 @@ class SipService:
 
     async def stop(self) -> None:
         if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.wait({self._sweeper})
+            await cancel_and_wait(self._sweeper)
         await self.click_to_dial.stop()
         await self.subscriber.stop()
         for task in list(self._tasks):

@@ -42,6 +42,7 @@ from gateway.sources.sip.subscribe_rules import (
     subscription_state,
 )
 from gateway.sources.sip.transactions import ClientTransactions, TransactionTimeout, new_branch
+from gateway.tasks import cancel_and_wait
 from gateway.tracker import BrokerUnavailable, CallTracker
 from gateway.users.directory import Directory, User
 
@@ -276,8 +277,7 @@ class Subscriber:
         async with self._own_lock:
             self.closed = True
         if self._own_task is not None:
-            self._own_task.cancel()
-            await asyncio.wait({self._own_task})
+            await cancel_and_wait(self._own_task)
         if self._hand_overs:
             await asyncio.wait(set(self._hand_overs))  # their unsubscribes, then their releases
         # Leaving first: the others start counting these AORs as theirs and
