@@ -26,8 +26,9 @@ from gateway.users.directory import User
 from gateway.wire import call_snapshot
 
 OUTCOME_MAX_CHARS = 100
-# Notes of the longest allowed length, every character escaped (\uXXXX),
-# and the rest of the object: longer is refused before it is read.
+# Notes of the longest allowed length with every character JSON-escaped
+# (six bytes each: a backslash, "u" and four hex digits), and the rest of
+# the object: a longer body is refused before it is read.
 KEPT_BODY_BYTES = NOTES_MAX_CHARS * 6 + 1024
 
 
